@@ -1,0 +1,1 @@
+"""Airlock: an MCP gateway with a human in the loop."""

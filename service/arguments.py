@@ -1,0 +1,75 @@
+"""Tool-call arguments: the canonical form that binds an approval, and the safe view that logs may show.
+
+The canonical form is JSON with sorted keys, no insignificant whitespace and UTF-8 text (never \\u escapes),
+so key order and the way a client escaped its unicode do not change the digest. Strings are not
+normalised (NFC): two spellings of a name are two different calls to the upstream.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+REDACTED = "[REDACTED]"
+# Key fragments that mark a value as a credential. Matched on the key lower-cased, without separators.
+_SECRET_KEY_PARTS = (
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "apikey",
+    "authorization",
+    "credential",
+    "privatekey",
+    "cookie",
+    "sessionid",
+    "signature",
+)
+_BLOB_MIN_CHARS = 1024
+_BASE64ISH = re.compile(r"^[A-Za-z0-9+/=\s_-]+$")
+_DATA_URL = re.compile(r"^data:[\w.+-]+/[\w.+-]+;base64,", re.IGNORECASE)
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def arguments_digest(arguments: Mapping[str, Any]) -> str:
+    """sha256 of the canonical arguments, hex."""
+    return hashlib.sha256(canonical_json(dict(arguments)).encode("utf-8")).hexdigest()
+
+
+def looks_secret(key: str) -> bool:
+    folded = key.lower().replace("_", "").replace("-", "").replace(".", "")
+    return any(part in folded for part in _SECRET_KEY_PARTS)
+
+
+def is_blob(value: str) -> bool:
+    """A long base64 payload or data URL: shown by size and digest, never inline."""
+    if len(value) < _BLOB_MIN_CHARS:
+        return False
+    return bool(_DATA_URL.match(value)) or bool(_BASE64ISH.match(value[:4096]))
+
+
+def blob_summary(value: str) -> str:
+    digest = hashlib.sha256(value.encode("utf-8")).hexdigest()[:16]
+    return f"[blob {len(value)} chars sha256:{digest}]"
+
+
+def redact(value: Any, *, max_string: int | None = None) -> Any:
+    """A copy that is safe to log or show: secrets masked, blobs summarised, long strings cut."""
+    if isinstance(value, Mapping):
+        return {
+            str(k): (REDACTED if looks_secret(str(k)) else redact(v, max_string=max_string)) for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [redact(v, max_string=max_string) for v in value]
+    if isinstance(value, str):
+        if is_blob(value):
+            return blob_summary(value)
+        if max_string is not None and len(value) > max_string:
+            return value[:max_string] + f"… [{len(value)} chars]"
+    return value

@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class AuditRecord:
+    """What a caller knows about an event; the service adds time, sequence and hashes."""
+
+    kind: str
+    action: str
+    actor: str
+    grant_id: int | None = None
+    grant_name: str | None = None
+    upstream: str | None = None
+    tool: str | None = None
+    outcome: str | None = None
+    rule: str | None = None
+    reason: str | None = None
+    cost_micros: int | None = None
+    argument_keys: list[str] | None = None
+    arguments_digest: str | None = None
+    request_id: int | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    ok: bool
+    checked: int
+    head_seq: int
+    problem: str | None = None
+    first_bad_seq: int | None = None

@@ -1,0 +1,174 @@
+"""Appending to, verifying, exporting and purging the hash-chained audit log.
+
+Each event's hash covers its content and the previous event's hash. Sequence numbers are contiguous and
+the head row holds the newest hash, so an edited row, a deleted row and a cut-off tail are all detected.
+A purge deletes a prefix and records the hash at the cut as the new anchor, so what is left still verifies.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session
+
+from service.arguments import arguments_digest, canonical_json, redact
+from service.audit.models import AuditEvent
+from service.audit.repository import AuditRepository
+from service.audit.schemas import AuditRecord, ChainReport
+from service.db.types import utcnow
+
+EXPORT_FIELDS = (
+    "seq",
+    "occurred_at",
+    "kind",
+    "action",
+    "actor",
+    "grant_id",
+    "grant_name",
+    "upstream",
+    "tool",
+    "outcome",
+    "rule",
+    "reason",
+    "cost_micros",
+    "argument_keys",
+    "arguments_digest",
+    "request_id",
+    "details",
+    "prev_hash",
+    "hash",
+)
+
+
+def event_hash(event: AuditEvent) -> str:
+    content = {name: getattr(event, name) for name in EXPORT_FIELDS if name not in ("hash",)}
+    content["occurred_at"] = event.occurred_at.isoformat(timespec="microseconds")
+    return hashlib.sha256(canonical_json(content).encode("utf-8")).hexdigest()
+
+
+def describe_arguments(arguments: Mapping[str, Any]) -> tuple[list[str], str]:
+    """What the audit keeps of a call's arguments: the keys and a digest, never the values."""
+    return sorted(str(k) for k in arguments), arguments_digest(arguments)
+
+
+def record(session: Session, entry: AuditRecord, *, clock: Callable[[], datetime] = utcnow) -> AuditEvent:
+    """Append one event to the chain inside the caller's transaction."""
+    repo = AuditRepository(session)
+    head = repo.lock_head()
+    event = AuditEvent(
+        seq=head.seq + 1,
+        occurred_at=clock(),
+        kind=entry.kind,
+        action=entry.action,
+        actor=entry.actor,
+        grant_id=entry.grant_id,
+        grant_name=entry.grant_name,
+        upstream=entry.upstream,
+        tool=entry.tool,
+        outcome=entry.outcome,
+        rule=entry.rule,
+        reason=entry.reason,
+        cost_micros=entry.cost_micros,
+        argument_keys=entry.argument_keys,
+        arguments_digest=entry.arguments_digest,
+        request_id=entry.request_id,
+        # Details are shown in the web UI and exports: secrets and blobs never get in.
+        details=json.loads(canonical_json(redact(entry.details, max_string=2000))),
+        prev_hash=head.hash,
+        hash="",
+    )
+    event.hash = event_hash(event)
+    head.seq = event.seq
+    head.hash = event.hash
+    repo.add(event, head)
+    return event
+
+
+def verify(session: Session) -> ChainReport:
+    repo = AuditRepository(session)
+    head = repo.head()
+    expected_seq = head.anchor_seq + 1
+    previous = head.anchor_hash
+    checked = 0
+    for event in repo.iter_chain():
+        if event.seq != expected_seq:
+            missing = "the first kept event" if checked == 0 else f"event {expected_seq}"
+            return ChainReport(False, checked, head.seq, f"{missing} is missing (found {event.seq})", expected_seq)
+        if event.prev_hash != previous:
+            return ChainReport(
+                False, checked, head.seq, f"event {event.seq} does not link to the one before", event.seq
+            )
+        if event_hash(event) != event.hash:
+            return ChainReport(
+                False, checked, head.seq, f"event {event.seq} was changed after it was written", event.seq
+            )
+        previous = event.hash
+        expected_seq += 1
+        checked += 1
+    if expected_seq - 1 != head.seq or previous != head.hash:
+        return ChainReport(False, checked, head.seq, f"events after {expected_seq - 1} are missing", expected_seq)
+    return ChainReport(True, checked, head.seq)
+
+
+def purge(session: Session, before: datetime, actor: str) -> int:
+    """Delete events older than `before`; the hash at the cut becomes the anchor, and the purge is itself recorded."""
+    repo = AuditRepository(session)
+    head = repo.lock_head()
+    cut = repo.last_seq_before(before)
+    if cut is None or cut <= head.anchor_seq:
+        return 0
+    cut_event = repo.get_by_seq(cut)
+    assert cut_event is not None
+    deleted = repo.delete_through(cut)
+    head.anchor_seq = cut
+    head.anchor_hash = cut_event.hash
+    session.add(head)
+    session.flush()
+    record(
+        session,
+        AuditRecord(
+            kind="admin",
+            action="audit.purged",
+            actor=actor,
+            details={
+                "before": before.isoformat(),
+                "deleted": deleted,
+                "cut_seq": cut,
+                "cut_hash": cut_event.hash,
+            },
+        ),
+    )
+    return deleted
+
+
+def as_row(event: AuditEvent) -> dict[str, Any]:
+    row = {name: getattr(event, name) for name in EXPORT_FIELDS}
+    row["occurred_at"] = event.occurred_at.isoformat(timespec="microseconds")
+    return row
+
+
+def export(session: Session, *, since: datetime | None, until: datetime | None, fmt: str) -> Iterator[str]:
+    """Stream the events as JSON lines or CSV, one chunk per event, without loading them all."""
+    rows = (as_row(e) for e in AuditRepository(session).iter_range(since, until))
+    if fmt == "jsonl":
+        for row in rows:
+            yield json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n"
+        return
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=EXPORT_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        row["argument_keys"] = json.dumps(row["argument_keys"]) if row["argument_keys"] is not None else ""
+        row["details"] = json.dumps(row["details"], ensure_ascii=False)
+        writer.writerow(row)
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+    if buffer.getvalue():
+        yield buffer.getvalue()

@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from service.cli.common import CLI_ACTOR, ConfigOption, JsonOption, print_json, print_table, runtime
+from service.db.engine import unit_of_work
+from service.grants import service
+
+app = typer.Typer(help="Agents' credentials.", no_args_is_help=True)
+
+
+@app.command("create")
+def create(
+    name: str,
+    owner: Annotated[str | None, typer.Option(help="The user who owns this agent.")] = None,
+    label: Annotated[list[str] | None, typer.Option(help="key=value, repeatable.")] = None,
+    upstream: Annotated[
+        list[str] | None, typer.Option(help="An upstream it may reach, repeatable (default: all).")
+    ] = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Create a grant and print its bearer token, once, as the last line."""
+    labels = service.parse_labels(label or [])
+    with runtime(config) as rt, unit_of_work(rt.engine) as session:
+        created = service.create_grant(
+            session,
+            rt.hasher,
+            name=name,
+            actor=CLI_ACTOR,
+            owner=owner,
+            labels=labels,
+            upstreams=upstream,
+            known_upstreams=list(rt.settings.upstreams),
+        )
+    if as_json:
+        print_json(created)
+        return
+    typer.echo(f"grant {created.name} created; its token is shown this once:")
+    typer.echo(created.token)
+
+
+@app.command("list")
+def list_(
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+    all_: Annotated[bool, typer.Option("--all", help="Include revoked grants.")] = False,
+) -> None:
+    with runtime(config) as rt, unit_of_work(rt.engine) as session:
+        grants = service.list_grants(session, include_revoked=all_)
+    if as_json:
+        print_json(grants)
+        return
+    rows = [
+        {
+            "name": g.name,
+            "owner": g.owner,
+            "labels": ",".join(f"{k}={v}" for k, v in g.labels.items()) or None,
+            "upstreams": ",".join(g.upstreams) if g.upstreams else "all",
+            "token": g.token_prefix + "…",
+            "state": "revoked" if g.revoked else "active",
+        }
+        for g in grants
+    ]
+    print_table(rows, ["name", "owner", "labels", "upstreams", "token", "state"])
+
+
+@app.command("revoke")
+def revoke(name: str, config: ConfigOption = None) -> None:
+    with runtime(config) as rt, unit_of_work(rt.engine) as session:
+        service.revoke_grant(session, name, actor=CLI_ACTOR)
+    typer.echo(f"grant {name} revoked")

@@ -1,0 +1,210 @@
+"""Configuration: one Settings class, read from airlock.yaml and from AIRLOCK_* environment variables.
+
+The environment wins over the file, so a deployment can keep secrets out of it (AIRLOCK_SECRET_KEY,
+AIRLOCK_DATABASE_URL, ...; nested keys use a double underscore: AIRLOCK_HOLD__MAX_WAIT=30s).
+Relative paths in the file are read relative to the file's own folder.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from service.durations import parse_duration
+from service.errors import ConfigInvalid
+
+DEFAULT_CONFIG_FILE = Path("airlock.yaml")
+DEFAULT_DATA_DIR = Path("airlock-data")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class UpstreamConfig(_Section):
+    """Either a stdio child (command, args, env, cwd) or a streamable HTTP server (url, headers)."""
+
+    command: str | None = None
+    args: list[str] = []
+    env: dict[str, str] = {}
+    cwd: str | None = None
+    url: str | None = None
+    headers: dict[str, str] = {}
+    prefix: str = ""
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> UpstreamConfig:
+        if (self.command is None) == (self.url is None):
+            raise ValueError("give either command (a stdio child) or url (streamable HTTP)")
+        if self.url is not None and not self.url.startswith(("http://", "https://")):
+            raise ValueError("url must start with http:// or https://")
+        return self
+
+
+class ListenConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+
+
+def _duration(value: Any) -> timedelta:
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise ValueError(str(exc)) from None
+
+
+class HoldConfig(_Section):
+    max_wait: timedelta = timedelta(seconds=50)
+    on_requester_gone: Literal["keep", "cancel"] = "keep"
+    result_retention: timedelta = timedelta(hours=24)
+    pending_cap: int = Field(10, ge=1)
+    client_budgets: dict[str, timedelta] = {}
+
+    _durations = field_validator("max_wait", "result_retention", mode="before")(_duration)
+
+    @field_validator("client_budgets", mode="before")
+    @classmethod
+    def _budgets(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: _duration(v) for k, v in value.items()}
+        return value
+
+
+class SlackConfig(_Section):
+    bot_token: SecretStr | None = None
+    signing_secret: SecretStr | None = None
+    app_token: SecretStr | None = None
+    channel: str | None = None
+    api_base_url: str = "https://slack.com/api/"
+
+
+class CountersConfig(_Section):
+    fail_open: bool = False
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="AIRLOCK_", env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    data_dir: Path = DEFAULT_DATA_DIR
+    database_url: str | None = None
+    redis_url: str | None = None
+    policy: Path | None = None
+    upstreams: dict[str, UpstreamConfig] = {}
+    listen: ListenConfig = ListenConfig()
+    public_url: str | None = None
+    allowed_hosts: list[str] = []
+    hold: HoldConfig = HoldConfig()
+    slack: SlackConfig = SlackConfig()
+    counters: CountersConfig = CountersConfig()
+    secret_key: SecretStr | None = None
+    prices: dict[str, Any] = {}
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:")):
+            raise ValueError("database_url must be sqlite:///PATH or postgresql://...")
+        return value
+
+    @field_validator("upstreams")
+    @classmethod
+    def _upstream_names(cls, value: dict[str, UpstreamConfig]) -> dict[str, UpstreamConfig]:
+        for name in value:
+            if not name or not name.replace("-", "").replace("_", "").isalnum():
+                raise ValueError(f"upstream name {name!r} may use letters, digits, - and _ only")
+        return value
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'airlock.db').as_posix()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.effective_database_url.startswith("sqlite")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The file's values arrive as init kwargs (see load_settings); the environment overrides them.
+        return (env_settings, init_settings)
+
+
+def _resolve_relative(data: dict[str, Any], base: Path) -> dict[str, Any]:
+    for key in ("data_dir", "policy"):
+        value = data.get(key)
+        if isinstance(value, str) and not Path(value).is_absolute():
+            data[key] = str(base / value)
+    url = data.get("database_url")
+    if isinstance(url, str) and url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        relative = url.removeprefix("sqlite:///")
+        if relative and relative != ":memory:":
+            data["database_url"] = f"sqlite:///{(base / relative).as_posix()}"
+    return data
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text("utf-8")
+    except OSError as exc:
+        raise ConfigInvalid(f"cannot read config {path}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigInvalid(f"config {path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigInvalid(f"config {path}: the top level must be a mapping of keys")
+    return _resolve_relative(data, path.resolve().parent)
+
+
+def load_settings(config_path: Path | None = None, **overrides: Any) -> Settings:
+    """Read the config file (when there is one) and the environment.
+
+    With no path, ./airlock.yaml is used when it exists; otherwise defaults (the demo's data folder).
+    Raises ConfigInvalid naming each key that is wrong and how.
+    """
+    data: dict[str, Any] = {}
+    source = "environment"
+    if config_path is not None:
+        data = read_config_file(config_path)
+        source = str(config_path)
+    elif DEFAULT_CONFIG_FILE.exists():
+        data = read_config_file(DEFAULT_CONFIG_FILE)
+        source = str(DEFAULT_CONFIG_FILE)
+    data.update(overrides)
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+            message = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
+            lines.append(f"{key}: {str(message).removeprefix('Value error, ')}")
+        raise ConfigInvalid(f"invalid config ({source}): " + "; ".join(lines)) from None

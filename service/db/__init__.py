@@ -1,0 +1,1 @@
+"""Database plumbing: engines, the unit of work, column types and migrations. SQL itself lives in repositories."""

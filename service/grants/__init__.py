@@ -1,0 +1,1 @@
+"""Grants: an agent's credential, its owner, labels and the upstreams it may reach."""

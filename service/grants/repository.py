@@ -1,0 +1,43 @@
+"""All SQL about grants."""
+
+from __future__ import annotations
+
+from sqlmodel import Session, col, select
+
+from service.grants.models import Grant
+from service.users.models import User
+
+
+class GrantRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def by_name(self, name: str) -> Grant | None:
+        return self.session.exec(select(Grant).where(Grant.name == name)).first()
+
+    def by_token_hash(self, token_hash: str) -> tuple[Grant, str | None] | None:
+        row = self.session.exec(
+            select(Grant, User.username)
+            .join(User, col(User.id) == col(Grant.owner_id), isouter=True)
+            .where(Grant.token_hash == token_hash)
+        ).first()
+        return (row[0], row[1]) if row is not None else None
+
+    def by_name_with_owner(self, name: str) -> tuple[Grant, str | None] | None:
+        row = self.session.exec(
+            select(Grant, User.username)
+            .join(User, col(User.id) == col(Grant.owner_id), isouter=True)
+            .where(Grant.name == name)
+        ).first()
+        return (row[0], row[1]) if row is not None else None
+
+    def list_with_owners(self, include_revoked: bool) -> list[tuple[Grant, str | None]]:
+        query = select(Grant, User.username).join(User, col(User.id) == col(Grant.owner_id), isouter=True)
+        if not include_revoked:
+            query = query.where(col(Grant.revoked_at).is_(None))
+        return [(g, owner) for g, owner in self.session.exec(query.order_by(col(Grant.name))).all()]
+
+    def add(self, grant: Grant) -> Grant:
+        self.session.add(grant)
+        self.session.flush()
+        return grant

@@ -1,0 +1,137 @@
+"""Creating, listing, revoking and authenticating grants."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from service.audit.schemas import AuditRecord
+from service.audit.service import record
+from service.db.types import utcnow
+from service.errors import AlreadyExists, InvalidInput, NotAuthenticated, NotFound
+from service.grants.models import Grant
+from service.grants.repository import GrantRepository
+from service.grants.schemas import GrantCreated, GrantPublic
+from service.policy.decision import GrantInfo
+from service.security import TokenHasher, new_token, token_prefix
+from service.users.repository import UserRepository
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_LABEL_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$")
+
+
+def parse_labels(pairs: Sequence[str]) -> dict[str, str]:
+    labels: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not _LABEL_KEY.match(key):
+            raise InvalidInput(f"label {pair!r} must look like key=value")
+        labels[key] = value
+    return labels
+
+
+def to_public(grant: Grant, owner: str | None) -> GrantPublic:
+    assert grant.id is not None
+    return GrantPublic(
+        id=grant.id,
+        name=grant.name,
+        owner=owner,
+        labels=grant.labels,
+        upstreams=grant.upstreams,
+        token_prefix=grant.token_prefix,
+        created_at=grant.created_at,
+        last_used_at=grant.last_used_at,
+        revoked=grant.revoked_at is not None,
+    )
+
+
+def create_grant(
+    session: Session,
+    hasher: TokenHasher,
+    *,
+    name: str,
+    actor: str,
+    owner: str | None = None,
+    labels: Mapping[str, str] | None = None,
+    upstreams: Sequence[str] | None = None,
+    known_upstreams: Sequence[str] | None = None,
+) -> GrantCreated:
+    if not _NAME.match(name):
+        raise InvalidInput("a grant name is 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
+    repo = GrantRepository(session)
+    if repo.by_name(name) is not None:
+        raise AlreadyExists(f"a grant named {name!r} already exists")
+    owner_id = None
+    if owner is not None:
+        user = UserRepository(session).by_username(owner)
+        if user is None:
+            raise NotFound(f"no user named {owner!r} to own this grant")
+        owner_id = user.id
+    if upstreams and known_upstreams is not None:
+        unknown = sorted(set(upstreams) - set(known_upstreams))
+        if unknown:
+            raise InvalidInput(f"unknown upstream {unknown[0]!r}; configured: {', '.join(known_upstreams) or 'none'}")
+    token = new_token("alk")
+    try:
+        with session.begin_nested():
+            repo.add(
+                Grant(
+                    name=name,
+                    owner_id=owner_id,
+                    labels=dict(labels or {}),
+                    upstreams=sorted(set(upstreams)) if upstreams else None,
+                    token_hash=hasher.hash(token),
+                    token_prefix=token_prefix(token),
+                )
+            )
+    except IntegrityError:
+        raise AlreadyExists(f"a grant named {name!r} already exists") from None
+    record(
+        session,
+        AuditRecord(
+            kind="admin",
+            action="grant.created",
+            actor=actor,
+            grant_name=name,
+            details={"owner": owner, "labels": dict(labels or {}), "upstreams": list(upstreams or [])},
+        ),
+    )
+    return GrantCreated(name=name, token=token)
+
+
+def list_grants(session: Session, *, include_revoked: bool = False) -> list[GrantPublic]:
+    return [to_public(g, owner) for g, owner in GrantRepository(session).list_with_owners(include_revoked)]
+
+
+def revoke_grant(session: Session, name: str, *, actor: str) -> None:
+    grant = GrantRepository(session).by_name(name)
+    if grant is None:
+        raise NotFound(f"no grant named {name!r}")
+    if grant.revoked_at is not None:
+        return
+    grant.revoked_at = utcnow()
+    session.add(grant)
+    record(
+        session,
+        AuditRecord(kind="admin", action="grant.revoked", actor=actor, grant_id=grant.id, grant_name=name),
+    )
+
+
+def grant_info(session: Session, name: str) -> GrantInfo:
+    """The policy's view of a grant, looked up by name (for simulate and the rules page)."""
+    found = GrantRepository(session).by_name_with_owner(name)
+    if found is None or found[0].revoked_at is not None:
+        raise NotFound(f"no active grant named {name!r}")
+    grant, owner = found
+    return GrantInfo(id=str(grant.id), name=grant.name, owner=owner, labels=grant.labels)
+
+
+def authenticate(session: Session, hasher: TokenHasher, token: str) -> tuple[Grant, GrantInfo]:
+    found = GrantRepository(session).by_token_hash(hasher.hash(token))
+    if found is None or found[0].revoked_at is not None:
+        raise NotAuthenticated("unknown or revoked grant token")
+    grant, owner = found
+    return grant, GrantInfo(id=str(grant.id), name=grant.name, owner=owner, labels=grant.labels)

@@ -1,0 +1,398 @@
+"""decide(call) -> Decision, in the order DESIGN.md §2 fixes:
+
+hide -> explicit deny / deny_if / unmet require -> hard limits (reserved here) -> standing approval ->
+require_approval (with soft limits and a default of require_approval) -> per-grant cap on pending requests
+-> allow.
+
+No I/O of its own: counters, the clock, standing approvals and the pending cap are injected.
+An error while evaluating (a missing field, a type error, an unknown price) never reaches the agent as a
+stack trace; it counts as true in deny_if and require_approval and as unmet in require.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from service.policy.cel_bridge import CelError, without_nulls
+from service.policy.compiler import MICRO, CompiledCheck, CompiledLimit, CompiledPolicy, CompiledRule
+from service.policy.conditions import ConditionError, resolve_path
+from service.policy.cost import CostError
+from service.policy.counters import (
+    CounterItem,
+    CounterStore,
+    CounterStoreUnavailable,
+    Reservation,
+    ReservedItem,
+)
+from service.policy.decision import ApprovalSpec, Decision, Outcome, ToolCall
+
+
+class StandingApprovals(Protocol):
+    def find(self, call: ToolCall) -> str | None:
+        """The id of a standing approval that covers this call, if one does."""
+        ...
+
+
+class PendingCap(Protocol):
+    def reached(self, grant_id: str) -> bool: ...
+
+
+class _Missing(Exception):
+    pass
+
+
+class _Evaluation:
+    """The variables conditions see, computed only when a condition asks for them."""
+
+    __slots__ = (
+        "_cel_args",
+        "_counters",
+        "call",
+        "cost_error",
+        "cost_usd",
+        "engine",
+        "errors",
+        "reserved",
+        "rule",
+    )
+
+    def __init__(self, engine: PolicyEngine, call: ToolCall, rule: CompiledRule | None) -> None:
+        self.engine = engine
+        self.call = call
+        self.rule = rule
+        self.cost_usd: float | None = None
+        self.cost_error: str | None = None
+        self.errors: list[str] = []
+        self._cel_args: dict[str, Any] | None = None
+        self._counters: dict[str, int] | None = None
+        self.reserved: Reservation | None = None
+
+    # Mapping-style access for PolicyLayer conditions (they call .get on the root).
+    def get(self, name: str, default: Any = None) -> Any:
+        try:
+            return self.value(name, for_cel=False)
+        except _Missing:
+            return default
+
+    def value(self, name: str, *, for_cel: bool) -> Any:
+        call = self.call
+        if name == "args":
+            if not for_cel:
+                return call.arguments
+            if self._cel_args is None:
+                self._cel_args = without_nulls(call.arguments)
+            return self._cel_args
+        if name == "tool":
+            return call.tool
+        if name == "grant":
+            return call.grant.as_context()
+        if name == "cost":
+            if self.cost_usd is None:
+                raise _Missing(f"cost is unknown: {self.cost_error or 'no estimator for this tool'}")
+            return {"usd": self.cost_usd}
+        if name == "counters":
+            if self._counters is None:
+                self._counters = self.engine._peek_counters(call, self.rule, self.reserved)
+            return self._counters
+        if name == "now":
+            return datetime.fromtimestamp(self.engine.clock(), UTC)
+        raise _Missing(name)
+
+    def cel_value(self, name: str) -> Any:
+        try:
+            return self.value(name, for_cel=True)
+        except _Missing as exc:
+            raise CelError(str(exc)) from None
+
+    def check(self, check: CompiledCheck) -> bool:
+        """True when the check holds. Raises ConditionError or CelError when it cannot be evaluated."""
+        if check.cel is not None:
+            return check.cel.evaluate_bool(self.cel_value)
+        return all(c.holds(self) for c in check.conditions)
+
+
+class PolicyEngine:
+    def __init__(
+        self,
+        policy: CompiledPolicy,
+        counters: CounterStore,
+        *,
+        clock: Callable[[], float] = time.time,
+        standing_approvals: StandingApprovals | None = None,
+        pending_cap: PendingCap | None = None,
+        counters_fail_open: bool = False,
+    ) -> None:
+        self.policy = policy
+        self.counters = counters
+        self.clock = clock
+        self.standing_approvals = standing_approvals
+        self.pending_cap = pending_cap
+        self.counters_fail_open = counters_fail_open
+
+    def is_hidden(self, tool: str) -> bool:
+        return self.policy.hidden_by(tool) is not None
+
+    def may_hold(self, tool: str) -> bool:
+        """Whether some call of this tool could be held (used to advertise task support)."""
+        rule = self.policy.rule_for(tool)
+        if rule is None:
+            return self.policy.default == "require_approval"
+        return rule.approval is not None or any(limit.soft for limit in rule.limits + self.policy.all_tools.limits)
+
+    def decide(self, call: ToolCall) -> Decision:
+        policy = self.policy
+        tool = call.tool
+        hidden = policy.hidden_by(tool)
+        if hidden is not None:
+            return Decision(Outcome.DENY, hidden, f'Tool "{tool}" is hidden by policy')
+        rule = policy.rule_for(tool)
+        if rule is None and policy.default == "deny":
+            return Decision(Outcome.DENY, "/default", f'Tool "{tool}" is not permitted by policy')
+        if rule is not None and rule.action == "deny":
+            return Decision(
+                Outcome.DENY, rule.pointer + "/action", rule.on_deny or f'Tool "{tool}" is denied by policy'
+            )
+
+        ev = _Evaluation(self, call, rule)
+        if rule is not None and rule.cost is not None:
+            try:
+                ev.cost_usd = rule.cost.estimate(tool, call.arguments).usd
+            except CostError as exc:
+                ev.cost_error = str(exc)
+                ev.errors.append(f"{rule.cost_pointer}: {exc}")
+
+        denial = self._first_denial(ev, rule)
+        if denial is not None:
+            return denial
+
+        limits = policy.all_tools.limits + (rule.limits if rule is not None else ())
+        reservation: Reservation | None = None
+        escalation: tuple[str, str] | None = None
+        if limits:
+            outcome = self._reserve(ev, limits)
+            if isinstance(outcome, Decision):
+                return outcome
+            reservation, escalation = outcome
+            ev.reserved = reservation
+
+        hold = self._hold_reason(ev, rule, escalation)
+        if hold is None:
+            return self._finish(Outcome.ALLOW, rule.pointer if rule else "/default", None, ev, reservation)
+        pointer, reason, spec = hold
+
+        if self.standing_approvals is not None:
+            standing = self.standing_approvals.find(call)
+            if standing is not None:
+                return self._finish(Outcome.ALLOW, pointer, None, ev, reservation, standing=standing)
+        if self.pending_cap is not None and self.pending_cap.reached(call.grant.id):
+            self._give_back(reservation)
+            return self._finish(
+                Outcome.DENY,
+                pointer,
+                "Too many of this agent's calls are waiting for approval; wait for a decision before making more.",
+                ev,
+                None,
+            )
+        return self._finish(Outcome.HOLD, pointer, reason, ev, reservation, approval=spec)
+
+    def release(self, reservation: Reservation | None, *, upstream_failed: bool) -> None:
+        """Give counters back: all of them when the upstream call failed, budgets only on a rejection."""
+        if reservation is None:
+            return
+        items = reservation.for_upstream_failure() if upstream_failed else reservation.for_rejection()
+        if items:
+            self.counters.release(items)
+
+    # -- steps ------------------------------------------------------------------------------------------
+
+    def _first_denial(self, ev: _Evaluation, rule: CompiledRule | None) -> Decision | None:
+        for scope in (rule, self.policy.all_tools):
+            if scope is None:
+                continue
+            for check in scope.require:
+                try:
+                    met = ev.check(check)
+                except (ConditionError, CelError) as exc:
+                    ev.errors.append(f"{check.pointer}: {exc}")
+                    met = False
+                if not met:
+                    condition = check.conditions[0]
+                    reason = scope.on_deny or f"Required condition not met: {condition.path} {condition.op}"
+                    return self._finish(Outcome.DENY, check.pointer, reason, ev, None)
+            for check in scope.deny_if:
+                try:
+                    hit = ev.check(check)
+                except (ConditionError, CelError) as exc:
+                    ev.errors.append(f"{check.pointer}: {exc}")
+                    hit = True
+                if hit:
+                    return self._finish(
+                        Outcome.DENY,
+                        check.pointer,
+                        check.message or f"Denied by rule {check.pointer}",
+                        ev,
+                        None,
+                    )
+        return None
+
+    def _reserve(
+        self, ev: _Evaluation, limits: tuple[CompiledLimit, ...]
+    ) -> Decision | tuple[Reservation, tuple[str, str] | None]:
+        now = self.clock()
+        call = ev.call
+        items = []
+        escalation: tuple[str, str] | None = None
+        for limit in limits:
+            amount = 1
+            if limit.increment_from is not None:
+                amount, problem = self._budget_amount(ev, limit)
+                if problem is not None:
+                    # Unknown cost: count nothing, and let a person look at the call instead.
+                    ev.errors.append(f"{limit.pointer}: {problem}")
+                    escalation = escalation or (limit.pointer, f"cost could not be estimated ({problem})")
+            items.append(
+                CounterItem(
+                    key=_counter_key(limit, call, now),
+                    amount=amount,
+                    limit=None if limit.soft else limit.max_units,
+                    window_end=limit.window.end(now),
+                    budget=limit.increment_from is not None,
+                )
+            )
+        try:
+            result = self.counters.reserve(items, now)
+        except CounterStoreUnavailable as exc:
+            ev.errors.append(str(exc))
+            if self.counters_fail_open:
+                return Reservation(()), escalation
+            return self._finish(
+                Outcome.DENY,
+                limits[0].pointer,
+                "Rate-limit counters are unavailable; try again shortly.",
+                ev,
+                None,
+            )
+        if not result.ok:
+            assert result.refused is not None
+            limit = limits[result.refused]
+            retry = max(1, math.ceil(limit.window.end(now) - now))
+            return Decision(
+                Outcome.RATE_LIMITED,
+                limit.pointer,
+                limit.on_deny or _limit_message(limit),
+                cost_usd=ev.cost_usd,
+                retry_after=retry,
+                errors=tuple(ev.errors),
+            )
+        for limit, value in zip(limits, result.values, strict=True):
+            if limit.soft and value > limit.max_units and escalation is None:
+                escalation = (limit.pointer, f"over the soft limit: {_limit_message(limit)}")
+        reservation = Reservation(tuple(ReservedItem(i.key, i.amount, i.budget) for i in items))
+        return reservation, escalation
+
+    def _budget_amount(self, ev: _Evaluation, limit: CompiledLimit) -> tuple[int, str | None]:
+        assert limit.increment_from is not None
+        root, rest = limit.increment_from[0], limit.increment_from[1:]
+        try:
+            base = ev.value(root, for_cel=False)
+        except _Missing as exc:
+            return 0, str(exc)
+        value = resolve_path({root: base}, (root, *rest))
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            return 0, f"{'.'.join(limit.increment_from)} is not a non-negative number"
+        return round(value * MICRO), None
+
+    def _hold_reason(
+        self, ev: _Evaluation, rule: CompiledRule | None, escalation: tuple[str, str] | None
+    ) -> tuple[str, str, ApprovalSpec] | None:
+        if rule is None:
+            if self.policy.default == "require_approval":
+                return "/default", "tools that are not listed need approval", self.policy.default_approval
+            if escalation is not None:
+                return escalation[0], escalation[1], self.policy.default_approval
+            return None
+        approval = rule.approval
+        spec = approval.spec if approval is not None else self.policy.default_approval
+        if approval is not None:
+            if approval.when is None:
+                return approval.pointer, approval.reason, spec
+            try:
+                held = ev.check(approval.when)
+            except (ConditionError, CelError) as exc:
+                ev.errors.append(f"{approval.when.pointer}: {exc}")
+                return approval.pointer, f"held because its condition could not be evaluated ({exc})", spec
+            if held:
+                return approval.pointer, approval.reason, spec
+        if escalation is not None:
+            return escalation[0], escalation[1], spec
+        return None
+
+    def _finish(
+        self,
+        outcome: Outcome,
+        rule: str,
+        reason: str | None,
+        ev: _Evaluation,
+        reservation: Reservation | None,
+        *,
+        approval: ApprovalSpec | None = None,
+        standing: str | None = None,
+    ) -> Decision:
+        return Decision(
+            outcome,
+            rule,
+            reason,
+            cost_usd=ev.cost_usd,
+            approval=approval,
+            reservation=reservation,
+            errors=tuple(ev.errors),
+            standing_approval=standing,
+        )
+
+    def _give_back(self, reservation: Reservation | None) -> None:
+        if reservation is not None and reservation.items:
+            self.counters.release(reservation.items)
+
+    def _peek_counters(self, call: ToolCall, rule: CompiledRule | None, reserved: Reservation | None) -> dict[str, int]:
+        """counters.<name>: the count in the current window before this call (budgets in USD)."""
+        limits = self.policy.all_tools.limits + (rule.limits if rule is not None else ())
+        now = self.clock()
+        keys = [_counter_key(limit, call, now) for limit in limits]
+        try:
+            values = self.counters.peek(keys, now) if keys else []
+        except CounterStoreUnavailable as exc:
+            raise _Missing(str(exc)) from None
+        own = {item.key: item.amount for item in reserved.items} if reserved is not None else {}
+        out: dict[str, Any] = {}
+        for limit, key, value in zip(limits, keys, values, strict=True):
+            before = value - own.get(key, 0)
+            out.setdefault(limit.counter, before / MICRO if limit.increment_from else before)
+        return out
+
+
+def _counter_key(limit: CompiledLimit, call: ToolCall, now: float) -> str:
+    scope = limit.scope
+    if scope == "grant":
+        owner = "g=" + call.grant.id
+    elif scope == "session":
+        # The stateless 2026-07-28 revision has no session: such calls count against their grant.
+        owner = "s=" + call.session_id if call.session_id else "g=" + call.grant.id
+    elif scope == "tool":
+        owner = "t=" + call.tool
+    else:
+        owner = "*"
+    seconds = limit.window.seconds
+    return f"{limit.counter}|{owner}|{seconds}|{int(now // seconds) * seconds}"
+
+
+def _limit_message(limit: CompiledLimit) -> str:
+    if limit.increment_from is not None:
+        if limit.increment_from == ("cost", "usd"):
+            return f"Budget of ${limit.max_display:.2f} per {limit.window.label} reached ({limit.counter})."
+        source = ".".join(limit.increment_from)
+        return f"Limit of {limit.max_display:g} {source} per {limit.window.label} reached ({limit.counter})."
+    return f"Rate limit of {limit.max_units} per {limit.window.label} reached ({limit.counter})."

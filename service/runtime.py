@@ -1,0 +1,56 @@
+"""What a process needs to serve: settings, the database engine, the token hasher, estimators, counters.
+
+Built once, by `airlock serve` at start-up or by a CLI command; nothing heavy happens at import.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from service.config import Settings
+from service.db import migrate
+from service.db.engine import make_engine
+from service.policy import CounterStore, EstimatorRegistry, MemoryCounters, RedisCounters
+from service.security import TokenHasher, load_pepper
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    hasher: TokenHasher
+    registry: EstimatorRegistry
+    _counters: CounterStore | None = field(default=None, repr=False)
+
+    @classmethod
+    def build(cls, settings: Settings, *, migrate_sqlite: bool = True) -> Runtime:
+        url = settings.effective_database_url
+        if settings.is_sqlite:
+            Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+            if migrate_sqlite:
+                migrate.upgrade(url)
+        return cls(
+            settings=settings,
+            engine=make_engine(url),
+            hasher=TokenHasher(load_pepper(settings)),
+            registry=EstimatorRegistry.default(settings.prices),
+        )
+
+    @property
+    def counters(self) -> CounterStore:
+        """Redis when configured (shared by replicas), else this process's memory."""
+        if self._counters is None:
+            if self.settings.redis_url:
+                self._counters = RedisCounters.from_url(self.settings.redis_url)
+            else:
+                self._counters = MemoryCounters()
+        return self._counters
+
+    def close(self) -> None:
+        self.engine.dispose()

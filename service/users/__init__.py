@@ -1,0 +1,1 @@
+"""People: admins, approvers and viewers, their passwords and personal API tokens."""

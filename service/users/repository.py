@@ -1,0 +1,42 @@
+"""All SQL about users and their API tokens."""
+
+from __future__ import annotations
+
+from sqlmodel import Session, col, select
+
+from service.users.models import ApiToken, User
+
+
+class UserRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def by_username(self, username: str) -> User | None:
+        return self.session.exec(select(User).where(User.username == username)).first()
+
+    def by_id(self, user_id: int) -> User | None:
+        return self.session.get(User, user_id)
+
+    def by_slack_user(self, slack_user_id: str) -> User | None:
+        return self.session.exec(select(User).where(User.slack_user_id == slack_user_id)).first()
+
+    def list(self) -> list[User]:
+        return list(self.session.exec(select(User).order_by(col(User.username))).all())
+
+    def add(self, user: User) -> User:
+        self.session.add(user)
+        self.session.flush()
+        return user
+
+    def add_token(self, token: ApiToken) -> ApiToken:
+        self.session.add(token)
+        self.session.flush()
+        return token
+
+    def token_by_hash(self, token_hash: str) -> tuple[ApiToken, User] | None:
+        row = self.session.exec(
+            select(ApiToken, User)
+            .join(User, col(User.id) == col(ApiToken.user_id))
+            .where(ApiToken.token_hash == token_hash)
+        ).first()
+        return (row[0], row[1]) if row is not None else None

@@ -1,0 +1,134 @@
+"""Creating users, checking passwords and API tokens."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from service.audit.schemas import AuditRecord
+from service.audit.service import record
+from service.db.types import utcnow
+from service.errors import AlreadyExists, InvalidInput, NotAuthenticated, NotFound
+from service.security import (
+    TokenHasher,
+    hash_password,
+    new_password,
+    new_token,
+    token_prefix,
+    verify_password,
+)
+from service.users.models import ApiToken, Role, User
+from service.users.repository import UserRepository
+from service.users.schemas import UserCreated, UserPublic
+
+_USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+_SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,31}$")
+
+
+def to_public(user: User) -> UserPublic:
+    assert user.id is not None
+    return UserPublic(
+        id=user.id,
+        username=user.username,
+        role=user.role,
+        slack_user_id=user.slack_user_id,
+        email=user.email,
+        created_at=user.created_at,
+        disabled=user.disabled_at is not None,
+    )
+
+
+def parse_role(value: str) -> Role:
+    try:
+        return Role(value)
+    except ValueError:
+        raise InvalidInput(f"unknown role {value!r}; use admin, approver or viewer") from None
+
+
+def create_user(
+    session: Session,
+    hasher: TokenHasher,
+    *,
+    username: str,
+    role: Role,
+    actor: str,
+    slack_user_id: str | None = None,
+    email: str | None = None,
+    password: str | None = None,
+) -> UserCreated:
+    if not _USERNAME.match(username):
+        raise InvalidInput("a username is 1-64 letters, digits, '.', '_', '@' or '-', starting with a letter or digit")
+    if slack_user_id is not None and not _SLACK_USER.match(slack_user_id):
+        raise InvalidInput(f"{slack_user_id!r} is not a Slack user id (they look like U024BE7LH)")
+    repo = UserRepository(session)
+    if repo.by_username(username) is not None:
+        raise AlreadyExists(f"a user named {username!r} already exists")
+    if slack_user_id is not None and repo.by_slack_user(slack_user_id) is not None:
+        raise AlreadyExists(f"Slack user {slack_user_id} is already mapped to another user")
+    password = password or new_password()
+    try:
+        with session.begin_nested():
+            user = repo.add(
+                User(
+                    username=username,
+                    role=role,
+                    slack_user_id=slack_user_id,
+                    email=email,
+                    password_hash=hash_password(password),
+                )
+            )
+    except IntegrityError:
+        raise AlreadyExists(f"a user named {username!r} already exists") from None
+    api_token = issue_api_token(session, hasher, user, name="default", actor=actor)
+    record(
+        session,
+        AuditRecord(
+            kind="admin",
+            action="user.created",
+            actor=actor,
+            details={"username": username, "role": role.value, "slack_user_id": slack_user_id},
+        ),
+    )
+    return UserCreated(username=username, role=role, password=password, api_token=api_token)
+
+
+def issue_api_token(session: Session, hasher: TokenHasher, user: User, *, name: str, actor: str) -> str:
+    assert user.id is not None
+    token = new_token("alku")
+    UserRepository(session).add_token(
+        ApiToken(user_id=user.id, name=name, token_hash=hasher.hash(token), token_prefix=token_prefix(token))
+    )
+    return token
+
+
+def list_users(session: Session) -> list[UserPublic]:
+    return [to_public(u) for u in UserRepository(session).list()]
+
+
+def get_user(session: Session, username: str) -> User:
+    user = UserRepository(session).by_username(username)
+    if user is None:
+        raise NotFound(f"no user named {username!r}")
+    return user
+
+
+def authenticate_password(session: Session, username: str, password: str) -> User:
+    user = UserRepository(session).by_username(username)
+    # The same message either way, so the answer does not tell which usernames exist.
+    if user is None or user.disabled_at is not None or not verify_password(user.password_hash, password):
+        raise NotAuthenticated("wrong username or password")
+    return user
+
+
+def authenticate_token(session: Session, hasher: TokenHasher, token: str) -> User:
+    found = UserRepository(session).token_by_hash(hasher.hash(token))
+    if found is None:
+        raise NotAuthenticated("unknown API token")
+    api_token, user = found
+    if api_token.revoked_at is not None or user.disabled_at is not None:
+        raise NotAuthenticated("this API token is revoked")
+    api_token.last_used_at = utcnow()
+    session.add(api_token)
+    return user

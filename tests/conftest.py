@@ -1,0 +1,127 @@
+"""Shared fixtures: real SQLite and PostgreSQL databases built by the migrations, real Redis.
+
+When PostgreSQL or Redis cannot be reached the tests that need them skip with a reason that says how to run
+them, unless AIRLOCK_REQUIRE_SERVICES=1 (as in CI), where they fail instead.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+import redis
+from sqlalchemy import Engine, text
+from sqlmodel import Session, SQLModel
+
+from service.db import migrate
+from service.db.base import all_models
+from service.db.engine import make_engine
+from service.security import TokenHasher
+
+PG_ADMIN_URL = os.environ.get("AIRLOCK_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("AIRLOCK_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+REQUIRE_SERVICES = os.environ.get("AIRLOCK_REQUIRE_SERVICES") == "1"
+
+all_models()
+
+
+def _unavailable(what: str, error: Exception) -> None:
+    message = (
+        f"{what} is not reachable ({error}); start it (see README, 'Running the tests') "
+        "or set AIRLOCK_REQUIRE_SERVICES=1 to make this a failure"
+    )
+    if REQUIRE_SERVICES:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test run, built by `alembic upgrade head`."""
+    name = f"airlock_test_{os.getpid()}_{secrets.token_hex(3)}"
+    try:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=3) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.Error as exc:
+        _unavailable("PostgreSQL", exc)
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    url = f"{base}/{name}"
+    migrate.upgrade(url)
+    yield url
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    path = tmp_path_factory.mktemp("sqlite") / "airlock.db"
+    url = f"sqlite:///{path}"
+    migrate.upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def _engines() -> Iterator[dict[str, Engine]]:
+    engines: dict[str, Engine] = {}
+    yield engines
+    for engine in engines.values():
+        engine.dispose()
+
+
+def _clean(engine: Engine) -> None:
+    tables = [t.name for t in reversed(SQLModel.metadata.sorted_tables)]
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            for table in tables:
+                conn.execute(text(f"DELETE FROM {table}"))
+            conn.execute(text("DELETE FROM sqlite_sequence"))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest, _engines: dict[str, Engine]) -> Engine:
+    """Every test that touches the database runs on both engines, with empty tables."""
+    kind: str = request.param
+    if kind not in _engines:
+        url = request.getfixturevalue("sqlite_url" if kind == "sqlite" else "pg_url")
+        _engines[kind] = make_engine(url)
+    engine = _engines[kind]
+    _clean(engine)
+    return engine
+
+
+@pytest.fixture
+def session(engine: Engine) -> Iterator[Session]:
+    with Session(engine, expire_on_commit=False) as s:
+        yield s
+        s.rollback()
+
+
+@pytest.fixture
+def hasher() -> TokenHasher:
+    return TokenHasher(b"test-pepper-0123456789abcdef")
+
+
+@pytest.fixture
+def redis_client() -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        _unavailable("Redis", exc)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def redis_prefix(redis_client: redis.Redis) -> Iterator[str]:
+    """A key prefix of this test's own, removed afterwards, so tests never see each other's counters."""
+    prefix = f"airlock-test:{secrets.token_hex(6)}:"
+    yield prefix
+    keys = list(redis_client.scan_iter(match=prefix + "*", count=1000))
+    if keys:
+        redis_client.delete(*keys)

@@ -1,0 +1,210 @@
+"""The order of evaluation, rule matching and the stricter-outcome rule (DESIGN.md §2)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from service.policy import Outcome, ToolCall
+from tests.policy.helpers import GRANT, IMAGE, Clock, call, engine_for, fixture
+
+
+def test_hide_wins_over_everything_and_star_hides_all() -> None:
+    engine = engine_for({"version": "1", "default": "allow", "hide": ["delete_*"], "tools": {"delete_account": {}}})
+    decision = engine.decide(call("delete_account"))
+    assert (decision.outcome, decision.rule) == (Outcome.DENY, "/hide/0")
+    assert "hidden" in (decision.reason or "")
+    assert engine.is_hidden("delete_user")
+    assert not engine.is_hidden("read_user")
+    everything = engine_for({"version": "1", "hide": ["*"]})
+    assert everything.decide(call("anything")).outcome is Outcome.DENY
+
+
+def test_default_deny_names_the_default() -> None:
+    engine = engine_for({"version": "1", "default": "deny", "tools": {"get_model_capabilities": {}}})
+    assert engine.decide(call("get_model_capabilities")).outcome is Outcome.ALLOW
+    denied = engine.decide(call("edit_image"))
+    assert (denied.outcome, denied.rule) == (Outcome.DENY, "/default")
+
+
+def test_default_is_allow_when_absent_as_in_policylayer() -> None:
+    assert engine_for({"version": "1"}).decide(call("anything")).outcome is Outcome.ALLOW
+
+
+def test_default_require_approval_holds_unlisted_tools_with_defaults() -> None:
+    decision = engine_for({"version": "1", "default": "require_approval"}).decide(call("x"))
+    assert decision.outcome is Outcome.HOLD
+    assert decision.rule == "/default"
+    assert decision.approval is not None
+    assert decision.approval.approvers.roles == ("approver",)
+    assert decision.approval.timeout == timedelta(minutes=15)
+    assert (decision.approval.quorum, decision.approval.self_approval, decision.approval.on_timeout) == (
+        1,
+        False,
+        "reject",
+    )
+
+
+def test_exact_name_beats_glob_and_longest_glob_wins() -> None:
+    engine = engine_for(
+        {
+            "version": "1",
+            "default": "deny",
+            "tools": {
+                "github.*": {"action": "deny", "on_deny": "short"},
+                "github.issues.*": {"action": "allow"},
+                "github.issues.delete": {"action": "deny", "on_deny": "exact"},
+            },
+        }
+    )
+    assert engine.decide(call("github.issues.list")).outcome is Outcome.ALLOW
+    assert engine.decide(call("github.repos.list")).reason == "short"
+    exact = engine.decide(call("github.issues.delete"))
+    assert (exact.reason, exact.rule) == ("exact", "/tools/github.issues.delete/action")
+
+
+def test_equal_length_globs_fall_back_to_document_order() -> None:
+    engine = engine_for(
+        {
+            "version": "1",
+            "tools": {"*_image": {"action": "deny", "on_deny": "first"}, "edit_*": {"action": "allow"}},
+        }
+    )
+    assert engine.decide(call("edit_image")).reason == "first"
+
+
+def test_deny_if_and_on_deny() -> None:
+    engine = engine_for(fixture("airlock-demo.yaml"))
+    decision = engine.decide(call("generate_image", **IMAGE, directory="/srv/www"))
+    assert decision.outcome is Outcome.DENY
+    assert decision.rule == "/tools/generate_image/deny_if/0"
+    assert decision.reason == "Saving images to server folders is not allowed."
+    # null counts as absent, so this one passes the deny rule
+    assert engine.decide(call("generate_image", **IMAGE, quality="draft", directory=None)).outcome is Outcome.ALLOW
+
+
+def test_unmet_require_denies_and_an_error_counts_as_unmet() -> None:
+    engine = engine_for(fixture("policylayer-full.json"))
+    decision = engine.decide(call("create_refund", amount=20))
+    assert (decision.outcome, decision.rule) == (Outcome.DENY, "/tools/create_refund/require/0")
+    assert engine.decide(call("create_refund", amount=20, reason="damaged")).outcome is Outcome.ALLOW
+    over = engine.decide(call("create_refund", amount=900, reason="damaged"))
+    assert (over.outcome, over.reason) == (Outcome.DENY, "Refunds over 500 need a manager.")
+
+
+def test_an_error_in_deny_if_counts_as_true() -> None:
+    engine = engine_for(
+        {
+            "version": "1",
+            "tools": {"pay": {"deny_if": [{"conditions": [{"path": "args.amount", "op": "gt", "value": 100}]}]}},
+        }
+    )
+    decision = engine.decide(call("pay", amount="lots"))
+    assert decision.outcome is Outcome.DENY
+    assert decision.errors
+    assert "not a number" in decision.errors[0]
+    assert engine.decide(call("pay", amount=5)).outcome is Outcome.ALLOW
+
+
+def test_an_error_in_require_approval_holds() -> None:
+    engine = engine_for({"version": "1", "tools": {"gen": {"require_approval": {"when": "args.n > 2"}}}})
+    assert engine.decide(call("gen", n=1)).outcome is Outcome.ALLOW
+    missing = engine.decide(call("gen"))
+    assert missing.outcome is Outcome.HOLD
+    assert missing.errors
+
+
+def test_cel_sees_grant_tool_and_now() -> None:
+    engine = engine_for(
+        {
+            "version": "1",
+            "tools": {
+                "*": {
+                    "require_approval": {
+                        "when": "grant.labels.team == 'design' && tool.startsWith('gen')"
+                        " && now > timestamp('2020-01-01T00:00:00Z')"
+                    }
+                }
+            },
+        }
+    )
+    assert engine.decide(call("generate")).outcome is Outcome.HOLD
+    assert engine.decide(call("list")).outcome is Outcome.ALLOW
+
+
+def test_demo_policy_holds_expensive_images_and_passes_cheap_ones() -> None:
+    engine = engine_for(fixture("airlock-demo.yaml"))
+    cheap = engine.decide(call("generate_image", **IMAGE, quality="draft"))
+    assert cheap.outcome is Outcome.ALLOW
+    assert cheap.cost_usd == pytest.approx(0.011)
+    dear = engine.decide(call("generate_image", **IMAGE, n=4, orientation="portrait"))
+    assert dear.outcome is Outcome.HOLD
+    assert dear.rule == "/tools/generate_image/require_approval"
+    assert dear.cost_usd == pytest.approx(1.0)
+    assert dear.approval is not None
+    assert dear.approval.channel == "#image-approvals"
+
+
+def test_an_unknown_model_is_held_not_allowed() -> None:
+    engine = engine_for(fixture("airlock-demo.yaml"))
+    decision = engine.decide(call("generate_image", prompt="x", provider="openai", model="gpt-9-ultra"))
+    assert decision.outcome is Outcome.HOLD
+    assert decision.cost_usd is None
+    assert any("no price for model" in e for e in decision.errors)
+
+
+def test_standing_approval_turns_a_hold_into_allow_but_not_a_deny() -> None:
+    class Standing:
+        def find(self, c: ToolCall) -> str | None:
+            return "SA-1" if c.tool == "generate_image" else None
+
+    engine = engine_for(fixture("airlock-demo.yaml"), standing=Standing())
+    decision = engine.decide(call("generate_image", **IMAGE, n=4))
+    assert (decision.outcome, decision.standing_approval) == (Outcome.ALLOW, "SA-1")
+    assert engine.decide(call("generate_image", **IMAGE, n=4, directory="/x")).outcome is Outcome.DENY
+
+
+def test_pending_cap_denies_a_would_be_hold_and_gives_counters_back() -> None:
+    class Cap:
+        def reached(self, grant_id: str) -> bool:
+            return grant_id == GRANT.id
+
+    doc = {
+        "version": "1",
+        "tools": {
+            "gen": {
+                "limits": [{"counter": "c", "window": "minute", "max": 1}],
+                "require_approval": {"when": "true"},
+            }
+        },
+    }
+    clock = Clock()
+    engine = engine_for(doc, pending_cap=Cap(), clock=clock)
+    denied = engine.decide(call("gen"))
+    assert denied.outcome is Outcome.DENY
+    assert "waiting for approval" in (denied.reason or "")
+    # the count was given back: the same call is still admitted once the cap lifts
+    engine.pending_cap = None
+    assert engine.decide(call("gen")).outcome is Outcome.HOLD
+
+
+def test_may_hold_lists_only_tools_a_policy_can_hold() -> None:
+    engine = engine_for(fixture("airlock-demo.yaml"))
+    assert engine.may_hold("generate_image")
+    assert engine.may_hold("edit_image")
+    assert not engine.may_hold("get_model_capabilities")
+    assert not engine.may_hold("unlisted")
+
+
+def test_action_deny_skips_cost_and_counters() -> None:
+    engine = engine_for(
+        {
+            "version": "1",
+            "all_tools": {"limits": [{"counter": "all", "window": "minute", "max": 1}]},
+            "tools": {"edit_image": {"action": "deny"}},
+        }
+    )
+    for _ in range(3):
+        assert engine.decide(call("edit_image")).outcome is Outcome.DENY
+    assert engine.decide(call("other")).outcome is Outcome.ALLOW
