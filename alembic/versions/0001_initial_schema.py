@@ -16,6 +16,8 @@ down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+GENESIS = "0" * 64
+
 
 def upgrade() -> None:
     op.create_table(
@@ -27,6 +29,16 @@ def upgrade() -> None:
         sa.Column("anchor_hash", sa.String(length=64), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_chain_head")),
     )
+    # The chain head exists from the start, so concurrent first appenders lock a row instead of racing to insert it.
+    head = sa.table(
+        "audit_chain_head",
+        sa.column("id", sa.Integer),
+        sa.column("seq", sa.BigInteger),
+        sa.column("hash", sa.String),
+        sa.column("anchor_seq", sa.BigInteger),
+        sa.column("anchor_hash", sa.String),
+    )
+    op.bulk_insert(head, [{"id": 1, "seq": 0, "hash": GENESIS, "anchor_seq": 0, "anchor_hash": GENESIS}])
     op.create_table(
         "audit_events",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),

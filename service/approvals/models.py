@@ -10,7 +10,7 @@ from sqlalchemy import JSON, BigInteger, Boolean, Column, Index, String, Text
 from sqlmodel import Field, SQLModel
 
 import service.db.base  # noqa: F401
-from service.db.types import BIG_ID, UTCDateTime, utcnow
+from service.db.types import BIG_ID, StrEnumType, UTCDateTime, utcnow
 
 
 class RequestStatus(StrEnum):
@@ -33,7 +33,7 @@ class ToolCallRequest(SQLModel, table=True):
     )
 
     id: int | None = Field(default=None, sa_column=Column(BIG_ID, primary_key=True, autoincrement=True))
-    status: RequestStatus = Field(sa_column=Column(String(16), nullable=False))
+    status: RequestStatus = Field(sa_column=Column(StrEnumType(RequestStatus), nullable=False))
     grant_id: int = Field(foreign_key="grants.id")
     upstream: str = Field(sa_column=Column(String(64), nullable=False))
     tool: str = Field(sa_column=Column(String(255), nullable=False))

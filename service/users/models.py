@@ -7,7 +7,7 @@ from sqlalchemy import Column, String
 from sqlmodel import Field, SQLModel
 
 import service.db.base  # noqa: F401  (naming convention first)
-from service.db.types import UTCDateTime, utcnow
+from service.db.types import StrEnumType, UTCDateTime, utcnow
 
 
 class Role(StrEnum):
@@ -18,7 +18,7 @@ class Role(StrEnum):
 
 class UserBase(SQLModel):
     username: str = Field(sa_column=Column(String(64), unique=True, nullable=False))
-    role: Role = Field(sa_column=Column(String(16), nullable=False))
+    role: Role = Field(sa_column=Column(StrEnumType(Role), nullable=False))
     slack_user_id: str | None = Field(default=None, sa_column=Column(String(32), unique=True, nullable=True))
     email: str | None = Field(default=None, sa_column=Column(String(254), nullable=True))
 

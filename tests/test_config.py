@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from service.config import load_settings
+from service.errors import ConfigInvalid
+
+FULL = """
+listen: {host: 127.0.0.1, port: 8080}
+database_url: sqlite:///./data/airlock.db
+redis_url: redis://127.0.0.1:6379/0
+policy: ./policy.yaml
+upstreams:
+  imagegen:
+    command: airlock
+    args: [demo-upstream]
+    env: {}
+  remote:
+    url: http://127.0.0.1:9000/mcp
+    headers: {Authorization: "Bearer abc"}
+    prefix: remote_
+public_url: http://127.0.0.1:8080
+hold: {max_wait: 50s, on_requester_gone: keep, result_retention: 24h}
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "airlock.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_the_documented_config_loads_and_paths_are_relative_to_it(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, FULL))
+    assert settings.upstreams["remote"].prefix == "remote_"
+    assert settings.upstreams["imagegen"].args == ["demo-upstream"]
+    assert settings.hold.max_wait == timedelta(seconds=50)
+    assert settings.policy == tmp_path / "policy.yaml"
+    assert settings.effective_database_url == f"sqlite:///{tmp_path}/data/airlock.db"
+
+
+def test_empty_upstreams_are_valid(tmp_path: Path) -> None:
+    assert load_settings(write(tmp_path, "upstreams: {}\n")).upstreams == {}
+
+
+def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRLOCK_HOLD__MAX_WAIT", "20s")
+    monkeypatch.setenv("AIRLOCK_REDIS_URL", "redis://other:6379/1")
+    settings = load_settings(write(tmp_path, FULL))
+    assert settings.hold.max_wait == timedelta(seconds=20)
+    assert settings.hold.result_retention == timedelta(hours=24)  # the file's other keys stay
+    assert settings.redis_url == "redis://other:6379/1"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("listen: {port: 99999}\n", "listen.port"),
+        ("upstreams: {x: {args: [a]}}\n", "upstreams.x: give either command"),
+        ("hold: {max_wait: soon}\n", "hold.max_wait"),
+        ("database_url: mysql://x\n", "database_url: database_url must be"),
+        ("colour: blue\n", "colour: unknown key"),
+        ("listen: [1, 2\n", "not valid YAML"),
+        ("- a\n- b\n", "top level must be a mapping"),
+    ],
+)
+def test_invalid_config_names_the_key(tmp_path: Path, text: str, expected: str) -> None:
+    with pytest.raises(ConfigInvalid) as info:
+        load_settings(write(tmp_path, text))
+    assert expected in info.value.message
+    assert "\n" not in info.value.message
+
+
+def test_a_missing_named_config_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigInvalid, match="cannot read config"):
+        load_settings(tmp_path / "nope.yaml")

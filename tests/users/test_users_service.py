@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import Engine, text
+from sqlmodel import Session
+
+from service.db.engine import unit_of_work
+from service.errors import AlreadyExists, InvalidInput, NotAuthenticated
+from service.security import TokenHasher
+from service.users import service
+from service.users.models import Role
+
+
+def test_passwords_are_argon2_and_tokens_authenticate(engine: Engine, hasher: TokenHasher) -> None:
+    with unit_of_work(engine) as session:
+        created = service.create_user(
+            session, hasher, username="ana", role=Role.APPROVER, actor="test", slack_user_id="U024BE7LH"
+        )
+    with engine.connect() as conn:
+        stored = conn.execute(text("SELECT password_hash FROM users")).scalar_one()
+    assert stored.startswith("$argon2id$") and created.password not in stored
+    with unit_of_work(engine) as session:
+        assert service.authenticate_password(session, "ana", created.password).role is Role.APPROVER
+        assert service.authenticate_token(session, hasher, created.api_token).username == "ana"
+        with pytest.raises(NotAuthenticated):
+            service.authenticate_password(session, "ana", "wrong")
+        with pytest.raises(NotAuthenticated):
+            service.authenticate_password(session, "nobody", created.password)
+        with pytest.raises(NotAuthenticated):
+            service.authenticate_token(session, hasher, "alku_forged")
+
+
+def test_duplicates_and_bad_values_are_refused(engine: Engine, hasher: TokenHasher) -> None:
+    with unit_of_work(engine) as session:
+        service.create_user(session, hasher, username="ana", role=Role.ADMIN, actor="test", slack_user_id="U1ABC")
+    with pytest.raises(AlreadyExists), unit_of_work(engine) as session:
+        service.create_user(session, hasher, username="ana", role=Role.VIEWER, actor="test")
+    with pytest.raises(AlreadyExists, match="Slack user"), unit_of_work(engine) as session:
+        service.create_user(session, hasher, username="bo", role=Role.VIEWER, actor="test", slack_user_id="U1ABC")
+    with pytest.raises(InvalidInput, match="Slack user id"), unit_of_work(engine) as session:
+        service.create_user(session, hasher, username="cy", role=Role.VIEWER, actor="test", slack_user_id="not-slack")
+    with pytest.raises(InvalidInput, match="unknown role"):
+        service.parse_role("boss")
+    with Session(engine) as session:
+        assert [u.username for u in service.list_users(session)] == ["ana"]
