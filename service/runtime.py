@@ -53,4 +53,6 @@ class Runtime:
         return self._counters
 
     def close(self) -> None:
+        if self._counters is not None:
+            self._counters.close()
         self.engine.dispose()

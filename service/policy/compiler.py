@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from service.durations import parse_duration
@@ -19,6 +19,7 @@ from service.policy.document import (
     LimitSpec,
     PolicyDocument,
     SourceMap,
+    check_document,
     parse_source,
     pointer,
     validate_document,
@@ -51,6 +52,10 @@ class CompiledLimit:
     soft: bool
     on_deny: str | None
 
+    @property
+    def budget(self) -> bool:
+        return self.increment_from is not None
+
 
 @dataclass(frozen=True, slots=True)
 class CompiledApproval:
@@ -72,6 +77,8 @@ class CompiledRule:
     cost: CostEstimator | None = None
     cost_pointer: str | None = None
     approval: CompiledApproval | None = None
+    all_limits: tuple[CompiledLimit, ...] = ()
+    """all_tools limits followed by this rule's own, joined once at load instead of on every call."""
 
 
 @dataclass
@@ -288,6 +295,7 @@ def compile_policy(
         deny_if=compiler.deny_if(document.all_tools.deny_if, ("all_tools", "deny_if")),
         limits=compiler.limits(document.all_tools.limits, ("all_tools", "limits")),
     )
+    all_tools = replace(all_tools, all_limits=all_tools.limits)
     exact: dict[str, CompiledRule] = {}
     globs: list[tuple[int, int, CompiledRule]] = []
     for order, (name, spec) in enumerate(document.tools.items()):
@@ -297,6 +305,7 @@ def compile_policy(
         if spec.action == "deny" and spec.require_approval is not None:
             compiler.problem(("tools", name, "require_approval"), "a tool with action deny is never held")
         rule = compiler.rule(name, spec, ("tools", name))
+        rule = replace(rule, all_limits=all_tools.limits + rule.limits)
         if is_glob(name):
             globs.append((-len(name), order, rule))
         else:
@@ -319,10 +328,16 @@ def compile_policy(
 
 
 def load_policy(text: str, registry: EstimatorRegistry) -> CompiledPolicy:
-    """Parse, validate and compile; raises PolicyInvalid with every problem found."""
+    """Parse, validate and compile; raises PolicyInvalid with every problem found, schema and semantics alike."""
     data, source_map = parse_source(text)
-    document = validate_document(data, source_map)
-    return compile_policy(document, registry, source_map)
+    document, problems = check_document(data, source_map)
+    try:
+        compiled = compile_policy(document, registry, source_map)
+    except PolicyInvalid as exc:
+        problems += exc.problems
+    if problems:
+        raise PolicyInvalid(sorted(problems, key=lambda p: (p.line or 0, p.path)))
+    return compiled
 
 
 def load_policy_data(data: Mapping[str, Any], registry: EstimatorRegistry) -> CompiledPolicy:

@@ -9,12 +9,14 @@ script per decision on Redis. Money is counted in integer micro-dollars, so budg
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import redis
+from redis.exceptions import NoScriptError
 
 from service.errors import Unavailable
 
@@ -24,21 +26,18 @@ _EXPIRY_GRACE_SECONDS = 60
 
 
 @dataclass(slots=True)
-class CounterItem:
+class ReservedItem:
     key: str
     amount: int
-    limit: int | None
-    """None for a soft limit: always counted, never refused here (the policy escalates instead)."""
-    window_end: int
     budget: bool
     """Budgets are given back when a held call is rejected; count limits only when the upstream call fails."""
 
 
 @dataclass(slots=True)
-class ReservedItem:
-    key: str
-    amount: int
-    budget: bool
+class CounterItem(ReservedItem):
+    limit: int | None
+    """None for a soft limit: always counted, never refused here (the policy escalates instead)."""
+    window_end: int
 
 
 @dataclass(slots=True)
@@ -81,6 +80,8 @@ class CounterStore(Protocol):
     def release(self, items: Sequence[ReservedItem]) -> None: ...
 
     def peek(self, keys: Sequence[str], now: float) -> list[int]: ...
+
+    def close(self) -> None: ...
 
 
 class MemoryCounters:
@@ -129,6 +130,9 @@ class MemoryCounters:
                 out.append(slot[0] if slot is not None and slot[1] > now else 0)
             return out
 
+    def close(self) -> None:
+        return None
+
     def _sweep(self, now: float) -> None:
         self._ops_since_sweep = 0
         for key in [k for k, slot in self._values.items() if slot[1] <= now]:
@@ -172,18 +176,41 @@ return 1
 
 
 class RedisCounters:
-    """Counters shared by every replica: one round trip per decision, atomic across all of a call's limits."""
+    """Counters shared by every replica: one round trip per decision, atomic across all of a call's limits.
+
+    Reservations go over a connection of their own rather than through the client's command path: the
+    round trip itself is about 30 µs here, and redis-py's pooling, retry and instrumentation layers
+    tripled it (measured with the policy benchmark), for a call made on every tool call.
+    """
 
     def __init__(self, client: redis.Redis, prefix: str = "airlock:ctr:") -> None:
         self._client = client
         self._prefix = prefix
-        self._reserve = client.register_script(_RESERVE_LUA)
-        self._release = client.register_script(_RELEASE_LUA)
+        self._connection = client.connection_pool.make_connection()
+        self._lock = threading.Lock()
+        self._scripts = {
+            _RESERVE_LUA: hashlib.sha1(_RESERVE_LUA.encode()).hexdigest(),  # noqa: S324 - Redis names scripts by SHA-1
+            _RELEASE_LUA: hashlib.sha1(_RELEASE_LUA.encode()).hexdigest(),  # noqa: S324
+        }
 
     @classmethod
     def from_url(cls, url: str, timeout_seconds: float = 0.5) -> RedisCounters:
         client = redis.Redis.from_url(url, socket_timeout=timeout_seconds, socket_connect_timeout=timeout_seconds)
         return cls(client)
+
+    def _run(self, script: str, keys: Sequence[str], args: Sequence[int]) -> Any:
+        connection = self._connection
+        with self._lock:
+            try:
+                try:
+                    connection.send_command("EVALSHA", self._scripts[script], len(keys), *keys, *args)
+                    return connection.read_response()
+                except NoScriptError:  # a restarted Redis has forgotten the script: send it once in full
+                    connection.send_command("EVAL", script, len(keys), *keys, *args)
+                    return connection.read_response()
+            except redis.RedisError as exc:
+                connection.disconnect()
+                raise CounterStoreUnavailable(f"rate-limit counters unavailable: {exc}") from exc
 
     def reserve(self, items: Sequence[CounterItem], now: float) -> ReserveResult:
         if not items:
@@ -193,21 +220,14 @@ class RedisCounters:
         for item in items:
             expire_ms = (item.window_end + _EXPIRY_GRACE_SECONDS) * 1000
             args += [item.amount, -1 if item.limit is None else item.limit, expire_ms]
-        try:
-            reply = self._reserve(keys=keys, args=args)
-        except redis.RedisError as exc:
-            raise CounterStoreUnavailable(f"rate-limit counters unavailable: {exc}") from exc
+        reply = self._run(_RESERVE_LUA, keys, args)
         if reply[0] == 1:
             return ReserveResult(True, tuple(int(v) for v in reply[1:]))
         return ReserveResult(False, (int(reply[2]),), int(reply[1]))
 
     def release(self, items: Sequence[ReservedItem]) -> None:
-        if not items:
-            return
-        try:
-            self._release(keys=[self._prefix + i.key for i in items], args=[i.amount for i in items])
-        except redis.RedisError as exc:
-            raise CounterStoreUnavailable(f"rate-limit counters unavailable: {exc}") from exc
+        if items:
+            self._run(_RELEASE_LUA, [self._prefix + i.key for i in items], [i.amount for i in items])
 
     def peek(self, keys: Sequence[str], now: float) -> list[int]:
         if not keys:
@@ -217,6 +237,10 @@ class RedisCounters:
         except redis.RedisError as exc:
             raise CounterStoreUnavailable(f"rate-limit counters unavailable: {exc}") from exc
         return [int(v) if v is not None else 0 for v in values]
+
+    def close(self) -> None:
+        self._connection.disconnect()
+        self._client.close()
 
 
 class DryRunCounters:
@@ -237,3 +261,6 @@ class DryRunCounters:
 
     def peek(self, keys: Sequence[str], now: float) -> list[int]:
         return self._inner.peek(keys, now)
+
+    def close(self) -> None:
+        """The store it reads belongs to someone else, who closes it."""

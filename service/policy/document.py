@@ -201,19 +201,49 @@ def parse_source(text: str) -> tuple[Any, SourceMap]:
     return data, source_map
 
 
-def validate_document(data: Any, source_map: SourceMap | None = None) -> PolicyDocument:
-    """Schema check; raises PolicyInvalid listing every problem with its path and line."""
+def check_document(data: Any, source_map: SourceMap | None = None) -> tuple[PolicyDocument, list[Problem]]:
+    """Schema check that goes on past the first bad part.
+
+    Returns a document with the bad parts left out, so the compiler can still report what is wrong in the
+    good parts, and every schema problem with its path and line.
+    """
     source_map = source_map or SourceMap()
     if not isinstance(data, dict):
-        raise PolicyInvalid([Problem("", "a policy must be a mapping (an object) at the top level", 1)])
+        return PolicyDocument(version="1"), [Problem("", "a policy must be a mapping (an object) at the top level", 1)]
+    problems: list[Problem] = []
+    raw_tools = data.get("tools", {})
+    tools: dict[str, ToolRuleSpec] = {}
+    if isinstance(raw_tools, dict):
+        for name, raw_rule in raw_tools.items():
+            try:
+                tools[str(name)] = ToolRuleSpec.model_validate(raw_rule if raw_rule is not None else {})
+            except ValidationError as exc:
+                problems += _problems(exc, ("tools", str(name)), source_map)
+        top = {k: v for k, v in data.items() if k != "tools"}
+    else:
+        top = data
     try:
-        return PolicyDocument.model_validate(data)
+        document = PolicyDocument.model_validate(top)
     except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            loc = tuple(part for part in error["loc"] if not str(part).startswith("function-after"))
-            problems.append(Problem(pointer(loc), _message(error), source_map.line_for(loc)))
-        raise PolicyInvalid(problems) from None
+        problems += _problems(exc, (), source_map)
+        document = PolicyDocument(version="1")
+    return document.model_copy(update={"tools": tools}), problems
+
+
+def validate_document(data: Any, source_map: SourceMap | None = None) -> PolicyDocument:
+    """Schema check; raises PolicyInvalid listing every problem with its path and line."""
+    document, problems = check_document(data, source_map)
+    if problems:
+        raise PolicyInvalid(problems)
+    return document
+
+
+def _problems(exc: ValidationError, prefix: Path, source_map: SourceMap) -> list[Problem]:
+    out = []
+    for error in exc.errors():
+        loc = prefix + tuple(part for part in error["loc"] if not str(part).startswith("function-after"))
+        out.append(Problem(pointer(loc), _message(error), source_map.line_for(loc)))
+    return out
 
 
 def _message(error: Any) -> str:

@@ -26,7 +26,6 @@ from service.policy.counters import (
     CounterStore,
     CounterStoreUnavailable,
     Reservation,
-    ReservedItem,
 )
 from service.policy.decision import ApprovalSpec, Decision, Outcome, ToolCall
 
@@ -35,6 +34,9 @@ class StandingApprovals(Protocol):
     def find(self, call: ToolCall) -> str | None:
         """The id of a standing approval that covers this call, if one does."""
         ...
+
+
+_COST_USD = ("cost", "usd")
 
 
 class PendingCap(Protocol):
@@ -112,7 +114,10 @@ class _Evaluation:
         """True when the check holds. Raises ConditionError or CelError when it cannot be evaluated."""
         if check.cel is not None:
             return check.cel.evaluate_bool(self.cel_value)
-        return all(c.holds(self) for c in check.conditions)
+        for condition in check.conditions:  # noqa: SIM110 - a plain loop skips a generator per call on the hot path
+            if not condition.holds(self):
+                return False
+        return True
 
 
 class PolicyEngine:
@@ -141,7 +146,7 @@ class PolicyEngine:
         rule = self.policy.rule_for(tool)
         if rule is None:
             return self.policy.default == "require_approval"
-        return rule.approval is not None or any(limit.soft for limit in rule.limits + self.policy.all_tools.limits)
+        return rule.approval is not None or any(limit.soft for limit in rule.all_limits)
 
     def decide(self, call: ToolCall) -> Decision:
         policy = self.policy
@@ -169,7 +174,7 @@ class PolicyEngine:
         if denial is not None:
             return denial
 
-        limits = policy.all_tools.limits + (rule.limits if rule is not None else ())
+        limits = rule.all_limits if rule is not None else policy.all_tools.limits
         reservation: Reservation | None = None
         escalation: tuple[str, str] | None = None
         if limits:
@@ -244,6 +249,7 @@ class PolicyEngine:
     ) -> Decision | tuple[Reservation, tuple[str, str] | None]:
         now = self.clock()
         call = ev.call
+        grant_owner = "g=" + call.grant.id
         items = []
         escalation: tuple[str, str] | None = None
         for limit in limits:
@@ -254,13 +260,25 @@ class PolicyEngine:
                     # Unknown cost: count nothing, and let a person look at the call instead.
                     ev.errors.append(f"{limit.pointer}: {problem}")
                     escalation = escalation or (limit.pointer, f"cost could not be estimated ({problem})")
+            scope = limit.scope
+            if scope == "grant":
+                owner = grant_owner
+            elif scope == "session":
+                # The stateless 2026-07-28 revision has no session: such calls count against their grant.
+                owner = "s=" + call.session_id if call.session_id else grant_owner
+            elif scope == "tool":
+                owner = "t=" + call.tool
+            else:
+                owner = "*"
+            seconds = limit.window.seconds
+            start = int(now // seconds) * seconds
             items.append(
                 CounterItem(
-                    key=_counter_key(limit, call, now),
-                    amount=amount,
-                    limit=None if limit.soft else limit.max_units,
-                    window_end=limit.window.end(now),
-                    budget=limit.increment_from is not None,
+                    f"{limit.counter}|{owner}|{seconds}|{start}",
+                    amount,
+                    limit.increment_from is not None,
+                    None if limit.soft else limit.max_units,
+                    start + seconds,
                 )
             )
         try:
@@ -291,11 +309,14 @@ class PolicyEngine:
         for limit, value in zip(limits, result.values, strict=True):
             if limit.soft and value > limit.max_units and escalation is None:
                 escalation = (limit.pointer, f"over the soft limit: {_limit_message(limit)}")
-        reservation = Reservation(tuple(ReservedItem(i.key, i.amount, i.budget) for i in items))
-        return reservation, escalation
+        return Reservation(tuple(items)), escalation
 
     def _budget_amount(self, ev: _Evaluation, limit: CompiledLimit) -> tuple[int, str | None]:
         assert limit.increment_from is not None
+        if limit.increment_from == _COST_USD:
+            if ev.cost_usd is None:
+                return 0, f"cost is unknown: {ev.cost_error or 'no estimator for this tool'}"
+            return round(ev.cost_usd * MICRO), None
         root, rest = limit.increment_from[0], limit.increment_from[1:]
         try:
             base = ev.value(root, for_cel=False)
@@ -359,7 +380,7 @@ class PolicyEngine:
 
     def _peek_counters(self, call: ToolCall, rule: CompiledRule | None, reserved: Reservation | None) -> dict[str, int]:
         """counters.<name>: the count in the current window before this call (budgets in USD)."""
-        limits = self.policy.all_tools.limits + (rule.limits if rule is not None else ())
+        limits = rule.all_limits if rule is not None else self.policy.all_tools.limits
         now = self.clock()
         keys = [_counter_key(limit, call, now) for limit in limits]
         try:

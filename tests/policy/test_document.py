@@ -99,3 +99,8 @@ def test_a_cost_expression_sees_only_args_and_tool() -> None:
 def test_deny_with_require_approval_is_contradictory() -> None:
     found = problems('version: "1"\ntools:\n  a: {action: deny, require_approval: {when: "true"}}\n')
     assert found[0][0] == "/tools/a/require_approval"
+
+
+def test_schema_and_semantic_problems_are_listed_together() -> None:
+    found = problems('version: "1"\ntools:\n  a: {colour: red}\n  b: {require_approval: {when: "1 +"}}\n')
+    assert [(path, line) for path, line, _ in found] == [("/tools/a/colour", 3), ("/tools/b/require_approval/when", 4)]

@@ -26,7 +26,9 @@ def counters(request: pytest.FixtureRequest) -> Iterator[CounterStore]:
         return
     client: redis.Redis = request.getfixturevalue("redis_client")
     prefix: str = request.getfixturevalue("redis_prefix")
-    yield RedisCounters(client, prefix=prefix)
+    store = RedisCounters(client, prefix=prefix)
+    yield store
+    store.close()
 
 
 def test_named_windows_align_to_utc_boundaries() -> None:
@@ -227,6 +229,7 @@ def test_redis_outage_raises_unavailable() -> None:
     dead = RedisCounters.from_url("redis://127.0.0.1:1/0", timeout_seconds=0.2)
     engine = engine_for(LIMITED, counters=dead)
     decision = engine.decide(call("gen"))
+    dead.close()
     assert decision.outcome is Outcome.DENY
     assert decision.errors
     assert "unavailable" in decision.errors[0]
@@ -234,7 +237,22 @@ def test_redis_outage_raises_unavailable() -> None:
 
 def test_redis_counters_are_shared_between_engines(redis_client: redis.Redis, redis_prefix: str) -> None:
     """Two replicas: 30/min means 30 in total."""
-    first = engine_for(fixture("policylayer-seed.json"), counters=RedisCounters(redis_client, prefix=redis_prefix))
-    second = engine_for(fixture("policylayer-seed.json"), counters=RedisCounters(redis_client, prefix=redis_prefix))
+    stores = [RedisCounters(redis_client, prefix=redis_prefix) for _ in range(2)]
+    first, second = (engine_for(fixture("policylayer-seed.json"), counters=store) for store in stores)
     outcomes = [(first if i % 2 else second).decide(call("generate_image", **IMAGE)).outcome for i in range(60)]
+    for store in stores:
+        store.close()
     assert outcomes.count(Outcome.ALLOW) == 30
+
+
+def test_redis_counters_survive_a_flushed_script_cache(redis_client: redis.Redis, redis_prefix: str) -> None:
+    store = RedisCounters(redis_client, prefix=redis_prefix)
+    engine = engine_for(LIMITED, counters=store)
+    assert engine.decide(call("gen")).outcome is Outcome.ALLOW
+    redis_client.script_flush()  # what a Redis restart does to EVALSHA
+    assert [engine.decide(call("gen")).outcome for _ in range(3)] == [
+        Outcome.ALLOW,
+        Outcome.ALLOW,
+        Outcome.RATE_LIMITED,
+    ]
+    store.close()

@@ -1,0 +1,13 @@
+"""`make bench`: every benchmark, one after the other. Figures go to stdout; see the README for the method."""
+
+from __future__ import annotations
+
+from bench import policy_bench
+
+
+def main() -> None:
+    policy_bench.main()
+
+
+if __name__ == "__main__":
+    main()
