@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import redis
 import yaml
@@ -55,7 +56,7 @@ IMAGE_ARGS = {
 }
 
 
-def engine(document: dict[str, object] | str, counters: CounterStore) -> PolicyEngine:
+def engine(document: Mapping[str, Any] | str, counters: CounterStore) -> PolicyEngine:
     text = document if isinstance(document, str) else yaml.safe_dump(document)
     return PolicyEngine(load_policy(text, EstimatorRegistry.default()), counters)
 
@@ -123,7 +124,7 @@ def main() -> None:
             rounds=7,
             per_round=1500,
         )
-        connection = client.connection_pool.make_connection()
+        connection: Any = client.connection_pool.make_connection()
 
         def ping() -> object:
             connection.send_command("PING")
