@@ -113,7 +113,11 @@ class Settings(BaseSettings):
     counters: CountersConfig = CountersConfig()
     secret_key: SecretStr | None = None
     prices: dict[str, Any] = {}
+    max_request_bytes: int = Field(4 * 1024 * 1024, ge=1024)
+    upstream_call_timeout: timedelta = timedelta(minutes=5)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    _timeouts = field_validator("upstream_call_timeout", mode="before")(_duration)
 
     @field_validator("database_url")
     @classmethod

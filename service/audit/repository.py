@@ -4,11 +4,36 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import delete, func
+from sqlalchemy import Connection, Table, delete, func, insert, update
 from sqlmodel import Session, col, select
 
 from service.audit.models import AuditChainHead, AuditEvent
+
+HEAD_TABLE: Table = AuditChainHead.__table__  # type: ignore[attr-defined]
+EVENTS_TABLE: Table = AuditEvent.__table__  # type: ignore[attr-defined]
+
+
+# Appending works on a Session (admin actions, inside their unit of work) or on a plain Connection (the
+# gateway's audit writer, which needs none of the ORM's bookkeeping on its hot path).
+Executor = Session | Connection
+
+
+def lock_head_link(executor: Executor) -> tuple[int, str]:
+    """The newest link (sequence, hash), locked until the transaction ends."""
+    row = executor.execute(
+        select(HEAD_TABLE.c.seq, HEAD_TABLE.c.hash).where(HEAD_TABLE.c.id == 1).with_for_update()
+    ).one()
+    return int(row[0]), str(row[1])
+
+
+def insert_events(executor: Executor, rows: list[dict[str, Any]]) -> None:
+    executor.execute(insert(EVENTS_TABLE), rows)
+
+
+def move_head(executor: Executor, seq: int, hash_: str) -> None:
+    executor.execute(update(HEAD_TABLE).where(HEAD_TABLE.c.id == 1).values(seq=seq, hash=hash_))
 
 
 class AuditRepository:

@@ -1,0 +1,184 @@
+"""The Airlock process: one ASGI app serving MCP at /mcp, and health, readiness and metrics.
+
+Everything heavy (database engine, upstream children, the audit writer) is built in the lifespan, never at import.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from importlib.metadata import version as package_version
+from typing import Any
+
+import anyio
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp.server.transport_security import TransportSecuritySettings
+from prometheus_client import generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from sqlalchemy import text
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from service.audit.writer import AuditWriter
+from service.config import Settings
+from service.gateway.endpoints import MCP_PATH, McpEntry, build_mcp_server
+from service.gateway.pool import UpstreamPool
+from service.gateway.service import Gateway
+from service.grants.cache import GrantCache
+from service.metrics import Metrics
+from service.policy_versions.holder import PolicyHolder
+from service.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AppState:
+    runtime: Runtime
+    pool: UpstreamPool
+    gateway: Gateway
+    grants: GrantCache
+    metrics: Metrics
+    writer: AuditWriter
+    mcp: McpEntry
+
+
+def transport_security(settings: Settings) -> TransportSecuritySettings:
+    """Host and Origin checks against DNS rebinding: loopback names always, plus public_url and allowed_hosts."""
+    hosts = ["127.0.0.1:*", "localhost:*", "[::1]:*", "127.0.0.1", "localhost"]
+    origins = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*", "http://127.0.0.1", "http://localhost"]
+    listen_host = settings.listen.host
+    if listen_host not in ("127.0.0.1", "localhost", "::1", "0.0.0.0", "::"):  # noqa: S104 - a comparison, not a bind
+        hosts += [listen_host, f"{listen_host}:*"]
+    if settings.public_url:
+        from urllib.parse import urlsplit
+
+        public = urlsplit(settings.public_url)
+        if public.netloc:
+            hosts.append(public.netloc)
+            origins.append(f"{public.scheme}://{public.netloc}")
+    for host in settings.allowed_hosts:
+        hosts.append(host)
+        origins += [f"http://{host}", f"https://{host}"]
+    return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins)
+
+
+@asynccontextmanager
+async def running(settings: Settings) -> AsyncIterator[AppState]:
+    """Build everything, start the upstreams and background tasks, and take it all down again."""
+    runtime = await anyio.to_thread.run_sync(Runtime.build, settings)
+    metrics = Metrics()
+    writer = AuditWriter(runtime.engine)
+    writer.start()
+    policy = PolicyHolder(
+        runtime.engine,
+        runtime.registry,
+        runtime.counters,
+        settings.policy,
+        counters_fail_open=settings.counters.fail_open,
+    )
+    try:
+        await anyio.to_thread.run_sync(policy.load)
+        pool = UpstreamPool(settings.upstreams, call_timeout_seconds=settings.upstream_call_timeout.total_seconds())
+        gateway = Gateway(pool, policy, writer, metrics)
+        grants = GrantCache(runtime.engine, runtime.hasher)
+        manager = StreamableHTTPSessionManager(
+            app=build_mcp_server(gateway, version=_version()),
+            security_settings=transport_security(settings),
+            max_request_body_size=settings.max_request_bytes,
+        )
+        async with anyio.create_task_group() as tasks:
+            await pool.start(tasks)
+            tasks.start_soon(policy.watch)
+            async with manager.run():
+                entry = McpEntry(manager, grants, pool.names())
+                log.info("airlock ready on %s", MCP_PATH, extra={"upstreams": pool.names()})
+                yield AppState(runtime, pool, gateway, grants, metrics, writer, entry)
+            tasks.cancel_scope.cancel()
+    finally:
+        writer.stop()
+        runtime.close()
+
+
+def create_app(settings: Settings) -> ASGIApp:
+    """The whole process as one ASGI app. MCP requests skip FastAPI's routing: they are the hot path."""
+    holder: dict[str, AppState] = {}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with running(settings) as state:
+            holder["state"] = state
+            app.state.airlock = state
+            try:
+                yield
+            finally:
+                holder.pop("state", None)
+
+    api = FastAPI(title="Airlock", version=_version(), lifespan=lifespan)
+
+    @api.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @api.get("/readyz")
+    async def readyz(request: Request) -> Response:
+        state: AppState = request.app.state.airlock
+        database = await anyio.to_thread.run_sync(_database_ok, state.runtime)
+        upstreams = {name: c.state.connected for name, c in state.pool.connections.items()}
+        ready = database and all(upstreams.values())
+        body = {"ready": ready, "database": database, "upstreams": upstreams}
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    @api.get("/metrics")
+    async def metrics(request: Request) -> Response:
+        state: AppState = request.app.state.airlock
+        for name, connection in state.pool.connections.items():
+            state.metrics.upstream_up.labels(name).set(1 if connection.state.connected else 0)
+            state.metrics.upstream_restarts.labels(name).set(connection.state.restarts)
+        return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path: str = scope["path"]
+            if path == MCP_PATH or path.startswith(MCP_PATH + "/"):
+                state = holder.get("state")
+                if state is None:
+                    await _not_ready(send)
+                    return
+                await state.mcp(scope, receive, send)
+                return
+        await api(scope, receive, send)
+
+    app.api = api  # type: ignore[attr-defined]
+    return app
+
+
+def _database_ok(runtime: Runtime) -> bool:
+    try:
+        with runtime.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except Exception:  # any failure means not ready; the reason is in the log
+        log.warning("readiness: database unreachable", exc_info=True)
+        return False
+    return True
+
+
+async def _not_ready(send: Send) -> None:
+    body = b'{"error": "Airlock is starting"}'
+    await send({"type": "http.response.start", "status": 503, "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _version() -> str:
+    try:
+        return package_version("airlock")
+    except Exception:  # running from a source tree without metadata
+        return "0.0.0"
+
+
+def state_of(app: Any) -> AppState:
+    """The running state behind an app made by create_app (for tests and the demo command)."""
+    return app.api.state.airlock  # type: ignore[no-any-return]

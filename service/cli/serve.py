@@ -1,0 +1,118 @@
+"""Commands that run Airlock: serve, demo, connect, demo-upstream."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from service import log
+from service.cli.common import ConfigOption
+from service.config import DEFAULT_DATA_DIR, Settings, load_settings
+
+
+def _run(settings: Settings) -> None:
+    import uvicorn
+
+    from service.app import create_app
+
+    uvicorn.run(
+        create_app(settings),
+        host=settings.listen.host,
+        port=settings.listen.port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )
+
+
+def serve(config: ConfigOption = None) -> None:
+    """Run the gateway with the configured upstreams, database and policy."""
+    settings = load_settings(config)
+    log.configure(settings.log_level)
+    _run(settings)
+
+
+def demo_settings(data_dir: Path, host: str, port: int) -> Settings:
+    """The embedded default: SQLite in the data folder and the bundled offline image server over stdio."""
+    upstream = {"command": sys.executable, "args": ["-m", "service.demo.upstream"], "env": {}}
+    return load_settings(
+        None,
+        data_dir=str(data_dir),
+        database_url=None,
+        policy=None,
+        upstreams={"imagegen": upstream},
+        listen={"host": host, "port": port},
+        public_url=f"http://{host}:{port}",
+    )
+
+
+def client_config(mcp_url: str, token: str) -> dict[str, Any]:
+    return {
+        "mcpServers": {
+            "airlock": {"type": "http", "url": mcp_url, "headers": {"Authorization": f"Bearer {token}"}},
+            "airlock-stdio": {"command": "airlock", "args": ["connect", "--url", mcp_url, "--token", token]},
+        }
+    }
+
+
+def demo(
+    data_dir: Annotated[Path, typer.Option(help="Where the demo keeps its SQLite database.")] = DEFAULT_DATA_DIR,
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8080,
+) -> None:
+    """Zero-config: SQLite in a data folder, the offline image server upstream and the demo policy."""
+    from service.cli.common import runtime
+    from service.db.engine import unit_of_work
+    from service.demo import setup as demo_setup
+
+    settings = demo_settings(data_dir, host, port)
+    mcp_url = f"http://{host}:{port}/mcp"
+    with runtime(None, settings) as rt, unit_of_work(rt.engine) as session:
+        creds = demo_setup.prepare(session, rt.hasher, rt.registry, Path(settings.data_dir), mcp_url)
+    typer.echo(f"Airlock demo: MCP endpoint {mcp_url}")
+    typer.echo(f"  agent grant token: {creds.grant_token}")
+    typer.echo(f"  admin login:       {creds.admin_user} / {creds.admin_password}")
+    typer.echo(f"  everything above:  {Path(settings.data_dir) / demo_setup.CREDENTIALS_FILE}")
+    typer.echo("  MCP client config (streamable HTTP, or stdio through `airlock connect`):")
+    typer.echo(json.dumps(client_config(mcp_url, creds.grant_token), indent=2))
+    typer.echo("  Cheap images pass, over $0.10 are held, saving to server folders is denied. Ctrl-C stops.")
+    _run(settings)
+
+
+def connect(
+    url: Annotated[str, typer.Option(help="The gateway's MCP endpoint, e.g. http://127.0.0.1:8080/mcp")],
+    token: Annotated[str, typer.Option(help="The grant token.", envvar="AIRLOCK_TOKEN")],
+) -> None:
+    """A stdio MCP server that forwards to the gateway (for clients that only launch stdio servers)."""
+    import anyio
+
+    from service.gateway.bridge import run_bridge
+
+    anyio.run(run_bridge, url, token)
+
+
+def demo_upstream(
+    http: Annotated[bool, typer.Option("--http", help="Serve streamable HTTP instead of stdio.")] = False,
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 9000,
+) -> None:
+    """The bundled offline image server (image-gen-mcp's tools), over stdio unless --http."""
+    import anyio
+
+    from service.demo import upstream
+
+    if http:
+        upstream.serve_http(host, port)
+    else:
+        anyio.run(upstream.serve_stdio)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
+    app.command("demo")(demo)
+    app.command("connect")(connect)
+    app.command("demo-upstream")(demo_upstream)

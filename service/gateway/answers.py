@@ -1,0 +1,85 @@
+"""What the agent reads: ordinary tool results whose text starts with a tag (DESIGN.md §2)."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import mcp_types as types
+
+from service.arguments import redact
+from service.policy import Decision
+
+
+def error_result(text: str, **structured: Any) -> types.CallToolResult:
+    return types.CallToolResult(
+        content=[types.TextContent(type="text", text=text)],
+        structured_content=structured or None,
+        is_error=True,
+    )
+
+
+def denied(decision: Decision) -> types.CallToolResult:
+    return error_result(
+        f"[POLICY DENIED] {decision.reason or 'Denied by policy.'} (rule {decision.rule})",
+        outcome="denied",
+        rule=decision.rule,
+    )
+
+
+def rate_limited(decision: Decision, now: datetime | None = None) -> types.CallToolResult:
+    seconds = int(decision.retry_after or 1)
+    at = (now or datetime.now(UTC)) + timedelta(seconds=seconds)
+    return error_result(
+        f"[RATE LIMITED] {decision.reason or 'Rate limit reached.'} Retry after {seconds} s "
+        f"({at.isoformat(timespec='seconds').replace('+00:00', 'Z')}).",
+        outcome="rate_limited",
+        rule=decision.rule,
+        retry_after_seconds=seconds,
+    )
+
+
+def hold_not_available(decision: Decision) -> types.CallToolResult:
+    return error_result(
+        f"[HOLD] approval required (not yet available): {decision.reason or 'this call needs a person to approve it'}."
+        " The call was not made.",
+        outcome="hold",
+        rule=decision.rule,
+    )
+
+
+def unknown_tool(name: str) -> types.CallToolResult:
+    return error_result(f'[UNKNOWN TOOL] No tool named "{name}" is available to this agent.', outcome="unknown_tool")
+
+
+def upstream_failed(message: str) -> types.CallToolResult:
+    return error_result(f"[UPSTREAM ERROR] {message}. The call may not have run.", outcome="upstream_error")
+
+
+def not_recorded() -> types.CallToolResult:
+    return error_result(
+        "[UNAVAILABLE] Airlock could not record its decision, so the call was not made. Try again shortly.",
+        outcome="unavailable",
+    )
+
+
+def summarise(result: types.CallToolResult) -> dict[str, Any]:
+    """What the audit keeps of a result: kinds, sizes and digests; short texts redacted; never blobs."""
+    parts: list[dict[str, Any]] = []
+    for block in result.content:
+        if isinstance(block, types.TextContent):
+            parts.append({"type": "text", "chars": len(block.text), "text": redact(block.text, max_string=200)})
+        elif isinstance(block, types.ImageContent | types.AudioContent):
+            raw = block.data.encode("ascii", "ignore")
+            parts.append(
+                {
+                    "type": block.type,
+                    "mime_type": block.mime_type,
+                    "base64_chars": len(raw),
+                    "sha256": hashlib.sha256(raw).hexdigest()[:16],
+                }
+            )
+        else:
+            parts.append({"type": getattr(block, "type", "other")})
+    return {"is_error": bool(result.is_error), "content": parts, "structured": result.structured_content is not None}

@@ -1,0 +1,189 @@
+"""The MCP side of the gateway: SDK handlers (thin: they read who is asking and call the Gateway), and the ASGI
+entry at /mcp and /mcp/{upstream} that authenticates the grant before the SDK sees the request."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import mcp_types as types
+from mcp.server import Server, ServerRequestContext
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.auth.provider import AccessToken
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from starlette.types import Receive, Scope, Send
+
+from service.errors import NotAuthenticated
+from service.gateway.service import CallContext, Gateway
+from service.gateway.upstreams import ProgressRelay, UpstreamUnavailable
+from service.grants.cache import AuthenticatedGrant, GrantCache
+
+MCP_PATH = "/mcp"
+SCOPE_KEY = "airlock.request"
+
+INSTRUCTIONS = (
+    "This is Airlock, a gateway in front of the tools listed here. Every tool call is checked against a policy. "
+    "A result that starts with [POLICY DENIED] or [RATE LIMITED] was not executed: the text says why, and when a "
+    "retry may succeed. [HOLD] means the call needs a person's approval."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestAuth:
+    grant: AuthenticatedGrant
+    scope: str | None
+
+
+def _auth(ctx: ServerRequestContext[Any]) -> RequestAuth:
+    request = ctx.request
+    auth = request.scope.get(SCOPE_KEY) if request is not None else None
+    if not isinstance(auth, RequestAuth):  # only reachable if the SDK is mounted without our entry in front
+        raise NotAuthenticated("no grant on this request")
+    return auth
+
+
+def _session_id(ctx: ServerRequestContext[Any]) -> str | None:
+    request = ctx.request
+    if request is None:
+        return None
+    value = request.headers.get("mcp-session-id")
+    return str(value) if value else None
+
+
+def _progress_relay(ctx: ServerRequestContext[Any]) -> ProgressRelay | None:
+    """Upstream progress, passed on to an agent that asked for progress; kept strictly increasing."""
+    if not ctx.meta or ctx.meta.get("progress_token") is None:
+        return None
+    last = -1.0
+
+    async def relay(progress: float, total: float | None, message: str | None) -> None:
+        nonlocal last
+        value = max(progress, last + 1e-6)
+        last = value
+        await ctx.session.report_progress(value, total, message)
+
+    return relay
+
+
+def build_mcp_server(gateway: Gateway, *, version: str) -> Server[Any]:
+    async def list_tools(
+        ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListToolsResult:
+        auth = _auth(ctx)
+        return types.ListToolsResult(tools=gateway.list_tools(auth.grant, auth.scope))
+
+    async def call_tool(ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> types.CallToolResult:
+        auth = _auth(ctx)
+        call = CallContext(auth.grant, auth.scope, _session_id(ctx), _progress_relay(ctx))
+        return await gateway.call_tool(call, params.name, dict(params.arguments or {}))
+
+    async def list_resources(
+        ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListResourcesResult:
+        auth = _auth(ctx)
+        return types.ListResourcesResult(resources=await gateway.list_resources(auth.grant, auth.scope))
+
+    async def list_resource_templates(
+        ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListResourceTemplatesResult:
+        auth = _auth(ctx)
+        return types.ListResourceTemplatesResult(
+            resource_templates=await gateway.list_resource_templates(auth.grant, auth.scope)
+        )
+
+    async def read_resource(
+        ctx: ServerRequestContext[Any], params: types.ReadResourceRequestParams
+    ) -> types.ReadResourceResult:
+        auth = _auth(ctx)
+        return await gateway.read_resource(auth.grant, auth.scope, str(params.uri))
+
+    async def list_prompts(
+        ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListPromptsResult:
+        auth = _auth(ctx)
+        return types.ListPromptsResult(prompts=await gateway.list_prompts(auth.grant, auth.scope))
+
+    async def get_prompt(ctx: ServerRequestContext[Any], params: types.GetPromptRequestParams) -> types.GetPromptResult:
+        auth = _auth(ctx)
+        return await gateway.get_prompt(auth.grant, auth.scope, params.name, params.arguments)
+
+    def tool_schema(name: str) -> Mapping[str, Any] | None:
+        # Lets the SDK validate 2026 Mcp-Param headers without running tools/list on every call.
+        tool = gateway.pool.catalog.tool(name)
+        return tool.input_schema if tool is not None else None
+
+    return Server(
+        "airlock",
+        version=version,
+        instructions=INSTRUCTIONS,
+        get_tool_input_schema=tool_schema,
+        on_list_tools=list_tools,
+        on_call_tool=call_tool,
+        on_list_resources=list_resources,
+        on_list_resource_templates=list_resource_templates,
+        on_read_resource=read_resource,
+        on_list_prompts=list_prompts,
+        on_get_prompt=get_prompt,
+    )
+
+
+class McpEntry:
+    """ASGI for /mcp and /mcp/{upstream}: the grant is checked here, before the SDK parses anything."""
+
+    def __init__(self, manager: StreamableHTTPSessionManager, grants: GrantCache, upstreams: list[str]) -> None:
+        self._manager = manager
+        self._grants = grants
+        self._upstreams = set(upstreams)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope["path"]
+        upstream = path[len(MCP_PATH) + 1 :].strip("/") or None
+        if upstream is not None and upstream not in self._upstreams:
+            await _json(send, 404, {"error": f"no upstream named {upstream!r}"})
+            return
+        token = _bearer(scope)
+        if token is None:
+            await _json(send, 401, {"error": "a grant token is required: Authorization: Bearer <token>"}, bearer=True)
+            return
+        try:
+            grant = await self._grants.authenticate(token)
+        except NotAuthenticated as exc:
+            await _json(send, 401, {"error": exc.message}, bearer=True)
+            return
+        except Exception:  # the grant store is down: fail closed with a clear answer
+            await _json(send, 503, {"error": "Airlock cannot check grants right now; try again shortly"})
+            return
+        if upstream is not None and not grant.may_reach(upstream):
+            await _json(send, 403, {"error": f"this grant may not reach upstream {upstream!r}"})
+            return
+        scope[SCOPE_KEY] = RequestAuth(grant, upstream)
+        # The SDK binds each session to the principal that opened it; include the path so a session opened for
+        # one upstream cannot be replayed against the aggregate endpoint.
+        principal = f"grant:{grant.id}:{upstream or '*'}"
+        # No secret here: the grant was verified above, and the SDK only compares principals.
+        scope["user"] = AuthenticatedUser(AccessToken(token="-", client_id=principal, scopes=[]))  # noqa: S106
+        try:
+            await self._manager.handle_request(scope, receive, send)
+        except UpstreamUnavailable as exc:  # pragma: no cover - handlers turn these into results
+            await _json(send, 502, {"error": str(exc)})
+
+
+def _bearer(scope: Scope) -> str | None:
+    for key, value in scope["headers"]:
+        if key == b"authorization":
+            text = value.decode("latin-1")
+            if text[:7].lower() == "bearer ":
+                return text[7:].strip() or None
+            return None
+    return None
+
+
+async def _json(send: Send, status: int, body: dict[str, Any], *, bearer: bool = False) -> None:
+    payload = json.dumps(body).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+    if bearer:
+        headers.append((b"www-authenticate", b'Bearer realm="airlock"'))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})

@@ -1,0 +1,252 @@
+"""One tool call through the gateway: resolve, decide, commit the decision, then forward or answer.
+
+The MCP handlers stay thin: they build a CallContext and call `Gateway.call_tool`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import mcp_types as types
+from mcp.shared.exceptions import MCPError
+
+from service.arguments import arguments_digest
+from service.audit.schemas import AuditRecord
+from service.audit.writer import AuditWriter
+from service.errors import Unavailable
+from service.gateway import answers
+from service.gateway.pool import UpstreamPool
+from service.gateway.upstreams import ProgressRelay, UpstreamUnavailable
+from service.grants.cache import AuthenticatedGrant
+from service.metrics import Metrics
+from service.policy import Decision, Outcome, PolicyEngine, ToolCall
+from service.policy_versions.holder import PolicyHolder
+
+log = logging.getLogger(__name__)
+
+_ACTIONS = {
+    Outcome.ALLOW: "call.allowed",
+    Outcome.DENY: "call.denied",
+    Outcome.RATE_LIMITED: "call.rate_limited",
+    Outcome.HOLD: "call.held",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CallContext:
+    grant: AuthenticatedGrant
+    scope: str | None
+    """The upstream named in the URL (/mcp/{upstream}), or None for every upstream the grant may reach."""
+    session_id: str | None
+    progress: ProgressRelay | None = None
+
+
+class Gateway:
+    def __init__(self, pool: UpstreamPool, policy: PolicyHolder, writer: AuditWriter, metrics: Metrics) -> None:
+        self.pool = pool
+        self.policy = policy
+        self.writer = writer
+        self.metrics = metrics
+
+    def reachable(self, grant: AuthenticatedGrant, scope: str | None) -> list[str]:
+        names = [scope] if scope is not None else self.pool.names()
+        return [name for name in names if grant.may_reach(name)]
+
+    def list_tools(self, grant: AuthenticatedGrant, scope: str | None) -> list[types.Tool]:
+        engine = self.policy.current()
+        return [t for t in self.pool.catalog.tools_for(self.reachable(grant, scope)) if not engine.is_hidden(t.name)]
+
+    async def call_tool(self, ctx: CallContext, name: str, arguments: dict[str, Any]) -> types.CallToolResult:
+        started = time.perf_counter()
+        route = self.pool.catalog.route(name)
+        if route is None or route.upstream not in self.reachable(ctx.grant, ctx.scope):
+            return await self._refuse_unknown(ctx, name, arguments)
+        engine = self.policy.current()
+        decision = engine.decide(
+            ToolCall(ctx.grant.info, name, arguments, upstream=route.upstream, session_id=ctx.session_id)
+        )
+        decided = time.perf_counter()
+        entry = self._decision_record(ctx, name, route.upstream, arguments, decision, decided - started)
+        try:
+            await self.writer.commit(entry)
+        except Unavailable:
+            engine.release(decision.reservation, upstream_failed=True)
+            self.metrics.calls.labels(name, "unavailable").inc()
+            return answers.not_recorded()
+        self.metrics.decision_seconds.observe(time.perf_counter() - started)
+        self.metrics.calls.labels(name, decision.outcome.value).inc()
+        if decision.outcome is Outcome.DENY:
+            return answers.denied(decision)
+        if decision.outcome is Outcome.RATE_LIMITED:
+            return answers.rate_limited(decision)
+        if decision.outcome is Outcome.HOLD:
+            # Nothing queues a held call yet (the approvals issue): it was not admitted, so it counts nothing.
+            engine.release(decision.reservation, upstream_failed=True)
+            return answers.hold_not_available(decision)
+        return await self._forward(ctx, engine, name, route.upstream, route.name, arguments, decision, started)
+
+    async def _forward(
+        self,
+        ctx: CallContext,
+        engine: PolicyEngine,
+        name: str,
+        upstream: str,
+        upstream_name: str,
+        arguments: dict[str, Any],
+        decision: Decision,
+        started: float,
+    ) -> types.CallToolResult:
+        forwarded = time.perf_counter()
+        try:
+            result = await self.pool.get(upstream).call_tool(upstream_name, arguments, progress=ctx.progress)
+        except UpstreamUnavailable as exc:
+            engine.release(decision.reservation, upstream_failed=True)
+            self._outcome(ctx, name, upstream, "upstream_error", started, forwarded, {"error": str(exc)})
+            return answers.upstream_failed(str(exc))
+        self.metrics.upstream_seconds.labels(upstream).observe(time.perf_counter() - forwarded)
+        self._outcome(
+            ctx,
+            name,
+            upstream,
+            "error_result" if result.is_error else "succeeded",
+            started,
+            forwarded,
+            answers.summarise(result),
+        )
+        return result
+
+    def _decision_record(
+        self,
+        ctx: CallContext,
+        name: str,
+        upstream: str,
+        arguments: dict[str, Any],
+        decision: Decision,
+        decision_seconds: float,
+    ) -> AuditRecord:
+        details: dict[str, Any] = {
+            "decision_us": round(decision_seconds * 1e6, 1),
+            "policy_version": self.policy.version_id,
+        }
+        if decision.errors:
+            details["errors"] = list(decision.errors)
+        if decision.retry_after is not None:
+            details["retry_after_s"] = decision.retry_after
+        if ctx.session_id:
+            details["session"] = ctx.session_id
+        return AuditRecord(
+            kind="call",
+            action=_ACTIONS[decision.outcome],
+            actor=f"agent:{ctx.grant.info.name}",
+            grant_id=ctx.grant.id,
+            grant_name=ctx.grant.info.name,
+            upstream=upstream,
+            tool=name,
+            outcome=decision.outcome.value,
+            rule=decision.rule,
+            reason=decision.reason,
+            cost_micros=round(decision.cost_usd * 1_000_000) if decision.cost_usd is not None else None,
+            argument_keys=sorted(arguments),
+            arguments_digest=arguments_digest(arguments),
+            details=details,
+        )
+
+    def _outcome(
+        self,
+        ctx: CallContext,
+        name: str,
+        upstream: str,
+        outcome: str,
+        started: float,
+        forwarded: float,
+        details: dict[str, Any],
+    ) -> None:
+        now = time.perf_counter()
+        details = {
+            **details,
+            "latency_ms": round((now - started) * 1000, 3),
+            "upstream_ms": round((now - forwarded) * 1000, 3),
+        }
+        self.writer.append(
+            AuditRecord(
+                kind="call",
+                action="call.completed" if outcome in ("succeeded", "error_result") else "call.failed",
+                actor=f"agent:{ctx.grant.info.name}",
+                grant_id=ctx.grant.id,
+                grant_name=ctx.grant.info.name,
+                upstream=upstream,
+                tool=name,
+                outcome=outcome,
+                details=details,
+            )
+        )
+
+    # -- resources and prompts pass through, under the grant's upstream access ------------------------------
+
+    def _with(self, grant: AuthenticatedGrant, scope: str | None, capability: str) -> list[str]:
+        return [
+            name
+            for name in self.reachable(grant, scope)
+            if self.pool.get(name).state.connected and getattr(self.pool.get(name).state, capability)
+        ]
+
+    async def list_resources(self, grant: AuthenticatedGrant, scope: str | None) -> list[types.Resource]:
+        out: list[types.Resource] = []
+        for name in self._with(grant, scope, "resources"):
+            out += await self.pool.get(name).list_resources()
+        return out
+
+    async def list_resource_templates(
+        self, grant: AuthenticatedGrant, scope: str | None
+    ) -> list[types.ResourceTemplate]:
+        out: list[types.ResourceTemplate] = []
+        for name in self._with(grant, scope, "resources"):
+            out += await self.pool.get(name).list_resource_templates()
+        return out
+
+    async def read_resource(self, grant: AuthenticatedGrant, scope: str | None, uri: str) -> types.ReadResourceResult:
+        """The first reachable upstream that lists the URI answers it (URIs are not prefixed)."""
+        for name in self._with(grant, scope, "resources"):
+            upstream = self.pool.get(name)
+            if any(str(r.uri) == uri for r in await upstream.list_resources()):
+                return await upstream.read_resource(uri)
+        raise MCPError(types.INVALID_PARAMS, f"Unknown resource: {uri}")
+
+    async def list_prompts(self, grant: AuthenticatedGrant, scope: str | None) -> list[types.Prompt]:
+        out: list[types.Prompt] = []
+        for name in self._with(grant, scope, "prompts"):
+            prefix = self.pool.get(name).config.prefix
+            out += [p.model_copy(update={"name": prefix + p.name}) for p in await self.pool.get(name).list_prompts()]
+        return out
+
+    async def get_prompt(
+        self, grant: AuthenticatedGrant, scope: str | None, name: str, arguments: dict[str, str] | None
+    ) -> types.GetPromptResult:
+        for upstream_name in self._with(grant, scope, "prompts"):
+            upstream = self.pool.get(upstream_name)
+            prefix = upstream.config.prefix
+            if name.startswith(prefix) and any(p.name == name[len(prefix) :] for p in await upstream.list_prompts()):
+                return await upstream.get_prompt(name[len(prefix) :], arguments)
+        raise MCPError(types.INVALID_PARAMS, f"Unknown prompt: {name}")
+
+    async def _refuse_unknown(self, ctx: CallContext, name: str, arguments: dict[str, Any]) -> types.CallToolResult:
+        entry = AuditRecord(
+            kind="call",
+            action="call.unknown_tool",
+            actor=f"agent:{ctx.grant.info.name}",
+            grant_id=ctx.grant.id,
+            grant_name=ctx.grant.info.name,
+            tool=name[:255],
+            outcome="unknown_tool",
+            argument_keys=sorted(arguments)[:50],
+            arguments_digest=arguments_digest(arguments),
+        )
+        try:
+            await self.writer.commit(entry)
+        except Unavailable:
+            return answers.not_recorded()
+        self.metrics.calls.labels("(unknown)", "unknown_tool").inc()
+        return answers.unknown_tool(name)

@@ -1,0 +1,237 @@
+"""Connections to upstream MCP servers: stdio children (restarted with backoff when they die, their stderr in
+our log) and streamable HTTP URLs. Each connection is owned by one task, which is what anyio needs of the SDK's
+client context; callers only ever see `call`, `list_*` and `read`/`get`.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import httpx2
+import mcp_types as types
+from mcp import Client, StdioServerParameters
+from mcp.client.stdio import stdio_client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.dispatcher import ProgressFnT
+from mcp.shared.exceptions import MCPError
+from pydantic import ValidationError
+
+from service.config import UpstreamConfig
+
+log = logging.getLogger(__name__)
+
+# An async (progress, total, message) callback, as the SDK's client takes it.
+ProgressRelay = ProgressFnT
+
+_HEALTH_INTERVAL_SECONDS = 5.0
+_BACKOFF_FIRST_SECONDS = 0.5
+_BACKOFF_MAX_SECONDS = 30.0
+
+
+class UpstreamUnavailable(Exception):
+    """The upstream is down, restarting, or broke off the call; the message names it."""
+
+
+@dataclass
+class UpstreamState:
+    name: str
+    connected: bool = False
+    restarts: int = 0
+    last_error: str | None = None
+    tools: list[types.Tool] = field(default_factory=list)
+    resources: bool = False
+    prompts: bool = False
+
+
+def _stderr_pipe(name: str) -> io.TextIOWrapper:
+    """A file the child writes its stderr to; a thread turns each line into a log record of ours."""
+    read_fd, write_fd = os.pipe()
+    child_log = logging.getLogger(f"airlock.upstream.{name}")
+
+    def pump() -> None:
+        with os.fdopen(read_fd, "r", encoding="utf-8", errors="replace") as reader:
+            for line in reader:
+                if line.strip():
+                    child_log.info(line.rstrip(), extra={"upstream": name, "stream": "stderr"})
+
+    threading.Thread(target=pump, name=f"stderr-{name}", daemon=True).start()
+    return os.fdopen(write_fd, "w", encoding="utf-8")
+
+
+class UpstreamConnection:
+    def __init__(
+        self,
+        name: str,
+        config: UpstreamConfig,
+        *,
+        on_tools_changed: Callable[[], None] = lambda: None,
+        call_timeout_seconds: float = 300.0,
+    ) -> None:
+        self.name = name
+        self.config = config
+        self.state = UpstreamState(name)
+        self._client: Client | None = None
+        self._ready = anyio.Event()
+        self._broken = anyio.Event()
+        self._on_tools_changed = on_tools_changed
+        self.call_timeout_seconds = call_timeout_seconds
+
+    # -- the owning task --------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Connect, watch, reconnect with backoff; runs until cancelled."""
+        backoff = _BACKOFF_FIRST_SECONDS
+        while True:
+            started = time.monotonic()
+            try:
+                async with AsyncExitStack() as stack:
+                    client = await stack.enter_async_context(self._client_for(stack))
+                    await self._on_connected(client)
+                    await self._watch(client)
+            except anyio.get_cancelled_exc_class():
+                self._mark_down("shutting down")
+                raise
+            except Exception as exc:  # any failure of a child or a remote server is reported, then retried
+                self._mark_down(_describe(exc))
+                log.warning("upstream %s is down: %s", self.name, self.state.last_error, extra={"upstream": self.name})
+            else:
+                self._mark_down("connection closed")
+            if time.monotonic() - started > 60:
+                backoff = _BACKOFF_FIRST_SECONDS
+            await anyio.sleep(backoff)
+            backoff = min(backoff * 2, _BACKOFF_MAX_SECONDS)
+            self.state.restarts += 1
+
+    def _client_for(self, stack: AsyncExitStack) -> Client:
+        config = self.config
+        if config.command is not None:
+            errlog = stack.enter_context(_stderr_pipe(self.name))
+            params = StdioServerParameters(
+                command=config.command, args=config.args, env=config.env or None, cwd=config.cwd
+            )
+            return Client(stdio_client(params, errlog=errlog), mode="legacy", cache=None)
+        assert config.url is not None
+        http = httpx2.AsyncClient(headers=config.headers, timeout=httpx2.Timeout(30.0, read=self.call_timeout_seconds))
+        stack.push_async_callback(http.aclose)
+        return Client(streamable_http_client(config.url, http_client=http), mode="legacy", cache=None)
+
+    async def _on_connected(self, client: Client) -> None:
+        capabilities = client.server_capabilities
+        tools = await self._all_tools(client)
+        self._client = client
+        self._broken = anyio.Event()
+        self.state.connected = True
+        self.state.last_error = None
+        self.state.tools = tools
+        self.state.resources = capabilities.resources is not None
+        self.state.prompts = capabilities.prompts is not None
+        self._ready.set()
+        log.info("upstream %s connected with %d tools", self.name, len(tools), extra={"upstream": self.name})
+        self._on_tools_changed()
+
+    async def _all_tools(self, client: Client) -> list[types.Tool]:
+        tools: list[types.Tool] = []
+        cursor: str | None = None
+        while True:
+            page = await client.list_tools(cursor=cursor)
+            tools += page.tools
+            cursor = page.next_cursor
+            if not cursor:
+                return tools
+
+    async def _watch(self, client: Client) -> None:
+        """Return when the connection is gone: a ping fails, or a call reported it broken."""
+        while True:
+            with anyio.move_on_after(_HEALTH_INTERVAL_SECONDS):
+                await self._broken.wait()
+                return
+            try:
+                with anyio.fail_after(_HEALTH_INTERVAL_SECONDS):
+                    await client.session.send_ping()
+            except (MCPError, TimeoutError, anyio.ClosedResourceError, anyio.BrokenResourceError) as exc:
+                raise UpstreamUnavailable(f"health check failed: {_describe(exc)}") from exc
+
+    def _mark_down(self, reason: str) -> None:
+        was_connected = self.state.connected
+        self._client = None
+        self._ready = anyio.Event()
+        self.state.connected = False
+        self.state.last_error = reason
+        if was_connected:
+            self._on_tools_changed()
+
+    # -- what callers use --------------------------------------------------------------------------------
+
+    async def wait_ready(self, timeout: float) -> bool:
+        with anyio.move_on_after(timeout):
+            await self._ready.wait()
+        return self.state.connected
+
+    def _connected_client(self) -> Client:
+        if self._client is None:
+            raise UpstreamUnavailable(f"upstream {self.name} is not connected ({self.state.last_error or 'starting'})")
+        return self._client
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], *, progress: ProgressRelay | None = None
+    ) -> types.CallToolResult:
+        client = self._connected_client()
+        request = types.CallToolRequest(params=types.CallToolRequestParams(name=name, arguments=arguments))
+        try:
+            with anyio.fail_after(self.call_timeout_seconds):
+                return await client.session.send_request(
+                    request, types.CallToolResult, progress_callback=progress, request_read_timeout_seconds=None
+                )
+        except TimeoutError:
+            raise UpstreamUnavailable(
+                f"upstream {self.name} did not answer within {self.call_timeout_seconds:g} s"
+            ) from None
+        except MCPError as exc:
+            if _is_connection_loss(exc):
+                self._broken.set()
+            raise UpstreamUnavailable(f"upstream {self.name} failed: {exc.error.message}") from exc
+        except ValidationError as exc:
+            raise UpstreamUnavailable(f"upstream {self.name} returned a malformed result") from exc
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream) as exc:
+            self._broken.set()
+            raise UpstreamUnavailable(f"upstream {self.name} went away during the call") from exc
+
+    async def list_resources(self) -> list[types.Resource]:
+        client = self._connected_client()
+        return (await client.list_resources()).resources
+
+    async def list_resource_templates(self) -> list[types.ResourceTemplate]:
+        client = self._connected_client()
+        return (await client.list_resource_templates()).resource_templates
+
+    async def read_resource(self, uri: str) -> types.ReadResourceResult:
+        client = self._connected_client()
+        return await client.read_resource(uri)
+
+    async def list_prompts(self) -> list[types.Prompt]:
+        client = self._connected_client()
+        return (await client.list_prompts()).prompts
+
+    async def get_prompt(self, name: str, arguments: dict[str, str] | None) -> types.GetPromptResult:
+        client = self._connected_client()
+        return await client.get_prompt(name, arguments)
+
+
+def _is_connection_loss(exc: MCPError) -> bool:
+    return exc.error.code == types.CONNECTION_CLOSED
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(_describe(e) for e in exc.exceptions)
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

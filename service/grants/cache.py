@@ -1,0 +1,69 @@
+"""Grant lookups for every MCP request, cached for a moment so the hot path does not hit the database.
+
+A revoked grant stops working within `ttl_seconds` on this replica (the scale-out issue adds invalidation
+through PostgreSQL NOTIFY).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import anyio
+from sqlalchemy import Engine
+
+from service.db.engine import unit_of_work
+from service.errors import NotAuthenticated
+from service.grants import service
+from service.policy.decision import GrantInfo
+from service.security import TokenHasher
+
+
+@dataclass(frozen=True, slots=True)
+class AuthenticatedGrant:
+    id: int
+    info: GrantInfo
+    upstreams: tuple[str, ...] | None
+    """None: every upstream."""
+
+    def may_reach(self, upstream: str) -> bool:
+        return self.upstreams is None or upstream in self.upstreams
+
+
+class GrantCache:
+    def __init__(
+        self, engine: Engine, hasher: TokenHasher, ttl_seconds: float = 2.0, max_entries: int = 10_000
+    ) -> None:
+        self._engine = engine
+        self._hasher = hasher
+        self._ttl = ttl_seconds
+        self._max_entries = max_entries
+        self._entries: dict[str, tuple[float, AuthenticatedGrant | None]] = {}
+
+    async def authenticate(self, token: str) -> AuthenticatedGrant:
+        key = self._hasher.hash(token)
+        now = time.monotonic()
+        cached = self._entries.get(key)
+        if cached is not None and cached[0] > now:
+            found = cached[1]
+        else:
+            found = await anyio.to_thread.run_sync(self._load, token)
+            if len(self._entries) >= self._max_entries:
+                self._entries.clear()  # a flood of bad tokens must not grow memory without bound
+            self._entries[key] = (now + self._ttl, found)
+        if found is None:
+            raise NotAuthenticated("unknown or revoked grant token")
+        return found
+
+    def invalidate(self) -> None:
+        self._entries.clear()
+
+    def _load(self, token: str) -> AuthenticatedGrant | None:
+        try:
+            with unit_of_work(self._engine) as session:
+                grant, info = service.authenticate(session, self._hasher, token)
+        except NotAuthenticated:
+            return None
+        assert grant.id is not None
+        upstreams = tuple(grant.upstreams) if grant.upstreams is not None else None
+        return AuthenticatedGrant(grant.id, info, upstreams)

@@ -1,0 +1,136 @@
+"""Running a real gateway for tests: uvicorn in a thread, real upstream child processes, a real database."""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import uvicorn
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+
+from service.app import AppState, create_app, state_of
+from service.config import Settings, load_settings
+from service.db.engine import unit_of_work
+from service.grants.service import create_grant
+from service.runtime import Runtime
+
+FIXTURE_SERVER = Path(__file__).with_name("fixture_server.py")
+SECRET = "test-secret-key-0123456789abcdef"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def demo_upstream(log: Path) -> dict[str, Any]:
+    return {
+        "command": sys.executable,
+        "args": ["-m", "service.demo.upstream"],
+        "env": {"AIRLOCK_DEMO_UPSTREAM_LOG": str(log)},
+    }
+
+
+def fixture_upstream(log: Path, prefix: str = "") -> dict[str, Any]:
+    return {
+        "command": sys.executable,
+        "args": [str(FIXTURE_SERVER)],
+        "env": {"AIRLOCK_DEMO_UPSTREAM_LOG": str(log)},
+        "prefix": prefix,
+    }
+
+
+@dataclass
+class RunningGateway:
+    base_url: str
+    token: str
+    settings: Settings
+    upstream_log: Path
+    app: Any
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def mcp_url(self) -> str:
+        return self.base_url + "/mcp"
+
+    @property
+    def state(self) -> AppState:
+        return state_of(self.app)
+
+    def upstream_calls(self, tool: str | None = None) -> list[dict[str, Any]]:
+        """What the upstreams themselves say they executed."""
+        if not self.upstream_log.exists():
+            return []
+        entries = [json.loads(line) for line in self.upstream_log.read_text().splitlines() if line.strip()]
+        return [e for e in entries if e.get("event") == "call" and (tool is None or e["tool"] == tool)]
+
+    def upstream_pids(self) -> list[int]:
+        if not self.upstream_log.exists():
+            return []
+        entries = [json.loads(line) for line in self.upstream_log.read_text().splitlines() if line.strip()]
+        return [e["pid"] for e in entries if e.get("event") == "started"]
+
+
+@contextmanager
+def run_gateway(
+    tmp_path: Path,
+    *,
+    database_url: str,
+    policy: str,
+    upstreams: dict[str, Any] | None = None,
+    grants: dict[str, list[str] | None] | None = None,
+    **settings_overrides: Any,
+) -> Iterator[RunningGateway]:
+    log = tmp_path / "upstream.log"
+    policy_file = tmp_path / "policy.yaml"
+    policy_file.write_text(policy)
+    port = free_port()
+    settings = load_settings(
+        None,
+        data_dir=str(tmp_path / "data"),
+        database_url=database_url,
+        policy=str(policy_file),
+        upstreams=upstreams if upstreams is not None else {"imagegen": demo_upstream(log)},
+        listen={"host": "127.0.0.1", "port": port},
+        secret_key=SECRET,
+        **settings_overrides,
+    )
+    runtime = Runtime.build(settings)
+    tokens: dict[str, str] = {}
+    with unit_of_work(runtime.engine) as session:
+        for name, reach in (grants or {"agent": None}).items():
+            tokens[name] = create_grant(session, runtime.hasher, name=name, actor="test", upstreams=reach).token
+    runtime.close()
+    app = create_app(settings)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False))
+    thread = threading.Thread(target=server.run, name="gateway", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the gateway did not start (see the log above)")
+        time.sleep(0.02)
+    try:
+        yield RunningGateway(f"http://127.0.0.1:{port}", next(iter(tokens.values())), settings, log, app, tokens)
+    finally:
+        server.should_exit = True
+        thread.join(20)
+
+
+@asynccontextmanager
+async def mcp_client(url: str, token: str, *, mode: str = "legacy") -> AsyncIterator[Client]:
+    http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=httpx2.Timeout(30.0))
+    async with http, Client(streamable_http_client(url, http_client=http), mode=mode, cache=None) as client:
+        yield client
