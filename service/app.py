@@ -20,10 +20,11 @@ from mcp.server.transport_security import TransportSecuritySettings
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy import text
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.audit.writer import AuditWriter
 from service.config import Settings
+from service.errors import AirlockError
 from service.gateway.endpoints import MCP_PATH, McpEntry, build_mcp_server
 from service.gateway.pool import UpstreamPool
 from service.gateway.service import Gateway
@@ -141,6 +142,9 @@ def create_app(settings: Settings) -> ASGIApp:
         return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan_without_traceback(api, scope, receive, send)
+            return
         if scope["type"] == "http":
             path: str = scope["path"]
             if path == MCP_PATH or path.startswith(MCP_PATH + "/"):
@@ -154,6 +158,22 @@ def create_app(settings: Settings) -> ASGIApp:
 
     app.api = api  # type: ignore[attr-defined]
     return app
+
+
+async def _lifespan_without_traceback(api: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+    """A start-up refused for a reason we know (a config error such as a tool-name clash between upstreams)
+    is one clear log line, not a traceback: that is what a traceback in the log would wrongly suggest."""
+
+    async def send_clean(message: Message) -> None:
+        if message["type"] == "lifespan.startup.failed":
+            lines = [line for line in str(message.get("message", "")).splitlines() if line.strip()]
+            message = {**message, "message": lines[-1] if lines else "start-up failed"}
+        await send(message)
+
+    try:
+        await api(scope, receive, send_clean)
+    except AirlockError as exc:
+        log.error("start-up refused: %s", exc.message)
 
 
 def _database_ok(runtime: Runtime) -> bool:

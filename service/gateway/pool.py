@@ -32,7 +32,7 @@ class UpstreamPool:
             raise UpstreamUnavailable(f"no upstream named {name}")
         return connection
 
-    async def start(self, task_group: TaskGroup, *, ready_timeout: float = 30.0) -> None:
+    async def start(self, task_group: TaskGroup, *, ready_timeout: float = 10.0) -> None:
         """Start every connection and wait (up to the timeout) for them to list their tools.
 
         A name clash between upstreams found now is a config error: the caller refuses to start.

@@ -26,6 +26,7 @@ from mcp.shared.exceptions import MCPError
 from pydantic import ValidationError
 
 from service.config import UpstreamConfig
+from service.gateway.catalog import normalise_schema
 
 log = logging.getLogger(__name__)
 
@@ -139,12 +140,20 @@ class UpstreamConnection:
         self._on_tools_changed()
 
     async def _all_tools(self, client: Client) -> list[types.Tool]:
+        """Every page of tools/list, read as plain JSON so a schema without "type": "object" can be mended
+        instead of failing the whole listing; a tool that is still invalid is left out and logged."""
         tools: list[types.Tool] = []
         cursor: str | None = None
         while True:
-            page = await client.list_tools(cursor=cursor)
-            tools += page.tools
-            cursor = page.next_cursor
+            page = await _raw_request(client, "tools/list", {"cursor": cursor} if cursor else None)
+            for raw in page.get("tools") or []:
+                try:
+                    tools.append(
+                        types.Tool.model_validate({**raw, "inputSchema": normalise_schema(raw.get("inputSchema"))})
+                    )
+                except (ValidationError, AttributeError, TypeError):
+                    log.error("upstream %s offers an invalid tool, left out: %.200r", self.name, raw)
+            cursor = page.get("nextCursor")
             if not cursor:
                 return tools
 
@@ -224,6 +233,19 @@ class UpstreamConnection:
     async def get_prompt(self, name: str, arguments: dict[str, str] | None) -> types.GetPromptResult:
         client = self._connected_client()
         return await client.get_prompt(name, arguments)
+
+
+async def _raw_request(client: Client, method: str, params: dict[str, Any] | None) -> dict[str, Any]:
+    """A request whose result is not validated against the negotiated revision.
+
+    ClientSession.send_request validates every result before returning it, so one tool with a schema the
+    SDK dislikes would fail the whole tools/list; a gateway has to be able to mend what an upstream sent.
+    This is the dispatcher call send_request itself makes before validating (a private seam of mcp 2.3,
+    kept to this one function).
+    """
+    dispatcher = client.session._dispatcher
+    raw: dict[str, Any] = await dispatcher.send_raw_request(method, params, {})
+    return raw
 
 
 def _is_connection_loss(exc: MCPError) -> bool:

@@ -21,15 +21,24 @@ def _record(tool: str, arguments: dict[str, Any]) -> None:
             handle.write(json.dumps({"event": "call", "tool": tool, "arguments": arguments, "pid": os.getpid()}) + "\n")
 
 
+TOOLS = [
+    {"name": "echo", "inputSchema": {"type": "object", "properties": {"text": {"type": "string"}}}},
+    # What some servers send: no "type": "object". The SDK's own server would refuse to emit it, so the
+    # middleware below answers tools/list with raw JSON, as a server built on something else would.
+    {"name": "sloppy", "inputSchema": {"properties": {"x": {"type": "integer"}}}},
+]
+
+
+async def raw_tools_list(ctx: ServerRequestContext[Any], call_next: Any) -> Any:
+    if ctx.method == "tools/list":
+        return {"tools": TOOLS}
+    return await call_next(ctx)
+
+
 async def list_tools(
     ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
 ) -> types.ListToolsResult:
-    return types.ListToolsResult(
-        tools=[
-            types.Tool(name="echo", input_schema={"type": "object", "properties": {"text": {"type": "string"}}}),
-            types.Tool(name="sloppy", input_schema={"properties": {"x": {"type": "integer"}}}),
-        ]
-    )
+    raise AssertionError("answered by raw_tools_list")
 
 
 async def call_tool(ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> types.CallToolResult:
@@ -81,7 +90,7 @@ async def get_prompt(ctx: ServerRequestContext[Any], params: types.GetPromptRequ
 
 
 def build() -> Server[Any]:
-    return Server(
+    server: Server[Any] = Server(
         "fixture",
         on_list_tools=list_tools,
         on_call_tool=call_tool,
@@ -90,6 +99,8 @@ def build() -> Server[Any]:
         on_list_prompts=list_prompts,
         on_get_prompt=get_prompt,
     )
+    server.middleware.append(raw_tools_list)
+    return server
 
 
 async def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import sys
@@ -115,7 +116,12 @@ def run_gateway(
     runtime.close()
     app = create_app(settings)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False))
-    thread = threading.Thread(target=server.run, name="gateway", daemon=True)
+
+    def serve() -> None:
+        with contextlib.suppress(SystemExit):  # uvicorn exits when the app refuses to start
+            server.run()
+
+    thread = threading.Thread(target=serve, name="gateway", daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
     while not server.started:
