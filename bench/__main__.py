@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from bench import policy_bench
+from bench import gateway_bench, policy_bench
 
 
 def main() -> None:
     policy_bench.main()
+    gateway_bench.main()
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ from typing import Any
 import anyio
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -28,6 +27,7 @@ from service.errors import AirlockError
 from service.gateway.endpoints import MCP_PATH, McpEntry, build_mcp_server
 from service.gateway.pool import UpstreamPool
 from service.gateway.service import Gateway
+from service.gateway.transport import PerRequestSessionManager
 from service.grants.cache import GrantCache
 from service.metrics import Metrics
 from service.policy_versions.holder import PolicyHolder
@@ -86,7 +86,7 @@ async def running(settings: Settings) -> AsyncIterator[AppState]:
         pool = UpstreamPool(settings.upstreams, call_timeout_seconds=settings.upstream_call_timeout.total_seconds())
         gateway = Gateway(pool, policy, writer, metrics)
         grants = GrantCache(runtime.engine, runtime.hasher)
-        manager = StreamableHTTPSessionManager(
+        manager = PerRequestSessionManager(
             app=build_mcp_server(gateway, version=_version()),
             security_settings=transport_security(settings),
             max_request_body_size=settings.max_request_bytes,
@@ -95,7 +95,7 @@ async def running(settings: Settings) -> AsyncIterator[AppState]:
             await pool.start(tasks)
             tasks.start_soon(policy.watch)
             async with manager.run():
-                entry = McpEntry(manager, grants, pool.names())
+                entry = McpEntry(manager, grants, gateway, max_body_bytes=settings.max_request_bytes)
                 log.info("airlock ready on %s", MCP_PATH, extra={"upstreams": pool.names()})
                 yield AppState(runtime, pool, gateway, grants, metrics, writer, entry)
             tasks.cancel_scope.cancel()

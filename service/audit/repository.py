@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import datetime
+import contextlib
+import json
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, delete, func, insert, update
+from sqlalchemy import Connection, Engine, Table, delete, func, insert, update
 from sqlmodel import Session, col, select
 
 from service.audit.models import AuditChainHead, AuditEvent
@@ -99,3 +101,74 @@ class AuditRepository:
 
     def count(self) -> int:
         return int(self.session.exec(select(func.count()).select_from(AuditEvent)).one())
+
+
+class DriverAppender:
+    """Appends batches of chain rows straight through the database driver.
+
+    The gateway's audit writer runs this for every tool call. Each SQLAlchemy execute cost 0.2-0.4 ms of CPU
+    on the benchmark machine while the statements themselves take 60 µs, so the writer keeps one DBAPI
+    connection and three fixed statements per engine. The rows are the ones `chain_rows` built; the column
+    encodings below are what SQLAlchemy itself stores (UTC text on SQLite, timestamptz and json on PostgreSQL),
+    so everything else reads these rows through the ORM unchanged.
+    """
+
+    _COLUMNS = (
+        "seq", "occurred_at", "kind", "action", "actor", "grant_id", "grant_name", "upstream", "tool", "outcome",
+        "rule", "reason", "cost_micros", "argument_keys", "arguments_digest", "request_id", "details",
+        "prev_hash", "hash",
+    )  # fmt: skip
+    _JSON = frozenset({"argument_keys", "details"})
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._sqlite = engine.dialect.name == "sqlite"
+        mark = "?" if self._sqlite else "%s"
+        values = ", ".join(f"{mark}::json" if (c in self._JSON and not self._sqlite) else mark for c in self._COLUMNS)
+        self._insert = f"INSERT INTO audit_events ({', '.join(self._COLUMNS)}) VALUES ({values})"  # noqa: S608 - fixed text
+        lock = "" if self._sqlite else " FOR UPDATE"
+        self._head = f"SELECT seq, hash FROM audit_chain_head WHERE id = 1{lock}"  # noqa: S608 - fixed text
+        self._move = f"UPDATE audit_chain_head SET seq = {mark}, hash = {mark} WHERE id = 1"  # noqa: S608 - fixed text
+        self._connection: Any = None
+
+    def append(self, build: Callable[[int, str], list[dict[str, Any]]]) -> list[dict[str, Any]]:
+        """Lock the head, let `build` make the rows from it, insert them and move the head; one commit."""
+        connection = self._connection or self._connect()
+        try:
+            cursor = connection.cursor()
+            if self._sqlite:
+                cursor.execute("BEGIN IMMEDIATE")
+            cursor.execute(self._head)
+            seq, previous = cursor.fetchone()
+            rows = build(int(seq), str(previous))
+            cursor.executemany(self._insert, [self._encode(row) for row in rows])
+            cursor.execute(self._move, (rows[-1]["seq"], rows[-1]["hash"]))
+            connection.commit()
+            cursor.close()
+        except Exception:
+            self.close()  # a broken connection is replaced on the next batch
+            raise
+        return rows
+
+    def _encode(self, row: dict[str, Any]) -> tuple[Any, ...]:
+        values = []
+        for column in self._COLUMNS:
+            value = row[column]
+            if column in self._JSON:
+                value = None if value is None else json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+            elif column == "occurred_at" and self._sqlite:
+                value = value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+            values.append(value)
+        return tuple(values)
+
+    def _connect(self) -> Any:
+        self._connection = self._engine.raw_connection()
+        return self._connection
+
+    def close(self) -> None:
+        if self._connection is not None:
+            with contextlib.suppress(Exception):
+                self._connection.rollback()
+            with contextlib.suppress(Exception):
+                self._connection.invalidate()
+            self._connection = None

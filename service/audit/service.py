@@ -68,11 +68,18 @@ def record(session: Session, entry: AuditRecord, *, clock: Callable[[], datetime
 def record_many(
     session: Session | Connection, entries: Sequence[AuditRecord], *, clock: Callable[[], datetime] = utcnow
 ) -> list[dict[str, Any]]:
-    """Append events in order with one read of the chain head, one insert and one head update.
-
-    This is what lets the gateway's writer commit a whole batch of decisions for the price of one.
-    """
+    """Append events in order with one read of the chain head, one insert and one head update."""
     seq, previous = repository.lock_head_link(session)
+    rows = chain_rows(entries, seq, previous, clock)
+    repository.insert_events(session, rows)
+    repository.move_head(session, rows[-1]["seq"], rows[-1]["hash"])
+    return rows
+
+
+def chain_rows(
+    entries: Sequence[AuditRecord], seq: int, previous: str, clock: Callable[[], datetime] = utcnow
+) -> list[dict[str, Any]]:
+    """The rows that extend the chain from (seq, previous), each hashed over its content and its predecessor."""
     rows = []
     for entry in entries:
         seq += 1
@@ -99,8 +106,6 @@ def record_many(
         }
         row["hash"] = previous = event_hash(row)
         rows.append(row)
-    repository.insert_events(session, rows)
-    repository.move_head(session, seq, previous)
     return rows
 
 

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
+from service.audit.repository import DriverAppender
 from service.audit.schemas import AuditRecord
-from service.audit.service import record_many
+from service.audit.service import chain_rows
 from service.errors import Unavailable
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ class _Item:
 
 class AuditWriter:
     def __init__(self, engine: Engine) -> None:
-        self._engine = engine
+        self._appender = DriverAppender(engine)
         self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
         self._started = False
@@ -52,6 +53,7 @@ class AuditWriter:
             self._queue.put(None)
             self._thread.join(timeout)
             self._started = False
+            self._appender.close()
 
     async def commit(self, entry: AuditRecord) -> int:
         """Append and wait until the event is committed; returns its sequence number.
@@ -87,8 +89,9 @@ class AuditWriter:
 
     def _write(self, batch: list[_Item]) -> None:
         try:
-            with self._engine.begin() as connection:
-                seqs = [row["seq"] for row in record_many(connection, [item.entry for item in batch])]
+            entries = [item.entry for item in batch]
+            rows = self._appender.append(lambda seq, previous: chain_rows(entries, seq, previous))
+            seqs = [row["seq"] for row in rows]
         except Exception as exc:  # the database is down or refused the batch: every waiter must hear it
             log.error("audit batch of %d events not committed: %s", len(batch), exc)
             failure = exc if isinstance(exc, Unavailable) else Unavailable(f"could not record the decision: {exc}")

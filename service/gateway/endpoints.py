@@ -13,11 +13,12 @@ from mcp.server import Server, ServerRequestContext
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from service.errors import NotAuthenticated
 from service.gateway.service import CallContext, Gateway
-from service.gateway.upstreams import ProgressRelay, UpstreamUnavailable
+from service.gateway.transport import answer_with_json
+from service.gateway.upstreams import ProgressRelay
 from service.grants.cache import AuthenticatedGrant, GrantCache
 
 MCP_PATH = "/mcp"
@@ -132,10 +133,19 @@ def build_mcp_server(gateway: Gateway, *, version: str) -> Server[Any]:
 class McpEntry:
     """ASGI for /mcp and /mcp/{upstream}: the grant is checked here, before the SDK parses anything."""
 
-    def __init__(self, manager: StreamableHTTPSessionManager, grants: GrantCache, upstreams: list[str]) -> None:
+    def __init__(
+        self,
+        manager: StreamableHTTPSessionManager,
+        grants: GrantCache,
+        gateway: Gateway,
+        *,
+        max_body_bytes: int,
+    ) -> None:
         self._manager = manager
         self._grants = grants
-        self._upstreams = set(upstreams)
+        self._gateway = gateway
+        self._upstreams = set(gateway.pool.names())
+        self._max_body = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
@@ -164,10 +174,53 @@ class McpEntry:
         principal = f"grant:{grant.id}:{upstream or '*'}"
         # No secret here: the grant was verified above, and the SDK only compares principals.
         scope["user"] = AuthenticatedUser(AccessToken(token="-", client_id=principal, scopes=[]))  # noqa: S106
-        try:
-            await self._manager.handle_request(scope, receive, send)
-        except UpstreamUnavailable as exc:  # pragma: no cover - handlers turn these into results
-            await _json(send, 502, {"error": str(exc)})
+        if scope["method"] == "POST":
+            body = await _read_body(receive, self._max_body)
+            if body is None:
+                await _json(send, 413, {"error": f"request body larger than {self._max_body} bytes"})
+                return
+            answer_with_json.set(self._gateway.answers_at_once(_peek(body)))
+            receive = _replay(body, receive)
+        await self._manager.handle_request(scope, receive, send)
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(chunks)
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """Hand the SDK the body we already read, then the client's later messages (a disconnect)."""
+    delivered = False
+
+    async def replayed() -> Message:
+        nonlocal delivered
+        if not delivered:
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replayed
+
+
+def _peek(body: bytes) -> Mapping[str, Any] | None:
+    """The JSON-RPC message, if the body is one request object; malformed bodies are left to the SDK."""
+    try:
+        message = json.loads(body)
+    except ValueError:
+        return None
+    return message if isinstance(message, dict) else None
 
 
 def _bearer(scope: Scope) -> str | None:

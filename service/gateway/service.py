@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,8 @@ from service.policy import Decision, Outcome, PolicyEngine, ToolCall
 from service.policy_versions.holder import PolicyHolder
 
 log = logging.getLogger(__name__)
+
+_LISTINGS = frozenset({"tools/list", "resources/list", "resources/templates/list", "prompts/list", "ping"})
 
 _ACTIONS = {
     Outcome.ALLOW: "call.allowed",
@@ -54,6 +57,25 @@ class Gateway:
     def reachable(self, grant: AuthenticatedGrant, scope: str | None) -> list[str]:
         names = [scope] if scope is not None else self.pool.names()
         return [name for name in names if grant.may_reach(name)]
+
+    def answers_at_once(self, message: Mapping[str, Any] | None) -> bool:
+        """Whether a request can carry no intermediate message, so it may be answered with plain JSON: listings,
+        and tool calls without a progress token to a tool the policy can never hold."""
+        if message is None:
+            return False
+        method = message.get("method")
+        if method in _LISTINGS:
+            return True
+        if method != "tools/call":
+            return False
+        params = message.get("params")
+        if not isinstance(params, dict) or not isinstance(params.get("name"), str):
+            return False
+        meta = params.get("_meta")
+        if isinstance(meta, dict) and meta.get("progressToken") is not None:
+            return False
+        engine = self.policy.engine
+        return engine is not None and not engine.may_hold(params["name"])
 
     def list_tools(self, grant: AuthenticatedGrant, scope: str | None) -> list[types.Tool]:
         engine = self.policy.current()
