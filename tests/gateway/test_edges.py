@@ -224,3 +224,41 @@ async def test_metrics_count_calls_by_outcome(tmp_path: Path) -> None:
     assert 'airlock_tool_calls_total{outcome="deny",tool="generate_image"} 1.0' in text
     assert 'airlock_upstream_up{upstream="imagegen"} 1.0' in text
     time.sleep(0)
+
+
+async def test_answer_format_is_chosen_per_request(tmp_path: Path) -> None:
+    """Plain JSON when nothing can stream; SSE when progress was asked for or a person may have to decide."""
+    policy = (
+        'version: "1"\ndefault: allow\ntools:\n'
+        '  generate_image: {require_approval: {when: "cost.usd > 0.10"}, cost: {estimator: image_gen_mcp}}\n'
+    )
+    with run_gateway(tmp_path, database_url=sqlite_url(tmp_path), policy=policy) as gw:
+        auth = {"Authorization": f"Bearer {gw.token}", **HEADERS}
+        async with httpx2.AsyncClient(timeout=30) as http:
+            opened = await http.post(gw.mcp_url, json=INIT, headers=auth)
+            session = {**auth, "mcp-session-id": opened.headers["mcp-session-id"], "mcp-protocol-version": "2025-11-25"}
+            await http.post(gw.mcp_url, json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=session)
+
+            def call(
+                request_id: int, name: str, arguments: dict[str, Any], meta: dict[str, Any] | None = None
+            ) -> dict[str, Any]:
+                params: dict[str, Any] = {"name": name, "arguments": arguments}
+                if meta:
+                    params["_meta"] = meta
+                return {"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": params}
+
+            plain = await http.post(gw.mcp_url, json=call(2, "get_model_capabilities", {}), headers=session)
+            assert plain.headers["content-type"].startswith("application/json")
+            assert plain.json()["result"]["isError"] is False
+            streamed = await http.post(
+                gw.mcp_url, json=call(3, "get_model_capabilities", {}, {"progressToken": "p1"}), headers=session
+            )
+            assert streamed.headers["content-type"].startswith("text/event-stream")
+            holdable = await http.post(gw.mcp_url, json=call(4, "generate_image", CHEAP), headers=session)
+            assert holdable.headers["content-type"].startswith("text/event-stream")
+            assert '"isError":false' in holdable.text.replace(" ", "")
+            listing = await http.post(
+                gw.mcp_url, json={"jsonrpc": "2.0", "id": 5, "method": "tools/list"}, headers=session
+            )
+            assert listing.headers["content-type"].startswith("application/json")
+        assert len(gw.upstream_calls()) == 3
