@@ -26,6 +26,7 @@ TOOLS = [
     # What some servers send: no "type": "object". The SDK's own server would refuse to emit it, so the
     # middleware below answers tools/list with raw JSON, as a server built on something else would.
     {"name": "sloppy", "inputSchema": {"properties": {"x": {"type": "integer"}}}},
+    {"name": "slow", "inputSchema": {"type": "object", "properties": {}}},
 ]
 
 
@@ -44,6 +45,13 @@ async def list_tools(
 async def call_tool(ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> types.CallToolResult:
     arguments = dict(params.arguments or {})
     _record(params.name, arguments)
+    if params.name == "slow":
+        try:
+            await anyio.sleep(30)
+        except anyio.get_cancelled_exc_class():
+            _record("slow.cancelled", arguments)
+            raise
+        return types.CallToolResult(content=[types.TextContent(type="text", text="finished")])
     if params.name == "echo":
         await ctx.session.report_progress(1, 2, "halfway")
         return types.CallToolResult(

@@ -262,3 +262,17 @@ async def test_answer_format_is_chosen_per_request(tmp_path: Path) -> None:
             )
             assert listing.headers["content-type"].startswith("application/json")
         assert len(gw.upstream_calls()) == 3
+
+
+async def test_a_cancelled_call_is_cancelled_upstream(tmp_path: Path) -> None:
+    log = tmp_path / "upstream.log"
+    with run_gateway(
+        tmp_path, database_url=sqlite_url(tmp_path), policy=ALLOW_ALL, upstreams={"fixture": fixture_upstream(log)}
+    ) as gw:
+        async with mcp_client(gw.mcp_url, gw.token) as client:
+            with anyio.move_on_after(1.0):
+                await client.call_tool("slow", {})
+            with anyio.fail_after(10):
+                while not gw.upstream_calls("slow.cancelled"):
+                    await anyio.sleep(0.1)
+        assert len(gw.upstream_calls("slow")) == 1
