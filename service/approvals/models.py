@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Column, Index, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Column, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 import service.db.base  # noqa: F401
@@ -37,6 +37,8 @@ class ToolCallRequest(SQLModel, table=True):
     grant_id: int = Field(foreign_key="grants.id")
     upstream: str = Field(sa_column=Column(String(64), nullable=False))
     tool: str = Field(sa_column=Column(String(255), nullable=False))
+    upstream_tool: str = Field(default="", sa_column=Column(String(255), nullable=False, server_default=""))
+    """The tool's name at the upstream (the agent sees it under the upstream's prefix)."""
     arguments: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     arguments_digest: str = Field(sa_column=Column(String(64), nullable=False))
     edited_arguments: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
@@ -56,3 +58,41 @@ class ToolCallRequest(SQLModel, table=True):
     result: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     result_expires_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
     delivered_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    reminders_sent: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+
+    @property
+    def public_id(self) -> str:
+        return f"R-{self.id}"
+
+
+class ApprovalVote(SQLModel, table=True):
+    """One person's approval of a request; a quorum of N needs N distinct rows."""
+
+    __tablename__ = "approval_votes"
+    __table_args__ = (UniqueConstraint("request_id", "approver", name="uq_approval_votes_request_id_approver"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    request_id: int = Field(
+        sa_column=Column(BIG_ID, ForeignKey("tool_call_requests.id", ondelete="CASCADE"), nullable=False)
+    )
+    approver: str = Field(sa_column=Column(String(64), nullable=False))
+    channel: str = Field(sa_column=Column(String(16), nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class StandingApproval(SQLModel, table=True):
+    """ "Approve and remember": later calls of the same grant and tool (and, when set, the same arguments) pass."""
+
+    __tablename__ = "standing_approvals"
+    __table_args__ = (Index("ix_standing_approvals_grant_tool", "grant_id", "tool"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    grant_id: int = Field(foreign_key="grants.id", ondelete="CASCADE")
+    tool: str = Field(sa_column=Column(String(255), nullable=False))
+    arguments_digest: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    created_by: str = Field(sa_column=Column(String(64), nullable=False))
+    request_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
+    expires_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    revoked_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    revoked_by: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))

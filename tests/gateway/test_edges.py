@@ -87,7 +87,7 @@ async def test_a_session_cannot_be_used_with_another_grant(tmp_path: Path) -> No
 
 
 async def test_upstream_crash_is_an_error_result_then_it_restarts_and_the_count_is_given_back(tmp_path: Path) -> None:
-    policy = 'version: "1"\ntools:\n  get_model_capabilities:\n    limits: [{counter: caps, window: hour, max: 2}]\n'
+    policy = 'version: "1"\ntools:\n  get_model_capabilities:\n    limits: [{counter: caps, window: 3650d, max: 2}]\n'
     with run_gateway(tmp_path, database_url=sqlite_url(tmp_path), policy=policy) as gw:
         async with mcp_client(gw.mcp_url, gw.token) as client:
             assert not (await client.call_tool("get_model_capabilities", {})).is_error
@@ -171,7 +171,7 @@ async def test_scoped_endpoint_and_grant_upstream_access(tmp_path: Path) -> None
         tmp_path, database_url=sqlite_url(tmp_path), policy=ALLOW_ALL, upstreams=upstreams, grants=grants
     ) as gw:
         async with mcp_client(gw.mcp_url + "/fixture", gw.tokens["both"]) as client:
-            assert {t.name for t in (await client.list_tools()).tools} == {"fx_echo", "fx_sloppy"}
+            assert {t.name for t in (await client.list_tools()).tools} == {"fx_echo", "fx_sloppy", "fx_slow"}
             assert (await client.call_tool("generate_image", CHEAP)).content[0].text.startswith("[UNKNOWN TOOL]")  # type: ignore[union-attr]
         async with mcp_client(gw.mcp_url, gw.tokens["images-only"]) as client:
             assert {t.name for t in (await client.list_tools()).tools} == {
