@@ -251,8 +251,10 @@ class _Compiler:
         elif spec.conditions is not None:
             check = CompiledCheck(pointer(here), conditions=self.conditions(spec.conditions, (*here, "conditions")))
             reason = reason or "needs approval: its conditions hold"
+        named = spec.approvers.users or spec.approvers.slack_users or spec.approvers.slack_groups
+        roles = spec.approvers.roles if spec.approvers.roles is not None else ([] if named else ["approver"])
         approvers = Approvers(
-            roles=tuple(spec.approvers.roles),
+            roles=tuple(roles),
             users=tuple(spec.approvers.users),
             slack_users=tuple(spec.approvers.slack_users),
             slack_groups=tuple(spec.approvers.slack_groups),

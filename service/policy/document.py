@@ -62,7 +62,8 @@ class CostSpec(_Strict):
 
 
 class ApproversSpec(_Strict):
-    roles: list[str] = ["approver"]
+    # Absent roles mean "approver" only when the rule names nobody else: `{users: [zoe]}` means zoe (and admins).
+    roles: list[str] | None = None
     users: list[str] = []
     slack_users: list[str] = []
     slack_groups: list[str] = []

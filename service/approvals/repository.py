@@ -1,0 +1,137 @@
+"""All SQL of the approval queue. State changes are conditional UPDATEs, so two replicas, a double click, or Slack
+and the web UI at the same moment can never both move a request."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import Table, and_, func, or_, update
+from sqlmodel import Session, col, select
+
+from service.approvals.models import ApprovalVote, RequestStatus, StandingApproval, ToolCallRequest
+
+REQUESTS: Table = ToolCallRequest.__table__  # type: ignore[attr-defined]
+OPEN_STATUSES = (RequestStatus.PENDING, RequestStatus.APPROVED, RequestStatus.EXECUTING)
+
+
+class ApprovalRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, request: ToolCallRequest) -> ToolCallRequest:
+        self.session.add(request)
+        self.session.flush()
+        return request
+
+    def get(self, request_id: int, *, lock: bool = False) -> ToolCallRequest | None:
+        query = select(ToolCallRequest).where(ToolCallRequest.id == request_id)
+        if lock:
+            query = query.with_for_update()
+        return self.session.exec(query).first()
+
+    def page(
+        self,
+        *,
+        statuses: Sequence[RequestStatus] | None,
+        tool: str | None,
+        grant_id: int | None,
+        before_id: int | None,
+        limit: int,
+    ) -> list[ToolCallRequest]:
+        """Newest first, by keyset on the id."""
+        query = select(ToolCallRequest)
+        if statuses:
+            query = query.where(col(ToolCallRequest.status).in_([s.value for s in statuses]))
+        if tool:
+            query = query.where(ToolCallRequest.tool == tool)
+        if grant_id is not None:
+            query = query.where(ToolCallRequest.grant_id == grant_id)
+        if before_id is not None:
+            query = query.where(col(ToolCallRequest.id) < before_id)
+        return list(self.session.exec(query.order_by(col(ToolCallRequest.id).desc()).limit(limit)).all())
+
+    def move(self, request_id: int, expected: RequestStatus, new: RequestStatus, **values: object) -> bool:
+        """Change the status only if it is still `expected`; True when this caller won."""
+        result = self.session.execute(
+            update(REQUESTS)
+            .where(REQUESTS.c.id == request_id, REQUESTS.c.status == expected.value)
+            .values(status=new.value, **values)
+        )
+        return bool(getattr(result, "rowcount", 0))  # a CursorResult for an UPDATE
+
+    def due(self, now: datetime, limit: int = 500) -> list[ToolCallRequest]:
+        return list(
+            self.session.exec(
+                select(ToolCallRequest)
+                .where(ToolCallRequest.status == RequestStatus.PENDING.value, col(ToolCallRequest.deadline) <= now)
+                .order_by(col(ToolCallRequest.deadline))
+                .limit(limit)
+            ).all()
+        )
+
+    def pending_for_reminders(self, limit: int = 500) -> list[ToolCallRequest]:
+        return list(
+            self.session.exec(
+                select(ToolCallRequest)
+                .where(ToolCallRequest.status == RequestStatus.PENDING.value, col(ToolCallRequest.reminders_sent) < 2)
+                .limit(limit)
+            ).all()
+        )
+
+    def pending_count(self, grant_id: int) -> int:
+        return int(
+            self.session.exec(
+                select(func.count())
+                .select_from(ToolCallRequest)
+                .where(ToolCallRequest.grant_id == grant_id, ToolCallRequest.status == RequestStatus.PENDING.value)
+            ).one()
+        )
+
+    def find_open(self, grant_id: int, tool: str, arguments_digest: str) -> ToolCallRequest | None:
+        """A request for the same call that is still open, or ran and was not yet delivered."""
+        open_or_undelivered = or_(
+            col(ToolCallRequest.status).in_([s.value for s in OPEN_STATUSES]),
+            and_(
+                col(ToolCallRequest.status) == RequestStatus.SUCCEEDED.value,
+                col(ToolCallRequest.delivered_at).is_(None),
+            ),
+        )
+        return self.session.exec(
+            select(ToolCallRequest)
+            .where(
+                ToolCallRequest.grant_id == grant_id,
+                ToolCallRequest.tool == tool,
+                ToolCallRequest.arguments_digest == arguments_digest,
+                open_or_undelivered,
+            )
+            .order_by(col(ToolCallRequest.id).desc())
+            .limit(1)
+        ).first()
+
+    def votes(self, request_id: int) -> list[ApprovalVote]:
+        return list(
+            self.session.exec(
+                select(ApprovalVote).where(ApprovalVote.request_id == request_id).order_by(col(ApprovalVote.id))
+            ).all()
+        )
+
+    def add_vote(self, vote: ApprovalVote) -> None:
+        self.session.add(vote)
+        self.session.flush()
+
+    def add_standing(self, standing: StandingApproval) -> StandingApproval:
+        self.session.add(standing)
+        self.session.flush()
+        return standing
+
+    def standing(self, standing_id: int) -> StandingApproval | None:
+        return self.session.get(StandingApproval, standing_id)
+
+    def active_standing(self, now: datetime, grant_id: int | None = None) -> list[StandingApproval]:
+        query = select(StandingApproval).where(
+            col(StandingApproval.revoked_at).is_(None), col(StandingApproval.expires_at) > now
+        )
+        if grant_id is not None:
+            query = query.where(StandingApproval.grant_id == grant_id)
+        return list(self.session.exec(query.order_by(col(StandingApproval.id).desc())).all())

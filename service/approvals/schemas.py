@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from service.users.models import Role
+
+
+class Verdict(StrEnum):
+    APPROVE = "approve"
+    REJECT = "reject"
+
+
+@dataclass(frozen=True)
+class Approver:
+    """Who is deciding, and from where (web, slack, api, cli)."""
+
+    username: str
+    role: Role
+    channel: str
+    slack_user_id: str | None = None
+    slack_groups: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Remember:
+    """ "Approve and remember": the same arguments, or any arguments of the same tool, for a while."""
+
+    scope: Literal["arguments", "tool"]
+    duration: timedelta
+
+
+@dataclass
+class ApprovalEvent:
+    """What subscribers hear: created, reminder, requester_gone, decided, expired, cancelled, executed."""
+
+    kind: str
+    request_id: int
+    status: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+class RequestPublic(BaseModel):
+    id: int
+    public_id: str
+    status: str
+    tool: str
+    upstream: str
+    grant: str
+    cost_usd: float | None
+    arguments: dict[str, Any]
+    rule: str
+    reason: str | None
+    created_at: datetime
+    deadline: datetime
+    requester_gone: bool
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+    decision_reason: str | None = None
+
+
+class RequestDetail(RequestPublic):
+    approvals: list[dict[str, Any]] = Field(default_factory=list)
+    events: list[dict[str, Any]] = Field(default_factory=list)
+    result: dict[str, Any] | None = None
+    edited_arguments: dict[str, Any] | None = None
+
+
+class RequestPage(BaseModel):
+    items: list[RequestPublic]
+    next_cursor: str | None
+
+
+class StandingPublic(BaseModel):
+    id: int
+    grant_id: int
+    tool: str
+    arguments_digest: str | None
+    created_by: str
+    created_at: datetime
+    expires_at: datetime

@@ -1,0 +1,525 @@
+"""The approval queue and the single place where a person's decision changes a request.
+
+Web UI, Slack, the REST API and the CLI all call `decide`. It enforces who may decide, no self-approval by the
+grant's owner (unless the rule allows it), a quorum of distinct approvers, legal transitions only, and answers
+"already decided by X at T" to a late second decision. Every change is an audit event in the same transaction;
+the events for subscribers are returned, to be published once the transaction has committed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlmodel import Session
+
+from service.approvals.models import ApprovalVote, RequestStatus, StandingApproval, ToolCallRequest
+from service.approvals.repository import ApprovalRepository
+from service.approvals.schemas import ApprovalEvent, Approver, Remember, RequestPublic, Verdict
+from service.arguments import arguments_digest, redact
+from service.audit.schemas import AuditRecord
+from service.audit.service import record
+from service.db.types import utcnow
+from service.errors import Conflict, Forbidden, InvalidInput, NotFound
+from service.policy import ApprovalSpec, Approvers, CounterStore, Decision, Reservation
+from service.users.models import Role
+
+ArgumentValidator = Callable[[str, Mapping[str, Any]], list[str]]
+
+
+def spec_to_json(spec: ApprovalSpec, owner: str | None) -> dict[str, Any]:
+    a = spec.approvers
+    return {
+        "approvers": {
+            "roles": list(a.roles),
+            "users": list(a.users),
+            "slack_users": list(a.slack_users),
+            "slack_groups": list(a.slack_groups),
+        },
+        "timeout_s": spec.timeout.total_seconds(),
+        "quorum": spec.quorum,
+        "self_approval": spec.self_approval,
+        "channel": spec.channel,
+        "slack": spec.slack,
+        "owner": owner,
+    }
+
+
+def spec_from_json(data: Mapping[str, Any]) -> ApprovalSpec:
+    a = data.get("approvers", {})
+    return ApprovalSpec(
+        approvers=Approvers(
+            roles=tuple(a.get("roles", ())),
+            users=tuple(a.get("users", ())),
+            slack_users=tuple(a.get("slack_users", ())),
+            slack_groups=tuple(a.get("slack_groups", ())),
+        ),
+        timeout=timedelta(seconds=float(data.get("timeout_s", 900))),
+        quorum=int(data.get("quorum", 1)),
+        self_approval=bool(data.get("self_approval", False)),
+        channel=data.get("channel"),
+        slack=bool(data.get("slack", True)),
+    )
+
+
+def open_request(
+    session: Session,
+    *,
+    grant_id: int,
+    grant_name: str,
+    grant_owner: str | None,
+    upstream: str,
+    tool: str,
+    upstream_tool: str,
+    arguments: dict[str, Any],
+    decision: Decision,
+    policy_version_id: int | None,
+    hold_mode: str,
+    now: datetime | None = None,
+) -> tuple[ToolCallRequest, list[ApprovalEvent]]:
+    """Persist a held call (before the agent hears that it is held)."""
+    assert decision.approval is not None
+    now = now or utcnow()
+    request = ApprovalRepository(session).add(
+        ToolCallRequest(
+            status=RequestStatus.PENDING,
+            grant_id=grant_id,
+            upstream=upstream,
+            tool=tool,
+            upstream_tool=upstream_tool,
+            arguments=arguments,
+            arguments_digest=arguments_digest(arguments),
+            policy_version_id=policy_version_id,
+            rule=decision.rule,
+            reason=decision.reason,
+            cost_micros=round(decision.cost_usd * 1_000_000) if decision.cost_usd is not None else None,
+            approval=spec_to_json(decision.approval, grant_owner),
+            reservation=decision.reservation.to_json() if decision.reservation else [],
+            hold_mode=hold_mode,
+            created_at=now,
+            deadline=now + decision.approval.timeout,
+        )
+    )
+    assert request.id is not None
+    record(
+        session,
+        AuditRecord(
+            kind="request",
+            action="request.created",
+            actor=f"agent:{grant_name}",
+            grant_id=grant_id,
+            grant_name=grant_name,
+            upstream=upstream,
+            tool=tool,
+            outcome="pending",
+            rule=decision.rule,
+            reason=decision.reason,
+            cost_micros=request.cost_micros,
+            argument_keys=sorted(arguments),
+            arguments_digest=request.arguments_digest,
+            request_id=request.id,
+            details={"hold_mode": hold_mode, "deadline": request.deadline.isoformat()},
+        ),
+    )
+    return request, [ApprovalEvent("created", request.id, RequestStatus.PENDING.value)]
+
+
+def may_decide(request: ToolCallRequest, approver: Approver) -> str | None:
+    """None when `approver` may decide this request; otherwise why not (the rule lives here, nowhere else)."""
+    spec = spec_from_json(request.approval)
+    owner = request.approval.get("owner")
+    if owner and owner == approver.username and not spec.self_approval:
+        return "you own this agent's grant, and this rule does not allow self-approval"
+    if approver.role is Role.ADMIN:
+        return None
+    if approver.role is Role.VIEWER:
+        return "viewers may not decide requests"
+    allowed = spec.approvers
+    if (
+        approver.role.value in allowed.roles
+        or approver.username in allowed.users
+        or (approver.slack_user_id is not None and approver.slack_user_id in allowed.slack_users)
+        or bool(approver.slack_groups & set(allowed.slack_groups))
+    ):
+        return None
+    return "you are not an approver for this rule"
+
+
+def decide(
+    session: Session,
+    request_id: int,
+    approver: Approver,
+    verdict: Verdict,
+    *,
+    reason: str | None = None,
+    arguments: dict[str, Any] | None = None,
+    remember: Remember | None = None,
+    validate_arguments: ArgumentValidator | None = None,
+    counters: CounterStore | None = None,
+    now: datetime | None = None,
+) -> tuple[ToolCallRequest, list[ApprovalEvent]]:
+    now = now or utcnow()
+    repo = ApprovalRepository(session)
+    request = repo.get(request_id, lock=True)
+    if request is None:
+        raise NotFound(f"no request R-{request_id}")
+    assert request.id is not None
+    if request.status is not RequestStatus.PENDING:
+        raise Conflict(_already(request))
+    if now >= request.deadline:
+        # The sweeper records the expiry (raising here rolls this transaction back); nothing may run.
+        raise Conflict(f"R-{request.id} expired at {request.deadline.isoformat(timespec='seconds')}; nothing ran")
+    refusal = may_decide(request, approver)
+    if refusal is not None:
+        raise Forbidden(refusal)
+    if verdict is Verdict.REJECT:
+        return request, _reject(session, request, approver, reason, counters, now)
+    if arguments is not None:
+        problems = validate_arguments(request.tool, arguments) if validate_arguments else []
+        if problems:
+            raise InvalidInput("the edited arguments do not fit the tool: " + "; ".join(problems))
+    votes = repo.votes(request.id)
+    if any(v.approver == approver.username for v in votes):
+        raise Conflict(
+            f"you already approved R-{request.id}; it needs {spec_from_json(request.approval).quorum} approvers"
+        )
+    repo.add_vote(
+        ApprovalVote(request_id=request.id, approver=approver.username, channel=approver.channel, created_at=now)
+    )
+    quorum = spec_from_json(request.approval).quorum
+    if len(votes) + 1 < quorum:
+        _audit(
+            session, request, approver, "request.vote", "pending", reason, {"votes": len(votes) + 1, "quorum": quorum}
+        )
+        return request, [ApprovalEvent("vote", request.id, RequestStatus.PENDING.value, {"by": approver.username})]
+    values: dict[str, Any] = {"decided_at": now, "decided_by": approver.username, "decision_reason": reason}
+    if arguments is not None:
+        values["edited_arguments"] = arguments
+    if not repo.move(request.id, RequestStatus.PENDING, RequestStatus.APPROVED, **values):
+        session.refresh(request)
+        raise Conflict(_already(request))
+    details: dict[str, Any] = {"channel": approver.channel}
+    if arguments is not None:
+        # Both sets are kept: the original on the request row, the edited one beside it; the log has their digests.
+        details["edited_arguments_digest"] = arguments_digest(arguments)
+    if remember is not None:
+        standing = _remember(session, request, approver, remember, now)
+        details["standing_approval"] = standing.id
+    _audit(session, request, approver, "request.approved", "approved", reason, details)
+    session.refresh(request)
+    return request, [
+        ApprovalEvent(
+            "decided", request.id, RequestStatus.APPROVED.value, {"by": approver.username, "channel": approver.channel}
+        )
+    ]
+
+
+def _already(request: ToolCallRequest) -> str:
+    if request.decided_by and request.decided_at:
+        return (
+            f"R-{request.id} was already {request.status.value} by {request.decided_by} "
+            f"at {request.decided_at.isoformat(timespec='seconds')}"
+        )
+    return f"R-{request.id} is already {request.status.value}"
+
+
+def _reject(
+    session: Session,
+    request: ToolCallRequest,
+    approver: Approver,
+    reason: str | None,
+    counters: CounterStore | None,
+    now: datetime,
+) -> list[ApprovalEvent]:
+    assert request.id is not None
+    if not reason or not reason.strip():
+        raise InvalidInput("say why: a rejection needs a reason, which the agent reads")
+    repo = ApprovalRepository(session)
+    moved = repo.move(
+        request.id,
+        RequestStatus.PENDING,
+        RequestStatus.REJECTED,
+        decided_at=now,
+        decided_by=approver.username,
+        decision_reason=reason,
+    )
+    if not moved:
+        session.refresh(request)
+        raise Conflict(_already(request))
+    _give_back_budget(request, counters)
+    _audit(session, request, approver, "request.rejected", "rejected", reason, {"channel": approver.channel})
+    session.refresh(request)
+    return [
+        ApprovalEvent("decided", request.id, RequestStatus.REJECTED.value, {"by": approver.username, "reason": reason})
+    ]
+
+
+def _expire(
+    session: Session, request: ToolCallRequest, counters: CounterStore | None, now: datetime
+) -> list[ApprovalEvent]:
+    assert request.id is not None
+    if not ApprovalRepository(session).move(request.id, RequestStatus.PENDING, RequestStatus.EXPIRED, decided_at=now):
+        return []
+    _give_back_budget(request, counters)
+    record(
+        session,
+        AuditRecord(
+            kind="request",
+            action="request.expired",
+            actor="system",
+            grant_id=request.grant_id,
+            upstream=request.upstream,
+            tool=request.tool,
+            outcome="expired",
+            rule=request.rule,
+            request_id=request.id,
+        ),
+    )
+    return [ApprovalEvent("expired", request.id, RequestStatus.EXPIRED.value)]
+
+
+def expire_due(session: Session, counters: CounterStore | None, now: datetime | None = None) -> list[ApprovalEvent]:
+    """What the sweeper runs: a persisted deadline, never a timer in memory. Airlock never approves by itself."""
+    now = now or utcnow()
+    events: list[ApprovalEvent] = []
+    for request in ApprovalRepository(session).due(now):
+        events += _expire(session, request, counters, now)
+    return events
+
+
+def _give_back_budget(request: ToolCallRequest, counters: CounterStore | None) -> None:
+    """A rejected, expired or withdrawn call keeps its count (a looping agent stays capped) but not its budget."""
+    if counters is not None and request.reservation:
+        items = Reservation.from_json(request.reservation).for_rejection()
+        if items:
+            counters.release(items)
+
+
+def _remember(
+    session: Session, request: ToolCallRequest, approver: Approver, remember: Remember, now: datetime
+) -> StandingApproval:
+    if remember.duration <= timedelta(0) or remember.duration > timedelta(days=30):
+        raise InvalidInput("remember for more than nothing and at most 30 days")
+    return ApprovalRepository(session).add_standing(
+        StandingApproval(
+            grant_id=request.grant_id,
+            tool=request.tool,
+            arguments_digest=request.arguments_digest if remember.scope == "arguments" else None,
+            created_by=approver.username,
+            request_id=request.id,
+            created_at=now,
+            expires_at=now + remember.duration,
+        )
+    )
+
+
+def _audit(
+    session: Session,
+    request: ToolCallRequest,
+    approver: Approver,
+    action: str,
+    outcome: str,
+    reason: str | None,
+    details: dict[str, Any],
+) -> None:
+    record(
+        session,
+        AuditRecord(
+            kind="request",
+            action=action,
+            actor=f"user:{approver.username}",
+            grant_id=request.grant_id,
+            upstream=request.upstream,
+            tool=request.tool,
+            outcome=outcome,
+            rule=request.rule,
+            reason=reason,
+            request_id=request.id,
+            details=details,
+        ),
+    )
+
+
+def get(session: Session, request_id: int) -> ToolCallRequest:
+    request = ApprovalRepository(session).get(request_id)
+    if request is None:
+        raise NotFound(f"no request R-{request_id}")
+    return request
+
+
+def to_public(request: ToolCallRequest, grant_name: str) -> RequestPublic:
+    assert request.id is not None
+    return RequestPublic(
+        id=request.id,
+        public_id=request.public_id,
+        status=request.status.value,
+        tool=request.tool,
+        upstream=request.upstream,
+        grant=grant_name,
+        cost_usd=request.cost_micros / 1_000_000 if request.cost_micros is not None else None,
+        arguments=redact(request.arguments, max_string=500),
+        rule=request.rule,
+        reason=request.reason,
+        created_at=request.created_at,
+        deadline=request.deadline,
+        requester_gone=request.requester_gone,
+        decided_by=request.decided_by,
+        decided_at=request.decided_at,
+        decision_reason=request.decision_reason,
+    )
+
+
+def claim(session: Session, request_id: int) -> bool:
+    """approved -> executing, as one conditional UPDATE: whoever wins runs the call, exactly once."""
+    return ApprovalRepository(session).move(request_id, RequestStatus.APPROVED, RequestStatus.EXECUTING)
+
+
+def finish(
+    session: Session,
+    request_id: int,
+    *,
+    succeeded: bool,
+    result: dict[str, Any] | None,
+    summary: dict[str, Any],
+    retention: timedelta,
+    delivered: bool,
+    now: datetime | None = None,
+) -> list[ApprovalEvent]:
+    """executing -> succeeded | failed. The result is kept, bound to the grant, until delivered or retention ends."""
+    now = now or utcnow()
+    status = RequestStatus.SUCCEEDED if succeeded else RequestStatus.FAILED
+    repo = ApprovalRepository(session)
+    values: dict[str, Any] = {"result": result, "result_expires_at": now + retention}
+    if delivered:
+        values["delivered_at"] = now
+    if not repo.move(request_id, RequestStatus.EXECUTING, status, **values):
+        return []
+    request = repo.get(request_id)
+    assert request is not None
+    record(
+        session,
+        AuditRecord(
+            kind="request",
+            action="request.executed",
+            actor="system",
+            grant_id=request.grant_id,
+            upstream=request.upstream,
+            tool=request.tool,
+            outcome=status.value,
+            request_id=request_id,
+            details={"result": summary},
+        ),
+    )
+    return [ApprovalEvent("executed", request_id, status.value, {"succeeded": succeeded})]
+
+
+def mark_delivered(session: Session, request_id: int, now: datetime | None = None) -> None:
+    request = ApprovalRepository(session).get(request_id, lock=True)
+    if request is not None and request.delivered_at is None:
+        request.delivered_at = now or utcnow()
+        session.add(request)
+
+
+def requester_gone(session: Session, request_id: int, *, cancel: bool) -> list[ApprovalEvent]:
+    """The agent stopped waiting. By default the request stays decidable; with on_requester_gone: cancel it is
+    withdrawn. Either way nothing runs for a caller who is not there."""
+    repo = ApprovalRepository(session)
+    request = repo.get(request_id, lock=True)
+    if request is None or request.status is not RequestStatus.PENDING:
+        return []
+    if cancel:
+        return withdraw(session, request_id, reason="the agent stopped waiting")
+    if request.requester_gone:
+        return []
+    request.requester_gone = True
+    session.add(request)
+    return [ApprovalEvent("requester_gone", request_id, request.status.value)]
+
+
+def withdraw(
+    session: Session, request_id: int, *, reason: str, counters: CounterStore | None = None, now: datetime | None = None
+) -> list[ApprovalEvent]:
+    """pending -> cancelled (tasks/cancel, or on_requester_gone: cancel)."""
+    now = now or utcnow()
+    repo = ApprovalRepository(session)
+    request = repo.get(request_id)
+    if request is None or not repo.move(
+        request_id, RequestStatus.PENDING, RequestStatus.CANCELLED, decided_at=now, decision_reason=reason
+    ):
+        return []
+    _give_back_budget(request, counters)
+    record(
+        session,
+        AuditRecord(
+            kind="request",
+            action="request.cancelled",
+            actor="system",
+            grant_id=request.grant_id,
+            tool=request.tool,
+            outcome="cancelled",
+            reason=reason,
+            request_id=request_id,
+        ),
+    )
+    return [ApprovalEvent("cancelled", request_id, RequestStatus.CANCELLED.value, {"reason": reason})]
+
+
+def due_reminders(session: Session, now: datetime | None = None) -> list[ApprovalEvent]:
+    """Reminders at 50% and 90% of the timeout, as events for the channels to post."""
+    now = now or utcnow()
+    events = []
+    for request in ApprovalRepository(session).pending_for_reminders():
+        assert request.id is not None
+        total = (request.deadline - request.created_at).total_seconds()
+        elapsed = (now - request.created_at).total_seconds()
+        due = 2 if elapsed >= 0.9 * total else 1 if elapsed >= 0.5 * total else 0
+        if due > request.reminders_sent:
+            request.reminders_sent = due
+            session.add(request)
+            events.append(
+                ApprovalEvent("reminder", request.id, request.status.value, {"percent": 90 if due == 2 else 50})
+            )
+    return events
+
+
+def pending_count(session: Session, grant_id: int) -> int:
+    return ApprovalRepository(session).pending_count(grant_id)
+
+
+def find_open(session: Session, grant_id: int, tool: str, arguments: Mapping[str, Any]) -> ToolCallRequest | None:
+    return ApprovalRepository(session).find_open(grant_id, tool, arguments_digest(arguments))
+
+
+def list_standing(session: Session, now: datetime | None = None, grant_id: int | None = None) -> list[StandingApproval]:
+    return ApprovalRepository(session).active_standing(now or utcnow(), grant_id)
+
+
+def revoke_standing(session: Session, standing_id: int, *, actor: str, now: datetime | None = None) -> None:
+    standing = ApprovalRepository(session).standing(standing_id)
+    if standing is None:
+        raise NotFound(f"no standing approval {standing_id}")
+    if standing.revoked_at is not None:
+        return
+    standing.revoked_at = now or utcnow()
+    standing.revoked_by = actor
+    session.add(standing)
+    record(
+        session,
+        AuditRecord(
+            kind="admin",
+            action="standing_approval.revoked",
+            actor=actor,
+            grant_id=standing.grant_id,
+            tool=standing.tool,
+            details={"id": standing_id},
+        ),
+    )
+
+
+def matching_standing(standing: list[StandingApproval], tool: str, digest: str) -> StandingApproval | None:
+    """The standing approval (of one grant's active ones) that covers this call, if any."""
+    for item in standing:
+        if item.tool == tool and (item.arguments_digest is None or item.arguments_digest == digest):
+            return item
+    return None

@@ -1,0 +1,244 @@
+"""The single decision point: who may decide, quorum, self-approval, legal transitions, exactly-once release."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
+
+from service.approvals import service
+from service.approvals.models import RequestStatus, ToolCallRequest
+from service.approvals.schemas import Approver, Remember, Verdict
+from service.audit.models import AuditEvent
+from service.audit.service import verify
+from service.db.engine import unit_of_work
+from service.db.types import utcnow
+from service.errors import Conflict, Forbidden, InvalidInput
+from service.grants.service import create_grant
+from service.policy import GrantInfo, MemoryCounters, Outcome, ToolCall
+from service.security import TokenHasher
+from service.users.models import Role
+from service.users.service import create_user
+from tests.policy.helpers import IMAGE, engine_for, fixture
+
+ADMIN = Approver("root", Role.ADMIN, "web")
+ANA = Approver("ana", Role.APPROVER, "web")
+BO = Approver("bo", Role.APPROVER, "slack", slack_user_id="U0BO")
+VIEWER = Approver("vic", Role.VIEWER, "web")
+OWNER = Approver("dana", Role.APPROVER, "web")
+
+
+def held(engine: Engine, hasher: TokenHasher, policy: str | None = None, **args: Any) -> tuple[int, MemoryCounters]:
+    """A generate_image call held under the demo policy, persisted for the grant dana owns."""
+    counters = MemoryCounters()
+    with unit_of_work(engine) as session:
+        if session.exec(select(ToolCallRequest)).first() is None and not _grant_exists(session):
+            create_user(session, hasher, username="dana", role=Role.APPROVER, actor="t")
+            create_grant(session, hasher, name="bot", actor="t", owner="dana")
+    policy_engine = engine_for(policy or fixture("airlock-demo.yaml"), counters=counters)
+    arguments = {**IMAGE, "n": 4, **args}
+    decision = policy_engine.decide(ToolCall(GrantInfo("1", "bot", "dana"), "generate_image", arguments))
+    assert decision.outcome is Outcome.HOLD
+    with unit_of_work(engine) as session:
+        request, events = service.open_request(
+            session,
+            grant_id=1,
+            grant_name="bot",
+            grant_owner="dana",
+            upstream="imagegen",
+            tool="generate_image",
+            upstream_tool="generate_image",
+            arguments=arguments,
+            decision=decision,
+            policy_version_id=None,
+            hold_mode="blocking",
+        )
+    assert events[0].kind == "created"
+    assert request.id is not None
+    return request.id, counters
+
+
+def _grant_exists(session: Session) -> bool:
+    from service.grants.models import Grant
+
+    return session.exec(select(Grant)).first() is not None
+
+
+def decide(
+    engine: Engine, request_id: int, approver: Approver, verdict: Verdict = Verdict.APPROVE, **kwargs: Any
+) -> ToolCallRequest:
+    with unit_of_work(engine) as session:
+        request, _events = service.decide(session, request_id, approver, verdict, **kwargs)
+    return request
+
+
+def test_approve_then_claim_exactly_once(engine: Engine, hasher: TokenHasher) -> None:
+    request_id, _ = held(engine, hasher)
+    approved = decide(engine, request_id, ANA, reason="fine")
+    assert approved.status is RequestStatus.APPROVED
+    assert approved.decided_by == "ana"
+    with unit_of_work(engine) as session:
+        assert service.claim(session, request_id) is True
+    with unit_of_work(engine) as session:
+        assert service.claim(session, request_id) is False
+
+
+def test_a_late_second_decision_says_who_decided_when(engine: Engine, hasher: TokenHasher) -> None:
+    request_id, _ = held(engine, hasher)
+    decide(engine, request_id, ANA)
+    with pytest.raises(Conflict, match=r"already approved by ana at \d{4}-"):
+        decide(engine, request_id, BO, Verdict.REJECT, reason="too late")
+
+
+def test_who_may_decide(engine: Engine, hasher: TokenHasher) -> None:
+    request_id, _ = held(engine, hasher)
+    with pytest.raises(Forbidden, match="viewers"):
+        decide(engine, request_id, VIEWER)
+    with pytest.raises(Forbidden, match="self-approval"):
+        decide(engine, request_id, OWNER)
+    outsider_policy = fixture("airlock-demo.yaml").replace(
+        "approvers: {roles: [approver]}", "approvers: {users: [zoe]}", 1
+    )
+    other_id, _ = held(engine, hasher, outsider_policy)
+    with pytest.raises(Forbidden, match="not an approver for this rule"):
+        decide(engine, other_id, ANA)
+    assert decide(engine, other_id, ADMIN).status is RequestStatus.APPROVED  # an admin may always decide
+    with unit_of_work(engine) as session:
+        assert service.get(session, request_id).status is RequestStatus.PENDING  # refusals changed nothing
+
+
+def test_slack_users_named_by_the_rule_may_decide(engine: Engine, hasher: TokenHasher) -> None:
+    policy = fixture("airlock-demo.yaml").replace(
+        "approvers: {roles: [approver]}", "approvers: {roles: [], slack_users: [U0BO]}", 1
+    )
+    request_id, _ = held(engine, hasher, policy)
+    with pytest.raises(Forbidden):
+        decide(engine, request_id, ANA)
+    assert decide(engine, request_id, BO).status is RequestStatus.APPROVED
+
+
+def test_quorum_needs_distinct_approvers(engine: Engine, hasher: TokenHasher) -> None:
+    policy = fixture("airlock-demo.yaml").replace(
+        "approvers: {roles: [approver]}", "approvers: {roles: [approver]}\n      quorum: 2", 1
+    )
+    request_id, _ = held(engine, hasher, policy)
+    assert decide(engine, request_id, ANA).status is RequestStatus.PENDING
+    with pytest.raises(Conflict, match="already approved"):
+        decide(engine, request_id, ANA)
+    assert decide(engine, request_id, BO).status is RequestStatus.APPROVED
+
+
+def test_reject_needs_a_reason_and_gives_the_budget_back(engine: Engine, hasher: TokenHasher) -> None:
+    request_id, counters = held(engine, hasher)
+    reserved_before = sum(slot[0] for slot in counters._values.values())
+    with pytest.raises(InvalidInput, match="reason"):
+        decide(engine, request_id, ANA, Verdict.REJECT)
+    rejected = decide(engine, request_id, ANA, Verdict.REJECT, reason="too expensive", counters=counters)
+    assert (rejected.status, rejected.decision_reason) == (RequestStatus.REJECTED, "too expensive")
+    # The budget (4 x 0.167 USD = 668,000 µ$) came back; the call count (1) stays.
+    assert reserved_before - sum(slot[0] for slot in counters._values.values()) == 668_000
+
+
+def test_edited_arguments_are_validated_and_kept_beside_the_original(engine: Engine, hasher: TokenHasher) -> None:
+    request_id, _ = held(engine, hasher)
+
+    def validate(tool: str, arguments: Any) -> list[str]:
+        return [] if arguments.get("n", 1) <= 4 else ["n must be at most 4"]
+
+    with pytest.raises(InvalidInput, match="n must be at most 4"):
+        decide(engine, request_id, ANA, arguments={**IMAGE, "n": 9}, validate_arguments=validate)
+    approved = decide(engine, request_id, ANA, arguments={**IMAGE, "n": 1}, validate_arguments=validate)
+    assert approved.edited_arguments == {**IMAGE, "n": 1}
+    assert approved.arguments["n"] == 4
+
+
+def test_expiry_by_the_sweeper_gives_the_budget_back(engine: Engine, hasher: TokenHasher) -> None:
+    request_id, counters = held(engine, hasher)
+    later = utcnow() + timedelta(minutes=16)
+    with pytest.raises(Conflict, match="expired"):
+        decide(engine, request_id, ANA, now=later)
+    with unit_of_work(engine) as session:
+        events = service.expire_due(session, counters, now=later)
+    assert [(e.kind, e.request_id) for e in events] == [("expired", request_id)]
+    with unit_of_work(engine) as session:
+        assert service.get(session, request_id).status is RequestStatus.EXPIRED
+        assert service.expire_due(session, counters, now=later) == []
+
+
+def test_reminders_at_half_and_ninety_percent(engine: Engine, hasher: TokenHasher) -> None:
+    held(engine, hasher)
+    start = utcnow()
+    with unit_of_work(engine) as session:
+        assert service.due_reminders(session, start + timedelta(minutes=1)) == []
+        assert [e.detail["percent"] for e in service.due_reminders(session, start + timedelta(minutes=8))] == [50]
+        assert service.due_reminders(session, start + timedelta(minutes=9)) == []
+        assert [e.detail["percent"] for e in service.due_reminders(session, start + timedelta(minutes=14))] == [90]
+
+
+def test_remember_creates_a_standing_approval_that_can_be_revoked(engine: Engine, hasher: TokenHasher) -> None:
+    request_id, _ = held(engine, hasher)
+    decide(engine, request_id, ANA, remember=Remember("arguments", timedelta(hours=1)))
+    with unit_of_work(engine) as session:
+        standing = service.list_standing(session)
+        assert len(standing) == 1
+        request = service.get(session, request_id)
+        assert service.matching_standing(standing, "generate_image", request.arguments_digest) is not None
+        assert service.matching_standing(standing, "generate_image", "0" * 64) is None
+        assert standing[0].id is not None
+        service.revoke_standing(session, standing[0].id, actor="ana")
+    with unit_of_work(engine) as session:
+        assert service.list_standing(session) == []
+
+
+def test_requester_gone_and_withdraw(engine: Engine, hasher: TokenHasher) -> None:
+    request_id, _ = held(engine, hasher)
+    with unit_of_work(engine) as session:
+        assert [e.kind for e in service.requester_gone(session, request_id, cancel=False)] == ["requester_gone"]
+    with unit_of_work(engine) as session:
+        request = service.get(session, request_id)
+        assert request.requester_gone and request.status is RequestStatus.PENDING
+        assert [e.kind for e in service.withdraw(session, request_id, reason="tasks/cancel")] == ["cancelled"]
+    with pytest.raises(Conflict, match="cancelled"):
+        decide(engine, request_id, ANA)
+
+
+def test_concurrent_decisions_release_exactly_once(engine: Engine, hasher: TokenHasher) -> None:
+    """Fifty approve/reject/approve races from threads on one request: one decision wins, one claim runs."""
+    request_id, _ = held(engine, hasher)
+    approvers = [Approver(f"a{i}", Role.APPROVER, "web") for i in range(50)]
+    outcomes: list[str] = []
+    claims: list[bool] = []
+    lock = threading.Lock()
+
+    def race(index: int) -> None:
+        verdict = Verdict.REJECT if index % 3 == 1 else Verdict.APPROVE
+        try:
+            decide(engine, request_id, approvers[index], verdict, reason="race")
+            result = "won"
+        except Conflict:
+            result = "conflict"
+        with unit_of_work(engine) as session:
+            claimed = service.claim(session, request_id)
+        with lock:
+            outcomes.append(result)
+            claims.append(claimed)
+
+    threads = [threading.Thread(target=race, args=(i,)) for i in range(50)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert outcomes.count("won") == 1
+    assert claims.count(True) <= 1
+    with unit_of_work(engine) as session:
+        final = service.get(session, request_id)
+        assert claims.count(True) == (1 if final.status is RequestStatus.EXECUTING else 0)
+        assert verify(session).ok
+        decided = session.exec(
+            select(AuditEvent).where(col(AuditEvent.action).in_(["request.approved", "request.rejected"]))
+        ).all()
+        assert len(decided) == 1
