@@ -21,10 +21,15 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.api.deps import render_error
+from service.approvals import endpoints as approvals_api
+from service.approvals.events import EventBus
+from service.approvals.sweeper import sweep_forever
 from service.audit.writer import AuditWriter
 from service.config import Settings
 from service.errors import AirlockError
 from service.gateway.endpoints import MCP_PATH, McpEntry, build_mcp_server
+from service.gateway.holds import HoldCoordinator
 from service.gateway.pool import UpstreamPool
 from service.gateway.service import Gateway
 from service.gateway.transport import PerRequestSessionManager
@@ -45,6 +50,7 @@ class AppState:
     metrics: Metrics
     writer: AuditWriter
     mcp: McpEntry
+    bus: EventBus
 
 
 def transport_security(settings: Settings) -> TransportSecuritySettings:
@@ -84,7 +90,9 @@ async def running(settings: Settings) -> AsyncIterator[AppState]:
     try:
         await anyio.to_thread.run_sync(policy.load)
         pool = UpstreamPool(settings.upstreams, call_timeout_seconds=settings.upstream_call_timeout.total_seconds())
-        gateway = Gateway(pool, policy, writer, metrics)
+        bus = EventBus()
+        holds = HoldCoordinator(runtime.engine, bus, pool, policy, settings.hold)
+        gateway = Gateway(pool, policy, writer, metrics, holds)
         grants = GrantCache(runtime.engine, runtime.hasher)
         manager = PerRequestSessionManager(
             app=build_mcp_server(gateway, version=_version()),
@@ -94,10 +102,11 @@ async def running(settings: Settings) -> AsyncIterator[AppState]:
         async with anyio.create_task_group() as tasks:
             await pool.start(tasks)
             tasks.start_soon(policy.watch)
+            tasks.start_soon(sweep_forever, runtime.engine, bus, runtime.counters)
             async with manager.run():
                 entry = McpEntry(manager, grants, gateway, max_body_bytes=settings.max_request_bytes)
                 log.info("airlock ready on %s", MCP_PATH, extra={"upstreams": pool.names()})
-                yield AppState(runtime, pool, gateway, grants, metrics, writer, entry)
+                yield AppState(runtime, pool, gateway, grants, metrics, writer, entry, bus)
             tasks.cancel_scope.cancel()
     finally:
         writer.stop()
@@ -119,6 +128,8 @@ def create_app(settings: Settings) -> ASGIApp:
                 holder.pop("state", None)
 
     api = FastAPI(title="Airlock", version=_version(), lifespan=lifespan)
+    api.add_exception_handler(AirlockError, render_error)
+    api.include_router(approvals_api.router)
 
     @api.get("/healthz")
     async def healthz() -> dict[str, str]:

@@ -217,9 +217,11 @@ def decide(
 
 def _already(request: ToolCallRequest) -> str:
     if request.decided_by and request.decided_at:
+        verdict = "rejected" if request.status is RequestStatus.REJECTED else "approved"
+        now = "" if request.status.value == verdict else f" (now {request.status.value})"
         return (
-            f"R-{request.id} was already {request.status.value} by {request.decided_by} "
-            f"at {request.decided_at.isoformat(timespec='seconds')}"
+            f"R-{request.id} was already {verdict} by {request.decided_by} "
+            f"at {request.decided_at.isoformat(timespec='seconds')}{now}"
         )
     return f"R-{request.id} is already {request.status.value}"
 

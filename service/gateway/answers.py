@@ -8,6 +8,7 @@ from typing import Any
 
 import mcp_types as types
 
+from service.approvals.models import ToolCallRequest
 from service.arguments import redact
 from service.policy import Decision
 
@@ -40,12 +41,54 @@ def rate_limited(decision: Decision, now: datetime | None = None) -> types.CallT
     )
 
 
-def hold_not_available(decision: Decision) -> types.CallToolResult:
+def too_many_pending(cap: int) -> types.CallToolResult:
     return error_result(
-        f"[HOLD] approval required (not yet available): {decision.reason or 'this call needs a person to approve it'}."
-        " The call was not made.",
-        outcome="hold",
-        rule=decision.rule,
+        f"[POLICY DENIED] {cap} of this agent's calls already wait for approval; wait for a decision before making"
+        " more. The call was not made.",
+        outcome="denied",
+    )
+
+
+def pending(request: ToolCallRequest) -> types.CallToolResult:
+    """Not an error: the call is in a queue. The agent is told how to pick the result up."""
+    text = (
+        f"Not executed yet: approval pending ({request.public_id}). Call `airlock_approval_status` with request_id "
+        f"{request.public_id} to wait for the decision and get the result; calling this tool again with the same "
+        "arguments waits on the same request."
+    )
+    return types.CallToolResult(
+        content=[types.TextContent(type="text", text=text)],
+        structured_content={
+            "status": "pending",
+            "request_id": request.public_id,
+            "deadline": request.deadline.isoformat(),
+        },
+        is_error=False,
+    )
+
+
+def rejected(request: ToolCallRequest) -> types.CallToolResult:
+    return error_result(
+        f"[REJECTED] by {request.decided_by}: {request.decision_reason or 'no reason given'}. The call was not made"
+        f" ({request.public_id}).",
+        outcome="rejected",
+        request_id=request.public_id,
+    )
+
+
+def expired(request: ToolCallRequest) -> types.CallToolResult:
+    return error_result(
+        f"[EXPIRED] approval timed out, not executed ({request.public_id}).",
+        outcome="expired",
+        request_id=request.public_id,
+    )
+
+
+def cancelled(request: ToolCallRequest) -> types.CallToolResult:
+    return error_result(
+        f"[CANCELLED] the request was withdrawn, not executed ({request.public_id}).",
+        outcome="cancelled",
+        request_id=request.public_id,
     )
 
 

@@ -27,7 +27,12 @@ SCOPE_KEY = "airlock.request"
 INSTRUCTIONS = (
     "This is Airlock, a gateway in front of the tools listed here. Every tool call is checked against a policy. "
     "A result that starts with [POLICY DENIED] or [RATE LIMITED] was not executed: the text says why, and when a "
-    "retry may succeed. [HOLD] means the call needs a person's approval."
+    "retry may succeed. Some calls need a person's approval: the call then waits (with progress notifications if "
+    "you sent a progressToken), and if the decision takes longer than you can wait you get a normal result saying "
+    "'Not executed yet: approval pending (R-123)'. Then call the tool airlock_approval_status with request_id R-123 "
+    "to wait for the decision and receive the real result; calling the same tool again with the same arguments also "
+    "waits on the same request instead of asking twice. [REJECTED] gives the approver's reason; [EXPIRED] means "
+    "nobody decided in time. A held call runs once, only after approval."
 )
 
 
@@ -51,6 +56,18 @@ def _session_id(ctx: ServerRequestContext[Any]) -> str | None:
         return None
     value = request.headers.get("mcp-session-id")
     return str(value) if value else None
+
+
+def _client_name(ctx: ServerRequestContext[Any]) -> str | None:
+    """The client's own name: from the handshake (2025 era) or the request's _meta (2026-07-28)."""
+    meta = ctx.meta or {}
+    info = meta.get("io.modelcontextprotocol/clientInfo")
+    if isinstance(info, dict) and isinstance(info.get("name"), str):
+        return str(info["name"])
+    params = ctx.session.client_params
+    if params is not None and params.client_info is not None:
+        return params.client_info.name
+    return None
 
 
 def _progress_relay(ctx: ServerRequestContext[Any]) -> ProgressRelay | None:
@@ -77,7 +94,7 @@ def build_mcp_server(gateway: Gateway, *, version: str) -> Server[Any]:
 
     async def call_tool(ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> types.CallToolResult:
         auth = _auth(ctx)
-        call = CallContext(auth.grant, auth.scope, _session_id(ctx), _progress_relay(ctx))
+        call = CallContext(auth.grant, auth.scope, _session_id(ctx), _progress_relay(ctx), _client_name(ctx))
         return await gateway.call_tool(call, params.name, dict(params.arguments or {}))
 
     async def list_resources(

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import jsonschema
 import mcp_types as types
 from mcp.shared.exceptions import MCPError
 
@@ -19,6 +20,7 @@ from service.audit.schemas import AuditRecord
 from service.audit.writer import AuditWriter
 from service.errors import Unavailable
 from service.gateway import answers
+from service.gateway.holds import STATUS_TOOL, STATUS_TOOL_DEFINITION, Caller, HoldCoordinator
 from service.gateway.pool import UpstreamPool
 from service.gateway.upstreams import ProgressRelay, UpstreamUnavailable
 from service.grants.cache import AuthenticatedGrant
@@ -45,14 +47,21 @@ class CallContext:
     """The upstream named in the URL (/mcp/{upstream}), or None for every upstream the grant may reach."""
     session_id: str | None
     progress: ProgressRelay | None = None
+    client_name: str | None = None
+
+    def caller(self) -> Caller:
+        return Caller(self.grant, self.session_id, self.client_name, self.progress)
 
 
 class Gateway:
-    def __init__(self, pool: UpstreamPool, policy: PolicyHolder, writer: AuditWriter, metrics: Metrics) -> None:
+    def __init__(
+        self, pool: UpstreamPool, policy: PolicyHolder, writer: AuditWriter, metrics: Metrics, holds: HoldCoordinator
+    ) -> None:
         self.pool = pool
         self.policy = policy
         self.writer = writer
         self.metrics = metrics
+        self.holds = holds
 
     def reachable(self, grant: AuthenticatedGrant, scope: str | None) -> list[str]:
         names = [scope] if scope is not None else self.pool.names()
@@ -69,7 +78,7 @@ class Gateway:
         if method != "tools/call":
             return False
         params = message.get("params")
-        if not isinstance(params, dict) or not isinstance(params.get("name"), str):
+        if not isinstance(params, dict) or not isinstance(params.get("name"), str) or params["name"] == STATUS_TOOL:
             return False
         meta = params.get("_meta")
         if isinstance(meta, dict) and meta.get("progressToken") is not None:
@@ -77,12 +86,27 @@ class Gateway:
         engine = self.policy.engine
         return engine is not None and not engine.may_hold(params["name"])
 
+    def validate_arguments(self, tool: str, arguments: Mapping[str, Any]) -> list[str]:
+        """Problems with (edited) arguments against the tool's inputSchema, for approvers who change a call."""
+        definition = self.pool.catalog.tool(tool)
+        if definition is None:
+            return [f"the tool {tool!r} is not offered by any connected upstream right now"]
+        validator = jsonschema.Draft202012Validator(definition.input_schema)
+        return [
+            f"{'/'.join(map(str, e.path)) or '(arguments)'}: {e.message}"
+            for e in validator.iter_errors(dict(arguments))
+        ][:10]
+
     def list_tools(self, grant: AuthenticatedGrant, scope: str | None) -> list[types.Tool]:
         engine = self.policy.current()
-        return [t for t in self.pool.catalog.tools_for(self.reachable(grant, scope)) if not engine.is_hidden(t.name)]
+        tools = [t for t in self.pool.catalog.tools_for(self.reachable(grant, scope)) if not engine.is_hidden(t.name)]
+        return [*tools, STATUS_TOOL_DEFINITION]
 
     async def call_tool(self, ctx: CallContext, name: str, arguments: dict[str, Any]) -> types.CallToolResult:
         started = time.perf_counter()
+        if name == STATUS_TOOL:
+            # The gateway's own tool skips the policy: it only ever delivers what a person already decided.
+            return await self.holds.status(ctx.caller(), arguments)
         route = self.pool.catalog.route(name)
         if route is None or route.upstream not in self.reachable(ctx.grant, ctx.scope):
             return await self._refuse_unknown(ctx, name, arguments)
@@ -105,9 +129,7 @@ class Gateway:
         if decision.outcome is Outcome.RATE_LIMITED:
             return answers.rate_limited(decision)
         if decision.outcome is Outcome.HOLD:
-            # Nothing queues a held call yet (the approvals issue): it was not admitted, so it counts nothing.
-            engine.release(decision.reservation, upstream_failed=True)
-            return answers.hold_not_available(decision)
+            return await self.holds.hold(ctx.caller(), name, route.upstream, route.name, arguments, decision)
         return await self._forward(ctx, engine, name, route.upstream, route.name, arguments, decision, started)
 
     async def _forward(

@@ -24,6 +24,8 @@ from service.config import Settings, load_settings
 from service.db.engine import unit_of_work
 from service.grants.service import create_grant
 from service.runtime import Runtime
+from service.users.models import Role
+from service.users.service import create_user
 
 FIXTURE_SERVER = Path(__file__).with_name("fixture_server.py")
 SECRET = "test-secret-key-0123456789abcdef"
@@ -61,6 +63,13 @@ class RunningGateway:
     upstream_log: Path
     app: Any
     tokens: dict[str, str] = field(default_factory=dict)
+    user_tokens: dict[str, str] = field(default_factory=dict)
+
+    def api(self, user: str) -> httpx2.AsyncClient:
+        """An HTTP client for the REST API, as `user`."""
+        return httpx2.AsyncClient(
+            base_url=self.base_url, headers={"Authorization": f"Bearer {self.user_tokens[user]}"}, timeout=30
+        )
 
     @property
     def mcp_url(self) -> str:
@@ -92,6 +101,7 @@ def run_gateway(
     policy: str,
     upstreams: dict[str, Any] | None = None,
     grants: dict[str, list[str] | None] | None = None,
+    users: dict[str, str] | None = None,
     **settings_overrides: Any,
 ) -> Iterator[RunningGateway]:
     log = tmp_path / "upstream.log"
@@ -110,9 +120,17 @@ def run_gateway(
     )
     runtime = Runtime.build(settings)
     tokens: dict[str, str] = {}
+    user_tokens: dict[str, str] = {}
     with unit_of_work(runtime.engine) as session:
+        create_user(session, runtime.hasher, username="owner", role=Role.VIEWER, actor="test")
+        for username, role in (users or {}).items():
+            user_tokens[username] = create_user(
+                session, runtime.hasher, username=username, role=Role(role), actor="test"
+            ).api_token
         for name, reach in (grants or {"agent": None}).items():
-            tokens[name] = create_grant(session, runtime.hasher, name=name, actor="test", upstreams=reach).token
+            tokens[name] = create_grant(
+                session, runtime.hasher, name=name, actor="test", upstreams=reach, owner="owner"
+            ).token
     runtime.close()
     app = create_app(settings)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False))
@@ -129,7 +147,9 @@ def run_gateway(
             raise RuntimeError("the gateway did not start (see the log above)")
         time.sleep(0.02)
     try:
-        yield RunningGateway(f"http://127.0.0.1:{port}", next(iter(tokens.values())), settings, log, app, tokens)
+        yield RunningGateway(
+            f"http://127.0.0.1:{port}", next(iter(tokens.values())), settings, log, app, tokens, user_tokens
+        )
     finally:
         server.should_exit = True
         thread.join(20)

@@ -20,6 +20,7 @@ from tests.gateway.harness import FIXTURE_SERVER, demo_upstream, fixture_upstrea
 
 pytestmark = pytest.mark.anyio
 
+STATUS = "airlock_approval_status"
 ALLOW_ALL = 'version: "1"\ndefault: allow\n'
 CHEAP: dict[str, Any] = {"prompt": "a lighthouse", "provider": "openai", "model": "gpt-image-1", "quality": "draft"}
 INIT = {
@@ -171,13 +172,14 @@ async def test_scoped_endpoint_and_grant_upstream_access(tmp_path: Path) -> None
         tmp_path, database_url=sqlite_url(tmp_path), policy=ALLOW_ALL, upstreams=upstreams, grants=grants
     ) as gw:
         async with mcp_client(gw.mcp_url + "/fixture", gw.tokens["both"]) as client:
-            assert {t.name for t in (await client.list_tools()).tools} == {"fx_echo", "fx_sloppy", "fx_slow"}
+            assert {t.name for t in (await client.list_tools()).tools} == {"fx_echo", "fx_sloppy", "fx_slow", STATUS}
             assert (await client.call_tool("generate_image", CHEAP)).content[0].text.startswith("[UNKNOWN TOOL]")  # type: ignore[union-attr]
         async with mcp_client(gw.mcp_url, gw.tokens["images-only"]) as client:
             assert {t.name for t in (await client.list_tools()).tools} == {
                 "generate_image",
                 "edit_image",
                 "get_model_capabilities",
+                STATUS,
             }
             refused = await client.call_tool("fx_echo", {"text": "x"})
             assert refused.content[0].text.startswith("[UNKNOWN TOOL]")  # type: ignore[union-attr]

@@ -43,10 +43,12 @@ def db_url(engine: Engine) -> str:
 
 @pytest.mark.parametrize("mode", ERAS)
 async def test_demo_policy_allows_denies_and_holds(engine: Engine, tmp_path: Path, mode: str) -> None:
-    with run_gateway(tmp_path, database_url=db_url(engine), policy=fixture("airlock-demo.yaml")) as gw:
+    with run_gateway(
+        tmp_path, database_url=db_url(engine), policy=fixture("airlock-demo.yaml"), hold={"max_wait": "1s"}
+    ) as gw:
         async with mcp_client(gw.mcp_url, gw.token, mode=mode) as client:
             tools = {t.name: t for t in (await client.list_tools()).tools}
-            assert set(tools) == {"generate_image", "edit_image", "get_model_capabilities"}
+            assert set(tools) == {"generate_image", "edit_image", "get_model_capabilities", "airlock_approval_status"}
             assert tools["generate_image"].annotations is not None
             assert tools["generate_image"].annotations.open_world_hint is True
 
@@ -62,8 +64,8 @@ async def test_demo_policy_allows_denies_and_holds(engine: Engine, tmp_path: Pat
             assert denied.content[0].text.startswith("[POLICY DENIED] Saving images to server folders")  # type: ignore[union-attr]
 
             held = await client.call_tool("generate_image", {**CHEAP, "quality": "high", "n": 4})
-            assert held.is_error
-            assert held.content[0].text.startswith("[HOLD] approval required")  # type: ignore[union-attr]
+            assert not held.is_error  # a pending answer is not an error: the call waits in the queue
+            assert held.content[0].text.startswith("Not executed yet: approval pending (R-")  # type: ignore[union-attr]
 
             unlisted = await client.call_tool("delete_everything", {})
             assert unlisted.is_error
@@ -96,7 +98,7 @@ async def test_hidden_tools_are_not_listed_and_not_callable(engine: Engine, tmp_
     with run_gateway(tmp_path, database_url=db_url(engine), policy=policy) as gw:
         async with mcp_client(gw.mcp_url, gw.token, mode="2026-07-28") as client:
             names = {t.name for t in (await client.list_tools()).tools}
-            assert names == {"generate_image", "get_model_capabilities"}
+            assert names == {"generate_image", "get_model_capabilities", "airlock_approval_status"}
             result = await client.call_tool("edit_image", {**CHEAP, "images": ["https://example.com/a.png"]})
         assert result.is_error
         assert "hidden by policy" in result.content[0].text  # type: ignore[union-attr]

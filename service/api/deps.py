@@ -1,0 +1,49 @@
+"""Request dependencies for the REST API: the app's state, and the user behind a personal API token."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+import anyio
+from fastapi import Depends, Request
+from fastapi.responses import JSONResponse
+
+from service.db.engine import unit_of_work
+from service.errors import AirlockError, NotAuthenticated
+from service.users import service as users
+from service.users.models import User
+
+if TYPE_CHECKING:
+    from service.app import AppState
+
+
+def app_state(request: Request) -> AppState:
+    state: AppState = request.app.state.airlock
+    return state
+
+
+# Any, not AppState: FastAPI evaluates these annotations at import, before the app module can be imported.
+StateDep = Annotated[Any, Depends(app_state)]
+
+
+async def current_user(request: Request, state: StateDep) -> User:
+    header = request.headers.get("authorization", "")
+    if header[:7].lower() != "bearer " or not header[7:].strip():
+        raise NotAuthenticated("an API token is required: Authorization: Bearer <token>")
+    token = header[7:].strip()
+
+    def load() -> User:
+        with unit_of_work(state.runtime.engine) as session:
+            return users.authenticate_token(session, state.runtime.hasher, token)
+
+    return await anyio.to_thread.run_sync(load)
+
+
+CurrentUser = Annotated[User, Depends(current_user)]
+
+
+async def render_error(request: Request, exc: Exception) -> JSONResponse:
+    """Every handled error is a status code with a reason; never a traceback."""
+    assert isinstance(exc, AirlockError)
+    headers: dict[str, Any] = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else {}
+    return JSONResponse({"error": exc.message}, status_code=exc.status_code, headers=headers)

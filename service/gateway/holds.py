@@ -1,0 +1,305 @@
+"""Holding a call for a person's decision, as the agent experiences it (DESIGN.md §4), for clients that do not
+speak tasks: a blocking wait with progress heartbeats while the client is attached, then, just before the
+client's patience runs out, a pending answer that `airlock_approval_status` (or the same call again) picks up.
+
+A call held this way runs only when a caller is there to receive its result, at most once (the claim is one
+conditional UPDATE), and only if the policy in force still allows it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import mcp_types as types
+from sqlalchemy import Engine
+
+from service.approvals import service as approvals
+from service.approvals.events import EventBus
+from service.approvals.models import RequestStatus, ToolCallRequest
+from service.approvals.repository import ApprovalRepository
+from service.approvals.schemas import ApprovalEvent
+from service.config import HoldConfig
+from service.db.engine import unit_of_work
+from service.errors import Unavailable
+from service.gateway import answers
+from service.gateway.pool import UpstreamPool
+from service.gateway.upstreams import ProgressRelay, UpstreamUnavailable
+from service.grants.cache import AuthenticatedGrant
+from service.policy import Decision, DryRunCounters, Outcome, PolicyEngine, Reservation, ToolCall
+from service.policy_versions.holder import PolicyHolder
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_SECONDS = 10.0
+STATUS_TOOL = "airlock_approval_status"
+# How long known clients wait on one tools/call before giving up (reference/mcp-sdk-and-holding.md §3), minus a
+# margin; matched on the client's own name, lower-cased. Config (hold.client_budgets) adds to and overrides it.
+KNOWN_CLIENT_BUDGETS = {
+    "openai-agents": 3.0,
+    "claude-ai": 45.0,
+    "claude-desktop": 45.0,
+    "codex": 50.0,
+    "claude-code": 110.0,
+    "cursor": 270.0,
+    "visual studio code": 270.0,
+    "vscode": 270.0,
+}
+
+STATUS_TOOL_DEFINITION = types.Tool(
+    name=STATUS_TOOL,
+    description=(
+        "Wait for a held call's approval and get its result. Give the request_id (R-123) from a pending answer; "
+        "wait_seconds bounds this wait. Returns the call's real result once approved, or why it was not made."
+    ),
+    input_schema={
+        "type": "object",
+        "properties": {
+            "request_id": {"type": "string", "description": "The id from the pending answer, such as R-123."},
+            "wait_seconds": {"type": "number", "minimum": 0, "description": "How long to wait for the decision."},
+        },
+        "required": ["request_id"],
+    },
+)
+
+
+@dataclass(frozen=True)
+class Caller:
+    grant: AuthenticatedGrant
+    session_id: str | None
+    client_name: str | None
+    progress: ProgressRelay | None
+
+
+class HoldCoordinator:
+    def __init__(self, db: Engine, bus: EventBus, pool: UpstreamPool, policy: PolicyHolder, config: HoldConfig) -> None:
+        self._db = db
+        self._bus = bus
+        self._pool = pool
+        self._policy = policy
+        self._config = config
+
+    def budget(self, client_name: str | None) -> float:
+        name = (client_name or "").lower()
+        configured = {k.lower(): v.total_seconds() for k, v in self._config.client_budgets.items()}
+        for table in (configured, KNOWN_CLIENT_BUDGETS):
+            for key, seconds in table.items():
+                if key and key in name:
+                    return seconds
+        return self._config.max_wait.total_seconds()
+
+    async def hold(
+        self,
+        caller: Caller,
+        name: str,
+        upstream: str,
+        upstream_tool: str,
+        arguments: dict[str, Any],
+        decision: Decision,
+    ) -> types.CallToolResult:
+        """Open (or attach to) the request for this call and wait for it as long as the client will."""
+        engine = self._policy.current()
+        existing = await anyio.to_thread.run_sync(self._find_open, caller.grant.id, name, arguments)
+        if existing is not None:
+            # The same call again attaches to the open request: it is not a second request, nor counted twice.
+            engine.release(decision.reservation, upstream_failed=True)
+            request_id = existing
+        else:
+            if await anyio.to_thread.run_sync(self._at_pending_cap, caller.grant.id):
+                engine.release(decision.reservation, upstream_failed=True)
+                return answers.too_many_pending(self._config.pending_cap)
+            request_id = await anyio.to_thread.run_sync(
+                self._open, caller, name, upstream, upstream_tool, arguments, decision
+            )
+        return await self.wait_and_deliver(caller, request_id, self.budget(caller.client_name))
+
+    async def status(self, caller: Caller, arguments: Mapping[str, Any]) -> types.CallToolResult:
+        """The gateway's own tool: no policy, bound to the grant that made the request, its own wait bound."""
+        raw = str(arguments.get("request_id", "")).strip().upper().removeprefix("R-")
+        if not raw.isdigit():
+            return answers.error_result("[NOT FOUND] request_id must look like R-123.")
+        budget = self.budget(caller.client_name)
+        wait = arguments.get("wait_seconds", budget)
+        wait_seconds = (
+            budget
+            if not isinstance(wait, int | float) or isinstance(wait, bool)
+            else min(max(0.0, float(wait)), budget)
+        )
+        request = await anyio.to_thread.run_sync(self._load, int(raw))
+        if request is None or request.grant_id != caller.grant.id:
+            return answers.error_result(f"[NOT FOUND] No request R-{raw} for this agent.")
+        return await self.wait_and_deliver(caller, int(raw), wait_seconds)
+
+    async def wait_and_deliver(self, caller: Caller, request_id: int, budget: float) -> types.CallToolResult:
+        started = time.monotonic()
+        deadline = started + budget
+        heartbeat = 0.0
+        try:
+            while True:
+                listening = self._bus.listen(request_id)
+                try:
+                    request = await anyio.to_thread.run_sync(self._load, request_id)
+                    assert request is not None
+                    finished = await self._settle(caller, request)
+                    if finished is not None:
+                        return finished
+                    now = time.monotonic()
+                    if now >= deadline:
+                        return answers.pending(request)
+                    if caller.progress is not None and now >= heartbeat:
+                        heartbeat = now + HEARTBEAT_SECONDS
+                        waited = int(now - started)
+                        await caller.progress(
+                            float(waited + 1),
+                            None,
+                            f"waiting for human approval, {request.public_id}, {waited // 60}m{waited % 60:02d}s",
+                        )
+                    with anyio.move_on_after(min(deadline, heartbeat if caller.progress else deadline) - now):
+                        await listening.wait()
+                finally:
+                    self._bus.forget(request_id, listening)
+        except anyio.get_cancelled_exc_class():
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(self._requester_gone, request_id)
+            raise
+
+    async def _settle(self, caller: Caller, request: ToolCallRequest) -> types.CallToolResult | None:
+        """The answer for a request in this state, or None while it is still undecided."""
+        status = request.status
+        if status is RequestStatus.PENDING:
+            return None
+        if status is RequestStatus.REJECTED:
+            return answers.rejected(request)
+        if status is RequestStatus.EXPIRED:
+            return answers.expired(request)
+        if status is RequestStatus.CANCELLED:
+            return answers.cancelled(request)
+        if status is RequestStatus.SUCCEEDED or status is RequestStatus.FAILED:
+            if request.result is None:
+                return answers.expired(request)
+            await anyio.to_thread.run_sync(self._delivered, request.id)
+            return types.CallToolResult.model_validate(request.result)
+        if status is RequestStatus.EXECUTING:
+            return None  # another caller is running it; its result arrives as an event
+        return await self._run(caller, request)
+
+    async def _run(self, caller: Caller, request: ToolCallRequest) -> types.CallToolResult | None:
+        assert request.id is not None
+        if not await anyio.to_thread.run_sync(self._claim, request.id):
+            return None  # someone else claimed it first
+        arguments = request.edited_arguments if request.edited_arguments is not None else request.arguments
+        engine = self._policy.current()
+        recheck = self._recheck(engine, caller, request.tool, arguments)
+        if recheck is not None:
+            result = answers.denied(recheck)
+            await anyio.to_thread.run_sync(self._finish, request, False, result)
+            self._bus.publish([ApprovalEvent("executed", request.id, RequestStatus.FAILED.value)])
+            return result
+        try:
+            result = await self._pool.get(request.upstream).call_tool(
+                request.upstream_tool or request.tool, arguments, progress=caller.progress
+            )
+            succeeded = True
+        except UpstreamUnavailable as exc:
+            engine.release(_reservation(request), upstream_failed=True)
+            result = answers.upstream_failed(str(exc))
+            succeeded = False
+        await anyio.to_thread.run_sync(self._finish, request, succeeded, result)
+        self._bus.publish(
+            [
+                ApprovalEvent(
+                    "executed", request.id, (RequestStatus.SUCCEEDED if succeeded else RequestStatus.FAILED).value
+                )
+            ]
+        )
+        return result
+
+    def _recheck(self, engine: PolicyEngine, caller: Caller, tool: str, arguments: dict[str, Any]) -> Decision | None:
+        """At release the current deny rules apply again: an approval never lets through what the policy now denies.
+        Counters are only read here (the call was counted when it was held)."""
+        checker = PolicyEngine(engine.policy, DryRunCounters(engine.counters), clock=engine.clock)
+        decision = checker.decide(ToolCall(caller.grant.info, tool, arguments, session_id=caller.session_id))
+        return decision if decision.outcome is Outcome.DENY else None
+
+    # -- database steps, run in a worker thread -----------------------------------------------------------
+
+    def _find_open(self, grant_id: int, tool: str, arguments: dict[str, Any]) -> int | None:
+        with unit_of_work(self._db) as session:
+            found = approvals.find_open(session, grant_id, tool, arguments)
+            return found.id if found is not None else None
+
+    def _at_pending_cap(self, grant_id: int) -> bool:
+        with unit_of_work(self._db) as session:
+            return approvals.pending_count(session, grant_id) >= self._config.pending_cap
+
+    def _open(
+        self,
+        caller: Caller,
+        name: str,
+        upstream: str,
+        upstream_tool: str,
+        arguments: dict[str, Any],
+        decision: Decision,
+    ) -> int:
+        with unit_of_work(self._db) as session:
+            request, events = approvals.open_request(
+                session,
+                grant_id=caller.grant.id,
+                grant_name=caller.grant.info.name,
+                grant_owner=caller.grant.info.owner,
+                upstream=upstream,
+                tool=name,
+                upstream_tool=upstream_tool,
+                arguments=arguments,
+                decision=decision,
+                policy_version_id=self._policy.version_id,
+                hold_mode="blocking",
+            )
+        assert request.id is not None
+        anyio.from_thread.run_sync(self._bus.publish, events)
+        return request.id
+
+    def _load(self, request_id: int) -> ToolCallRequest | None:
+        with unit_of_work(self._db) as session:
+            return ApprovalRepository(session).get(request_id)
+
+    def _claim(self, request_id: int) -> bool:
+        with unit_of_work(self._db) as session:
+            return approvals.claim(session, request_id)
+
+    def _finish(self, request: ToolCallRequest, succeeded: bool, result: types.CallToolResult) -> None:
+        assert request.id is not None
+        with unit_of_work(self._db) as session:
+            approvals.finish(
+                session,
+                request.id,
+                succeeded=succeeded,
+                result=result.model_dump(mode="json", by_alias=True, exclude_none=True),
+                summary=answers.summarise(result),
+                retention=self._config.result_retention,
+                delivered=True,
+            )
+
+    def _delivered(self, request_id: int | None) -> None:
+        if request_id is None:
+            return
+        with unit_of_work(self._db) as session:
+            approvals.mark_delivered(session, request_id)
+
+    def _requester_gone(self, request_id: int) -> None:
+        try:
+            with unit_of_work(self._db) as session:
+                events = approvals.requester_gone(
+                    session, request_id, cancel=self._config.on_requester_gone == "cancel"
+                )
+            anyio.from_thread.run_sync(self._bus.publish, events)
+        except Unavailable:
+            log.warning("could not mark R-%s as requester-gone: database unavailable", request_id)
+
+
+def _reservation(request: ToolCallRequest) -> Reservation | None:
+    return Reservation.from_json(request.reservation) if request.reservation else None

@@ -1,0 +1,211 @@
+"""Held calls as agents experience them: a blocking wait released by a decision made elsewhere (the REST API),
+the pending answer and airlock_approval_status, re-attaching, expiry, rejection, and the policy re-check."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx2
+import pytest
+from mcp import Client
+
+from tests.gateway.harness import RunningGateway, mcp_client, run_gateway
+from tests.policy.helpers import fixture
+
+pytestmark = pytest.mark.anyio
+
+DEAR: dict[str, Any] = {"prompt": "four lighthouses", "provider": "openai", "model": "gpt-image-1", "n": 2}
+USERS = {"ana": "approver", "root": "admin", "vic": "viewer"}
+DENY_IMAGES = 'version: "1"\ndefault: deny\ntools:\n  generate_image: {action: deny, on_deny: "Images are off."}\n'
+
+
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path}/airlock.db"
+
+
+def denial_rule(gw: RunningGateway) -> str | None:
+    rule = gw.state.gateway.policy.current().policy.rule_for("generate_image")
+    return rule.pointer if rule is not None and rule.action == "deny" else None
+
+
+async def pending_request_id(gw: RunningGateway, timeout: float = 10) -> int:
+    async with gw.api("ana") as api:
+        with anyio.fail_after(timeout):
+            while True:
+                items = (await api.get("/api/requests", params={"status": "pending"})).json()["items"]
+                if items:
+                    return int(items[0]["id"])
+                await anyio.sleep(0.05)
+
+
+async def test_a_blocking_hold_is_released_by_an_approval(tmp_path: Path) -> None:
+    with run_gateway(
+        tmp_path, database_url=sqlite_url(tmp_path), policy=fixture("airlock-demo.yaml"), users=USERS
+    ) as gw:
+        async with mcp_client(gw.mcp_url, gw.token) as client:
+            heartbeats: list[str] = []
+
+            async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+                heartbeats.append(message or "")
+
+            results: list[Any] = []
+
+            async def agent() -> None:
+                results.append(await client.call_tool("generate_image", DEAR, progress_callback=on_progress))
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(agent)
+                request_id = await pending_request_id(gw)
+                assert gw.upstream_calls("generate_image") == []  # held: nothing ran yet
+                async with gw.api("vic") as viewer:
+                    refused = await viewer.post(f"/api/requests/{request_id}/approve", json={})
+                    assert refused.status_code == 403
+                async with gw.api("ana") as api:
+                    approved = await api.post(f"/api/requests/{request_id}/approve", json={"comment": "ok"})
+                    assert approved.status_code == 200, approved.text
+                    again = await api.post(f"/api/requests/{request_id}/approve", json={})
+                    assert again.status_code == 409
+                    assert "already approved by ana" in again.json()["error"]
+        result = results[0]
+        assert not result.is_error
+        assert [block.type for block in result.content] == ["image", "image"]
+        assert any("waiting for human approval" in h for h in heartbeats)
+        assert len(gw.upstream_calls("generate_image")) == 1
+        async with gw.api("root") as api:
+            detail = (await api.get(f"/api/requests/{request_id}")).json()
+        assert detail["status"] == "succeeded"
+        assert [e["action"] for e in detail["events"]] == ["request.created", "request.approved", "request.executed"]
+
+
+async def test_a_rejection_reaches_the_agent_with_the_reason(tmp_path: Path) -> None:
+    with run_gateway(
+        tmp_path, database_url=sqlite_url(tmp_path), policy=fixture("airlock-demo.yaml"), users=USERS
+    ) as gw:
+        async with mcp_client(gw.mcp_url, gw.token, mode="2026-07-28") as client:
+            results: list[Any] = []
+
+            async def agent() -> None:
+                results.append(await client.call_tool("generate_image", DEAR))
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(agent)
+                request_id = await pending_request_id(gw)
+                async with gw.api("ana") as api:
+                    assert (
+                        await api.post(f"/api/requests/{request_id}/reject", json={"reason": "too dear"})
+                    ).status_code == 200
+        assert results[0].is_error
+        assert results[0].content[0].text.startswith("[REJECTED] by ana: too dear")
+        assert gw.upstream_calls() == []
+
+
+async def test_pending_answer_then_status_tool_then_stored_result(tmp_path: Path) -> None:
+    with run_gateway(
+        tmp_path,
+        database_url=sqlite_url(tmp_path),
+        policy=fixture("airlock-demo.yaml"),
+        users=USERS,
+        hold={"max_wait": "1s"},
+    ) as gw:
+        async with mcp_client(gw.mcp_url, gw.token) as client:
+            first = await client.call_tool("generate_image", DEAR)
+            assert not first.is_error
+            text = first.content[0].text  # type: ignore[union-attr]
+            assert text.startswith("Not executed yet: approval pending (R-")
+            public_id = re.search(r"R-\d+", text).group(0)  # type: ignore[union-attr]
+            structured = first.structured_content or {}
+            assert (structured["status"], structured["request_id"]) == ("pending", public_id)
+            again = await client.call_tool("generate_image", DEAR)  # the same call attaches to the same request
+            assert public_id in again.content[0].text  # type: ignore[union-attr]
+            async with gw.api("ana") as api:
+                listed = (await api.get("/api/requests", params={"status": "pending"})).json()["items"]
+                assert [item["public_id"] for item in listed] == [public_id]
+                assert (await api.post(f"/api/requests/{public_id[2:]}/approve", json={})).status_code == 200
+            assert gw.upstream_calls("generate_image") == []  # approved, but nobody was there to receive it yet
+            picked = await client.call_tool("airlock_approval_status", {"request_id": public_id, "wait_seconds": 5})
+            assert not picked.is_error
+            assert picked.content[0].type == "image"
+            second = await client.call_tool("airlock_approval_status", {"request_id": public_id})
+            assert second.content[0].type == "image"
+            assert len(gw.upstream_calls("generate_image")) == 1  # the second pickup did not run it again
+            unknown = await client.call_tool("airlock_approval_status", {"request_id": "R-999"})
+            assert unknown.is_error
+
+
+async def test_expiry_never_runs_the_call(tmp_path: Path) -> None:
+    policy = fixture("airlock-demo.yaml").replace("timeout: 15m", "timeout: 2s", 1)
+    with run_gateway(tmp_path, database_url=sqlite_url(tmp_path), policy=policy, users=USERS) as gw:
+        async with mcp_client(gw.mcp_url, gw.token) as client:
+            with anyio.fail_after(20):
+                result = await client.call_tool("generate_image", DEAR)
+        assert result.is_error
+        assert result.content[0].text.startswith("[EXPIRED] approval timed out, not executed")  # type: ignore[union-attr]
+        assert gw.upstream_calls() == []
+
+
+async def test_an_approval_does_not_run_what_the_policy_now_denies(tmp_path: Path) -> None:
+    with run_gateway(
+        tmp_path, database_url=sqlite_url(tmp_path), policy=fixture("airlock-demo.yaml"), users=USERS
+    ) as gw:
+        async with mcp_client(gw.mcp_url, gw.token) as client:
+            results: list[Any] = []
+
+            async def agent() -> None:
+                results.append(await client.call_tool("generate_image", DEAR))
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(agent)
+                request_id = await pending_request_id(gw)
+                # The file changes while the call waits; the holder imports it as a new version.
+                Path(gw.settings.policy or "").write_text(DENY_IMAGES)
+                with anyio.fail_after(10):
+                    while denial_rule(gw) is None:
+                        await anyio.sleep(0.2)
+                async with gw.api("ana") as api:
+                    assert (await api.post(f"/api/requests/{request_id}/approve", json={})).status_code == 200
+        assert results[0].is_error
+        assert results[0].content[0].text.startswith("[POLICY DENIED] Images are off.")
+        assert gw.upstream_calls() == []
+
+
+async def test_an_agent_that_stops_waiting_leaves_a_decidable_request(tmp_path: Path) -> None:
+    with run_gateway(
+        tmp_path, database_url=sqlite_url(tmp_path), policy=fixture("airlock-demo.yaml"), users=USERS
+    ) as gw:
+        async with mcp_client(gw.mcp_url, gw.token) as client:
+            with anyio.move_on_after(1.5):
+                await client.call_tool("generate_image", DEAR)
+        async with gw.api("ana") as api:
+            with anyio.fail_after(10):
+                while True:
+                    item = (await api.get("/api/requests")).json()["items"][0]
+                    if item["requester_gone"]:
+                        break
+                    await anyio.sleep(0.1)
+            assert item["status"] == "pending"
+            assert (await api.post(f"/api/requests/{item['id']}/approve", json={})).status_code == 200
+        await anyio.sleep(0.5)
+        assert gw.upstream_calls() == []  # approved, but never run for a caller who left
+
+
+async def test_rest_api_needs_a_user_token_and_validates_input(tmp_path: Path) -> None:
+    with run_gateway(
+        tmp_path, database_url=sqlite_url(tmp_path), policy=fixture("airlock-demo.yaml"), users=USERS
+    ) as gw:
+        async with httpx2.AsyncClient(base_url=gw.base_url, timeout=10) as anonymous:
+            assert (await anonymous.get("/api/requests")).status_code == 401
+            agent_token = await anonymous.get("/api/requests", headers={"Authorization": f"Bearer {gw.token}"})
+            assert agent_token.status_code == 401  # a grant token is not a user's API token
+        async with gw.api("ana") as api:
+            assert (await api.get("/api/requests", params={"status": "sleeping"})).status_code == 400
+            assert (await api.get("/api/requests/424242")).status_code == 404
+            assert (await api.post("/api/requests/424242/reject", json={})).status_code == 422
+            assert (await api.post("/api/requests/424242/reject", json={"reason": "x"})).status_code == 404
+            assert (await api.get("/openapi.json")).status_code == 200
+
+
+async def _unused(client: Client) -> None:  # keeps the import honest for type checkers
+    await client.list_tools()
