@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from service.cli import audit, grants, policy, serve, users
+from service.cli import audit, grants, policy, requests, serve, users
 from service.cli.common import ConfigOption
 from service.config import load_settings
 from service.db import migrate
@@ -23,6 +23,7 @@ app.add_typer(grants.app, name="grants")
 app.add_typer(users.app, name="users")
 app.add_typer(policy.app, name="policy")
 app.add_typer(audit.app, name="audit")
+app.add_typer(requests.app, name="requests")
 serve.register(app)
 
 db_app = typer.Typer(help="The database.", no_args_is_help=True)

@@ -36,6 +36,9 @@ from service.policy_versions.holder import PolicyHolder
 log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 10.0
+# Decisions taken in another process (the CLI, another replica) are seen by reading the request again this often;
+# in-process decisions wake the waiter at once through the event bus.
+RECHECK_SECONDS = 5.0
 STATUS_TOOL = "airlock_approval_status"
 # How long known clients wait on one tools/call before giving up (reference/mcp-sdk-and-holding.md §3), minus a
 # margin; matched on the client's own name, lower-cased. Config (hold.client_budgets) adds to and overrides it.
@@ -158,7 +161,8 @@ class HoldCoordinator:
                             None,
                             f"waiting for human approval, {request.public_id}, {waited // 60}m{waited % 60:02d}s",
                         )
-                    with anyio.move_on_after(min(deadline, heartbeat if caller.progress else deadline) - now):
+                    wake = min(deadline, now + RECHECK_SECONDS, heartbeat if caller.progress else deadline)
+                    with anyio.move_on_after(wake - now):
                         await listening.wait()
                 finally:
                     self._bus.forget(request_id, listening)
