@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from service.api.deps import render_error
 from service.approvals import endpoints as approvals_api
 from service.approvals.events import EventBus
+from service.approvals.standing_cache import StandingCache
 from service.approvals.sweeper import sweep_forever
 from service.audit.writer import AuditWriter
 from service.config import Settings
@@ -80,19 +81,21 @@ async def running(settings: Settings) -> AsyncIterator[AppState]:
     metrics = Metrics()
     writer = AuditWriter(runtime.engine)
     writer.start()
+    standing = StandingCache(runtime.engine)
     policy = PolicyHolder(
         runtime.engine,
         runtime.registry,
         runtime.counters,
         settings.policy,
         counters_fail_open=settings.counters.fail_open,
+        standing_approvals=standing,
     )
     try:
         await anyio.to_thread.run_sync(policy.load)
         pool = UpstreamPool(settings.upstreams, call_timeout_seconds=settings.upstream_call_timeout.total_seconds())
         bus = EventBus()
         holds = HoldCoordinator(runtime.engine, bus, pool, policy, settings.hold)
-        gateway = Gateway(pool, policy, writer, metrics, holds)
+        gateway = Gateway(pool, policy, writer, metrics, holds, standing)
         grants = GrantCache(runtime.engine, runtime.hasher)
         manager = PerRequestSessionManager(
             app=build_mcp_server(gateway, version=_version()),

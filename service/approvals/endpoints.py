@@ -115,5 +115,7 @@ async def _decide(
             return queries.public(session, request), events
 
     public, events = await anyio.to_thread.run_sync(run)
+    if remember is not None:
+        state.gateway.standing.invalidate()
     state.bus.publish(events)  # after the commit: waiting calls wake and read the new state
     return public

@@ -15,6 +15,7 @@ import jsonschema
 import mcp_types as types
 from mcp.shared.exceptions import MCPError
 
+from service.approvals.standing_cache import StandingCache
 from service.arguments import arguments_digest
 from service.audit.schemas import AuditRecord
 from service.audit.writer import AuditWriter
@@ -55,8 +56,15 @@ class CallContext:
 
 class Gateway:
     def __init__(
-        self, pool: UpstreamPool, policy: PolicyHolder, writer: AuditWriter, metrics: Metrics, holds: HoldCoordinator
+        self,
+        pool: UpstreamPool,
+        policy: PolicyHolder,
+        writer: AuditWriter,
+        metrics: Metrics,
+        holds: HoldCoordinator,
+        standing: StandingCache,
     ) -> None:
+        self.standing = standing
         self.pool = pool
         self.policy = policy
         self.writer = writer
@@ -111,6 +119,8 @@ class Gateway:
         if route is None or route.upstream not in self.reachable(ctx.grant, ctx.scope):
             return await self._refuse_unknown(ctx, name, arguments)
         engine = self.policy.current()
+        if engine.may_hold(name):
+            await self.standing.prefetch(ctx.grant.id)  # a standing approval turns a would-be hold into allow
         decision = engine.decide(
             ToolCall(ctx.grant.info, name, arguments, upstream=route.upstream, session_id=ctx.session_id)
         )
@@ -179,6 +189,8 @@ class Gateway:
             details["errors"] = list(decision.errors)
         if decision.retry_after is not None:
             details["retry_after_s"] = decision.retry_after
+        if decision.standing_approval is not None:
+            details["standing_approval"] = decision.standing_approval
         if ctx.session_id:
             details["session"] = ctx.session_id
         return AuditRecord(

@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 
 from service.db.engine import unit_of_work
 from service.errors import AirlockError
-from service.policy import CompiledPolicy, CounterStore, EstimatorRegistry, PolicyEngine
+from service.policy import CompiledPolicy, CounterStore, EstimatorRegistry, PolicyEngine, StandingApprovals
 from service.policy_versions import service
 
 log = logging.getLogger(__name__)
@@ -27,8 +27,10 @@ class PolicyHolder:
         policy_file: Path | None,
         *,
         counters_fail_open: bool = False,
+        standing_approvals: StandingApprovals | None = None,
         on_change: Callable[[CompiledPolicy], None] = lambda _p: None,
     ) -> None:
+        self._standing = standing_approvals
         self._db = engine
         self._registry = registry
         self._counters = counters
@@ -47,7 +49,9 @@ class PolicyHolder:
             compiled, version = service.compiled_current(session, self._registry, self._file)
         new_id = version.id if version is not None else None
         if self.engine is None or new_id != self.version_id:
-            self.engine = PolicyEngine(compiled, self._counters, counters_fail_open=self._fail_open)
+            self.engine = PolicyEngine(
+                compiled, self._counters, counters_fail_open=self._fail_open, standing_approvals=self._standing
+            )
             self.version_id = new_id
             log.info("policy version %s in force", new_id)
             self._on_change(compiled)

@@ -209,3 +209,47 @@ async def test_rest_api_needs_a_user_token_and_validates_input(tmp_path: Path) -
 
 async def _unused(client: Client) -> None:  # keeps the import honest for type checkers
     await client.list_tools()
+
+
+async def test_approve_and_remember_lets_the_same_call_through_later(tmp_path: Path) -> None:
+    with run_gateway(
+        tmp_path,
+        database_url=sqlite_url(tmp_path),
+        policy=fixture("airlock-demo.yaml"),
+        users=USERS,
+        hold={"max_wait": "1s"},
+    ) as gw:
+        async with mcp_client(gw.mcp_url, gw.token) as client:
+            first = await client.call_tool("generate_image", DEAR)
+            public_id = re.search(r"R-\d+", first.content[0].text).group(0)  # type: ignore[union-attr]
+            async with gw.api("ana") as api:
+                remembered = await api.post(
+                    f"/api/requests/{public_id[2:]}/approve",
+                    json={"remember": {"scope": "arguments", "duration": "1h"}},
+                )
+                assert remembered.status_code == 200
+            assert (await client.call_tool("airlock_approval_status", {"request_id": public_id})).content[
+                0
+            ].type == "image"
+            later = await client.call_tool("generate_image", DEAR)  # passes at once, under the standing approval
+            assert later.content[0].type == "image"
+            other = await client.call_tool("generate_image", {**DEAR, "prompt": "something else"})
+            assert other.content[0].text.startswith("Not executed yet")  # type: ignore[union-attr]
+        assert len(gw.upstream_calls("generate_image")) == 2
+
+
+async def test_pending_cap_denies_a_flood_of_held_calls(tmp_path: Path) -> None:
+    with run_gateway(
+        tmp_path,
+        database_url=sqlite_url(tmp_path),
+        policy=fixture("airlock-demo.yaml"),
+        users=USERS,
+        hold={"max_wait": "0.2s", "pending_cap": 3},
+    ) as gw:
+        async with mcp_client(gw.mcp_url, gw.token) as client:
+            results = [await client.call_tool("generate_image", {**DEAR, "prompt": f"image {i}"}) for i in range(5)]
+        texts = [r.content[0].text for r in results]  # type: ignore[union-attr]
+        assert [t.startswith("Not executed yet") for t in texts] == [True, True, True, False, False]
+        assert texts[3].startswith("[POLICY DENIED] 3 of this agent's calls already wait for approval")
+        async with gw.api("ana") as api:
+            assert len((await api.get("/api/requests", params={"status": "pending"})).json()["items"]) == 3
