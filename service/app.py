@@ -33,6 +33,7 @@ from service.gateway.endpoints import MCP_PATH, McpEntry, build_mcp_server
 from service.gateway.holds import HoldCoordinator
 from service.gateway.pool import UpstreamPool
 from service.gateway.service import Gateway
+from service.gateway.tasks import TaskRunner
 from service.gateway.transport import PerRequestSessionManager
 from service.grants.cache import GrantCache
 from service.metrics import Metrics
@@ -96,9 +97,10 @@ async def running(settings: Settings) -> AsyncIterator[AppState]:
         bus = EventBus()
         holds = HoldCoordinator(runtime.engine, bus, pool, policy, settings.hold)
         gateway = Gateway(pool, policy, writer, metrics, holds, standing)
+        task_runner = TaskRunner(runtime.engine, bus, holds, settings.hold.result_retention.total_seconds())
         grants = GrantCache(runtime.engine, runtime.hasher)
         manager = PerRequestSessionManager(
-            app=build_mcp_server(gateway, version=_version()),
+            app=build_mcp_server(gateway, task_runner, version=_version()),
             security_settings=transport_security(settings),
             max_request_body_size=settings.max_request_bytes,
         )
@@ -106,6 +108,7 @@ async def running(settings: Settings) -> AsyncIterator[AppState]:
             await pool.start(tasks)
             tasks.start_soon(policy.watch)
             tasks.start_soon(sweep_forever, runtime.engine, bus, runtime.counters)
+            tasks.start_soon(task_runner.run_forever)
             async with manager.run():
                 entry = McpEntry(manager, grants, gateway, max_body_bytes=settings.max_request_bytes)
                 log.info("airlock ready on %s", MCP_PATH, extra={"upstreams": pool.names()})

@@ -79,6 +79,17 @@ class ApprovalRepository:
             ).all()
         )
 
+    def approved_tasks(self, limit: int = 100) -> list[ToolCallRequest]:
+        """Approved requests held as tasks: they run without a caller attached, their result awaits tasks/get."""
+        return list(
+            self.session.exec(
+                select(ToolCallRequest)
+                .where(ToolCallRequest.status == RequestStatus.APPROVED.value, ToolCallRequest.hold_mode == "task")
+                .order_by(col(ToolCallRequest.id))
+                .limit(limit)
+            ).all()
+        )
+
     def pending_count(self, grant_id: int) -> int:
         return int(
             self.session.exec(

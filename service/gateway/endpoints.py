@@ -17,6 +17,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from service.errors import NotAuthenticated
 from service.gateway.service import CallContext, Gateway
+from service.gateway.tasks import TASKS_EXTENSION, TaskRunner, wants_task
 from service.gateway.transport import answer_with_json
 from service.gateway.upstreams import ProgressRelay
 from service.grants.cache import AuthenticatedGrant, GrantCache
@@ -85,17 +86,26 @@ def _progress_relay(ctx: ServerRequestContext[Any]) -> ProgressRelay | None:
     return relay
 
 
-def build_mcp_server(gateway: Gateway, *, version: str) -> Server[Any]:
+def build_mcp_server(gateway: Gateway, tasks: TaskRunner, *, version: str) -> Server[Any]:
     async def list_tools(
         ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
         auth = _auth(ctx)
         return types.ListToolsResult(tools=gateway.list_tools(auth.grant, auth.scope))
 
-    async def call_tool(ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> types.CallToolResult:
+    async def call_tool(ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> Any:
+        # Any: a held call answers a client that speaks tasks with a task ({"resultType": "task", ...}), which the
+        # SDK passes through unchecked on the 2026-07-28 wire.
         auth = _auth(ctx)
-        call = CallContext(auth.grant, auth.scope, _session_id(ctx), _progress_relay(ctx), _client_name(ctx))
+        wants = wants_task(dict(ctx.meta or {}), ctx.session.client_capabilities)
+        call = CallContext(auth.grant, auth.scope, _session_id(ctx), _progress_relay(ctx), _client_name(ctx), wants)
         return await gateway.call_tool(call, params.name, dict(params.arguments or {}))
+
+    async def tasks_get(ctx: ServerRequestContext[Any], params: types.GetTaskRequestParams) -> dict[str, Any]:
+        return await tasks.get(_auth(ctx).grant, params.task_id)
+
+    async def tasks_cancel(ctx: ServerRequestContext[Any], params: types.CancelTaskRequestParams) -> dict[str, Any]:
+        return await tasks.cancel(_auth(ctx).grant, params.task_id)
 
     async def list_resources(
         ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
@@ -132,7 +142,7 @@ def build_mcp_server(gateway: Gateway, *, version: str) -> Server[Any]:
         tool = gateway.pool.catalog.tool(name)
         return tool.input_schema if tool is not None else None
 
-    return Server(
+    server: Server[Any] = Server(
         "airlock",
         version=version,
         instructions=INSTRUCTIONS,
@@ -145,6 +155,10 @@ def build_mcp_server(gateway: Gateway, *, version: str) -> Server[Any]:
         on_list_prompts=list_prompts,
         on_get_prompt=get_prompt,
     )
+    server.extensions[TASKS_EXTENSION] = {}
+    server.add_request_handler("tasks/get", types.GetTaskRequestParams, tasks_get)
+    server.add_request_handler("tasks/cancel", types.CancelTaskRequestParams, tasks_cancel)
+    return server
 
 
 class McpEntry:

@@ -103,8 +103,11 @@ class HoldCoordinator:
         upstream_tool: str,
         arguments: dict[str, Any],
         decision: Decision,
-    ) -> types.CallToolResult:
-        """Open (or attach to) the request for this call and wait for it as long as the client will."""
+        *,
+        as_task: bool = False,
+    ) -> types.CallToolResult | dict[str, Any]:
+        """Open (or attach to) the request for this call; then wait for it as long as the client will, or, for a
+        client that speaks tasks, answer at once with the task."""
         engine = self._policy.current()
         existing = await anyio.to_thread.run_sync(self._find_open, caller.grant.id, name, arguments)
         if existing is not None:
@@ -116,8 +119,21 @@ class HoldCoordinator:
                 engine.release(decision.reservation, upstream_failed=True)
                 return answers.too_many_pending(self._config.pending_cap)
             request_id = await anyio.to_thread.run_sync(
-                self._open, caller, name, upstream, upstream_tool, arguments, decision
+                self._open,
+                caller,
+                name,
+                upstream,
+                upstream_tool,
+                arguments,
+                decision,
+                "task" if as_task else "blocking",
             )
+        if as_task:
+            from service.gateway.tasks import task_view
+
+            request = await anyio.to_thread.run_sync(self._load, request_id)
+            assert request is not None
+            return {"resultType": "task", **task_view(request, self._config.result_retention.total_seconds())}
         return await self.wait_and_deliver(caller, request_id, self.budget(caller.client_name))
 
     async def status(self, caller: Caller, arguments: Mapping[str, Any]) -> types.CallToolResult:
@@ -174,8 +190,15 @@ class HoldCoordinator:
     async def _settle(self, caller: Caller, request: ToolCallRequest) -> types.CallToolResult | None:
         """The answer for a request in this state, or None while it is still undecided."""
         status = request.status
-        if status is RequestStatus.PENDING:
-            return None
+        if status is RequestStatus.PENDING or status is RequestStatus.EXECUTING:
+            return None  # undecided, or another caller is running it (its result arrives as an event)
+        if status is RequestStatus.APPROVED:
+            return await self.run_approved(caller, request, delivered=True)
+        return await self.settled_result(request)
+
+    async def settled_result(self, request: ToolCallRequest) -> types.CallToolResult | None:
+        """The result a decided, finished request answers with (a stored result is marked delivered)."""
+        status = request.status
         if status is RequestStatus.REJECTED:
             return answers.rejected(request)
         if status is RequestStatus.EXPIRED:
@@ -187,11 +210,19 @@ class HoldCoordinator:
                 return answers.expired(request)
             await anyio.to_thread.run_sync(self._delivered, request.id)
             return types.CallToolResult.model_validate(request.result)
-        if status is RequestStatus.EXECUTING:
-            return None  # another caller is running it; its result arrives as an event
-        return await self._run(caller, request)
+        return None
 
-    async def _run(self, caller: Caller, request: ToolCallRequest) -> types.CallToolResult | None:
+    async def withdraw(self, request_id: int, reason: str) -> None:
+        def run() -> list[ApprovalEvent]:
+            with unit_of_work(self._db) as session:
+                return approvals.withdraw(session, request_id, reason=reason, counters=self._policy.current().counters)
+
+        self._bus.publish(await anyio.to_thread.run_sync(run))
+
+    async def run_approved(
+        self, caller: Caller, request: ToolCallRequest, *, delivered: bool
+    ) -> types.CallToolResult | None:
+        """Claim and run an approved request; None when another caller claimed it first."""
         assert request.id is not None
         if not await anyio.to_thread.run_sync(self._claim, request.id):
             return None  # someone else claimed it first
@@ -200,7 +231,7 @@ class HoldCoordinator:
         recheck = self._recheck(engine, caller, request.tool, arguments)
         if recheck is not None:
             result = answers.denied(recheck)
-            await anyio.to_thread.run_sync(self._finish, request, False, result)
+            await anyio.to_thread.run_sync(self._finish, request, False, result, delivered)
             self._bus.publish([ApprovalEvent("executed", request.id, RequestStatus.FAILED.value)])
             return result
         try:
@@ -212,7 +243,7 @@ class HoldCoordinator:
             engine.release(_reservation(request), upstream_failed=True)
             result = answers.upstream_failed(str(exc))
             succeeded = False
-        await anyio.to_thread.run_sync(self._finish, request, succeeded, result)
+        await anyio.to_thread.run_sync(self._finish, request, succeeded, result, delivered)
         self._bus.publish(
             [
                 ApprovalEvent(
@@ -248,6 +279,7 @@ class HoldCoordinator:
         upstream_tool: str,
         arguments: dict[str, Any],
         decision: Decision,
+        mode: str,
     ) -> int:
         with unit_of_work(self._db) as session:
             request, events = approvals.open_request(
@@ -261,7 +293,7 @@ class HoldCoordinator:
                 arguments=arguments,
                 decision=decision,
                 policy_version_id=self._policy.version_id,
-                hold_mode="blocking",
+                hold_mode=mode,
             )
         assert request.id is not None
         anyio.from_thread.run_sync(self._bus.publish, events)
@@ -275,7 +307,7 @@ class HoldCoordinator:
         with unit_of_work(self._db) as session:
             return approvals.claim(session, request_id)
 
-    def _finish(self, request: ToolCallRequest, succeeded: bool, result: types.CallToolResult) -> None:
+    def _finish(self, request: ToolCallRequest, succeeded: bool, result: types.CallToolResult, delivered: bool) -> None:
         assert request.id is not None
         with unit_of_work(self._db) as session:
             approvals.finish(
@@ -285,7 +317,7 @@ class HoldCoordinator:
                 result=result.model_dump(mode="json", by_alias=True, exclude_none=True),
                 summary=answers.summarise(result),
                 retention=self._config.result_retention,
-                delivered=True,
+                delivered=delivered,
             )
 
     def _delivered(self, request_id: int | None) -> None:

@@ -49,6 +49,8 @@ class CallContext:
     session_id: str | None
     progress: ProgressRelay | None = None
     client_name: str | None = None
+    wants_task: bool = False
+    """The request declared the 2026-07-28 tasks extension: a hold answers at once with a task."""
 
     def caller(self) -> Caller:
         return Caller(self.grant, self.session_id, self.client_name, self.progress)
@@ -110,7 +112,9 @@ class Gateway:
         tools = [t for t in self.pool.catalog.tools_for(self.reachable(grant, scope)) if not engine.is_hidden(t.name)]
         return [*tools, STATUS_TOOL_DEFINITION]
 
-    async def call_tool(self, ctx: CallContext, name: str, arguments: dict[str, Any]) -> types.CallToolResult:
+    async def call_tool(
+        self, ctx: CallContext, name: str, arguments: dict[str, Any]
+    ) -> types.CallToolResult | dict[str, Any]:
         started = time.perf_counter()
         if name == STATUS_TOOL:
             # The gateway's own tool skips the policy: it only ever delivers what a person already decided.
@@ -139,7 +143,9 @@ class Gateway:
         if decision.outcome is Outcome.RATE_LIMITED:
             return answers.rate_limited(decision)
         if decision.outcome is Outcome.HOLD:
-            return await self.holds.hold(ctx.caller(), name, route.upstream, route.name, arguments, decision)
+            return await self.holds.hold(
+                ctx.caller(), name, route.upstream, route.name, arguments, decision, as_task=ctx.wants_task
+            )
         return await self._forward(ctx, engine, name, route.upstream, route.name, arguments, decision, started)
 
     async def _forward(

@@ -253,3 +253,63 @@ async def test_pending_cap_denies_a_flood_of_held_calls(tmp_path: Path) -> None:
         assert texts[3].startswith("[POLICY DENIED] 3 of this agent's calls already wait for approval")
         async with gw.api("ana") as api:
             assert len((await api.get("/api/requests", params={"status": "pending"})).json()["items"]) == 3
+
+
+async def test_task_mode_clients_get_a_task_and_collect_the_result(tmp_path: Path) -> None:
+    import httpx2 as _httpx
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+
+    from tests.gateway.tasks_client import TasksExtension
+
+    with run_gateway(
+        tmp_path, database_url=sqlite_url(tmp_path), policy=fixture("airlock-demo.yaml"), users=USERS
+    ) as gw:
+        extension = TasksExtension()
+        http = _httpx.AsyncClient(headers={"Authorization": f"Bearer {gw.token}"}, timeout=30)
+        async with (
+            http,
+            Client(
+                streamable_http_client(gw.mcp_url, http_client=http),
+                mode="2026-07-28",
+                cache=None,
+                extensions=[extension],
+            ) as client,
+        ):
+            results: list[Any] = []
+
+            async def agent() -> None:
+                results.append(await client.call_tool("generate_image", DEAR))
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(agent)
+                request_id = await pending_request_id(gw)
+                with anyio.fail_after(10):
+                    while not extension.polls:
+                        await anyio.sleep(0.05)
+                assert extension.created[0].task_id == f"R-{request_id}"
+                assert "awaiting approval" in (extension.polls[0].get("statusMessage") or "")
+                async with gw.api("ana") as api:
+                    assert (await api.post(f"/api/requests/{request_id}/approve", json={})).status_code == 200
+            rejected_results: list[Any] = []
+
+            async def second() -> None:
+                rejected_results.append(await client.call_tool("generate_image", {**DEAR, "prompt": "another"}))
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(second)
+                with anyio.fail_after(10):
+                    while True:
+                        async with gw.api("ana") as api:
+                            items = (await api.get("/api/requests", params={"status": "pending"})).json()["items"]
+                        if items:
+                            break
+                        await anyio.sleep(0.05)
+                async with gw.api("ana") as api:
+                    assert (
+                        await api.post(f"/api/requests/{items[0]['id']}/reject", json={"reason": "no"})
+                    ).status_code == 200
+        assert [b.type for b in results[0].content] == ["image", "image"]
+        assert rejected_results[0].is_error
+        assert rejected_results[0].content[0].text.startswith("[REJECTED] by ana: no")
+        assert len(gw.upstream_calls("generate_image")) == 1
