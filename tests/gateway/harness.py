@@ -102,6 +102,7 @@ def run_gateway(
     upstreams: dict[str, Any] | None = None,
     grants: dict[str, list[str] | None] | None = None,
     users: dict[str, str] | None = None,
+    reuse: RunningGateway | None = None,
     **settings_overrides: Any,
 ) -> Iterator[RunningGateway]:
     log = tmp_path / "upstream.log"
@@ -118,20 +119,19 @@ def run_gateway(
         secret_key=SECRET,
         **settings_overrides,
     )
-    runtime = Runtime.build(settings)
-    tokens: dict[str, str] = {}
-    user_tokens: dict[str, str] = {}
-    with unit_of_work(runtime.engine) as session:
-        create_user(session, runtime.hasher, username="owner", role=Role.VIEWER, actor="test")
-        for username, role in (users or {}).items():
-            user_tokens[username] = create_user(
-                session, runtime.hasher, username=username, role=Role(role), actor="test"
-            ).api_token
-        for name, reach in (grants or {"agent": None}).items():
-            tokens[name] = create_grant(
-                session, runtime.hasher, name=name, actor="test", upstreams=reach, owner="owner"
-            ).token
-    runtime.close()
+    tokens: dict[str, str] = dict(reuse.tokens) if reuse else {}
+    user_tokens: dict[str, str] = dict(reuse.user_tokens) if reuse else {}
+    if reuse is None:  # a restart (reuse) keeps the database with its grants and users
+        runtime = Runtime.build(settings)
+        with unit_of_work(runtime.engine) as session:
+            create_user(session, runtime.hasher, username="owner", role=Role.VIEWER, actor="test")
+            for username, role in (users or {}).items():
+                created = create_user(session, runtime.hasher, username=username, role=Role(role), actor="test")
+                user_tokens[username] = created.api_token
+            for name, reach in (grants or {"agent": None}).items():
+                grant = create_grant(session, runtime.hasher, name=name, actor="test", upstreams=reach, owner="owner")
+                tokens[name] = grant.token
+        runtime.close()
     app = create_app(settings)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False))
 

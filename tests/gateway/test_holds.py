@@ -313,3 +313,67 @@ async def test_task_mode_clients_get_a_task_and_collect_the_result(tmp_path: Pat
         assert rejected_results[0].is_error
         assert rejected_results[0].content[0].text.startswith("[REJECTED] by ana: no")
         assert len(gw.upstream_calls("generate_image")) == 1
+
+
+async def test_pending_requests_and_tasks_survive_a_restart(tmp_path: Path) -> None:
+    import httpx2 as _httpx
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+
+    from tests.gateway.tasks_client import RAW, TasksExtension
+
+    count = 100
+    options: dict[str, Any] = {"hold": {"pending_cap": 1000}}
+    roomy = fixture("airlock-demo.yaml").replace("max: 30,", "max: 1000,").replace("max: 20.0,", "max: 1000.0,")
+    with run_gateway(tmp_path, database_url=sqlite_url(tmp_path), policy=roomy, users=USERS, **options) as gw:
+        http = _httpx.AsyncClient(headers={"Authorization": f"Bearer {gw.token}"}, timeout=30)
+        async with (
+            http,
+            Client(
+                streamable_http_client(gw.mcp_url, http_client=http),
+                mode="2026-07-28",
+                cache=None,
+                extensions=[TasksExtension()],
+            ) as client,
+        ):
+            task_ids = []
+            for i in range(count):
+                created = await client.session.call_tool(
+                    "generate_image", {**DEAR, "prompt": f"image {i}"}, allow_claimed=True
+                )
+                task_ids.append(created.task_id)  # type: ignore[attr-defined]
+        first = gw
+    # A new process on the same database: everything is still there and decidable.
+    with run_gateway(tmp_path, database_url=sqlite_url(tmp_path), policy=roomy, reuse=first, **options) as gw:
+        async with gw.api("ana") as api:
+            pending = (await api.get("/api/requests", params={"status": "pending", "limit": 200})).json()["items"]
+            assert len(pending) == count
+            for item in pending:
+                assert (await api.post(f"/api/requests/{item['id']}/approve", json={})).status_code == 200
+        http = _httpx.AsyncClient(headers={"Authorization": f"Bearer {gw.token}"}, timeout=30)
+        async with (
+            http,
+            Client(
+                streamable_http_client(gw.mcp_url, http_client=http),
+                mode="2026-07-28",
+                cache=None,
+                extensions=[TasksExtension()],
+            ) as client,
+        ):
+            completed = 0
+            with anyio.fail_after(120):
+                for task_id in task_ids:
+                    while True:
+                        view = await client.session.send_request(  # type: ignore[type-var]
+                            __import__("mcp_types").GetTaskRequest(
+                                params=__import__("mcp_types").GetTaskRequestParams(task_id=task_id)
+                            ),
+                            RAW,
+                        )
+                        if view["status"] == "completed":
+                            assert view["result"]["content"][0]["type"] == "image"
+                            completed += 1
+                            break
+                        await anyio.sleep(0.1)
+        assert completed == count
+        assert len(gw.upstream_calls("generate_image")) == count
