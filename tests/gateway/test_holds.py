@@ -320,7 +320,7 @@ async def test_pending_requests_and_tasks_survive_a_restart(tmp_path: Path) -> N
     from mcp import Client
     from mcp.client.streamable_http import streamable_http_client
 
-    from tests.gateway.tasks_client import RAW, TasksExtension
+    from tests.gateway.tasks_client import RAW, TaskCreated, TasksExtension
 
     count = 100
     options: dict[str, Any] = {"hold": {"pending_cap": 1000}}
@@ -341,7 +341,8 @@ async def test_pending_requests_and_tasks_survive_a_restart(tmp_path: Path) -> N
                 created = await client.session.call_tool(
                     "generate_image", {**DEAR, "prompt": f"image {i}"}, allow_claimed=True
                 )
-                task_ids.append(created.task_id)  # type: ignore[attr-defined]
+                assert isinstance(created, TaskCreated)
+                task_ids.append(created.task_id)
         first = gw
     # A new process on the same database: everything is still there and decidable.
     with run_gateway(tmp_path, database_url=sqlite_url(tmp_path), policy=roomy, reuse=first, **options) as gw:
