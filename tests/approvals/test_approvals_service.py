@@ -242,3 +242,30 @@ def test_concurrent_decisions_release_exactly_once(engine: Engine, hasher: Token
             select(AuditEvent).where(col(AuditEvent.action).in_(["request.approved", "request.rejected"]))
         ).all()
         assert len(decided) == 1
+
+
+def test_two_processes_racing_on_one_request_release_it_once(engine: Engine, hasher: TokenHasher) -> None:
+    """Two processes (as two replicas would), 25 threads each, approving, rejecting and claiming at once."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    request_id, _ = held(engine, hasher)
+    url = engine.url.render_as_string(hide_password=False)
+    worker = Path(__file__).with_name("race_worker.py")
+    processes = [
+        subprocess.Popen([sys.executable, str(worker), url, str(request_id), tag], stdout=subprocess.PIPE, text=True)
+        for tag in ("a", "b")
+    ]
+    results = []
+    for process in processes:
+        out, _ = process.communicate(timeout=120)
+        assert process.returncode == 0
+        results += json.loads(out)
+    assert len(results) == 50
+    assert sum(1 for r in results if r["won"]) == 1
+    with unit_of_work(engine) as session:
+        final = service.get(session, request_id)
+    expected_claims = 1 if final.status is RequestStatus.EXECUTING else 0
+    assert sum(1 for r in results if r["claimed"]) == expected_claims
