@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from bench import gateway_bench, policy_bench
+from bench import approvals_bench, gateway_bench, policy_bench
 
 
 def main() -> None:
     policy_bench.main()
     gateway_bench.main()
+    approvals_bench.main()
 
 
 if __name__ == "__main__":
