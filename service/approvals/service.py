@@ -14,9 +14,10 @@ from typing import Any
 
 from sqlmodel import Session
 
-from service.approvals.models import ApprovalVote, RequestStatus, StandingApproval, ToolCallRequest
+from service.approvals.models import ApprovalVote, RequestStatus, ToolCallRequest
 from service.approvals.repository import ApprovalRepository
 from service.approvals.schemas import ApprovalEvent, Approver, Remember, RequestPublic, Verdict
+from service.approvals.standing import remember_for
 from service.arguments import arguments_digest, redact
 from service.audit.schemas import AuditRecord
 from service.audit.service import record
@@ -204,7 +205,7 @@ def decide(
         # Both sets are kept: the original on the request row, the edited one beside it; the log has their digests.
         details["edited_arguments_digest"] = arguments_digest(arguments)
     if remember is not None:
-        standing = _remember(session, request, approver, remember, now)
+        standing = remember_for(session, request, approver.username, remember, now)
         details["standing_approval"] = standing.id
     _audit(session, request, approver, "request.approved", "approved", reason, details)
     session.refresh(request)
@@ -296,24 +297,6 @@ def _give_back_budget(request: ToolCallRequest, counters: CounterStore | None) -
         items = Reservation.from_json(request.reservation).for_rejection()
         if items:
             counters.release(items)
-
-
-def _remember(
-    session: Session, request: ToolCallRequest, approver: Approver, remember: Remember, now: datetime
-) -> StandingApproval:
-    if remember.duration <= timedelta(0) or remember.duration > timedelta(days=30):
-        raise InvalidInput("remember for more than nothing and at most 30 days")
-    return ApprovalRepository(session).add_standing(
-        StandingApproval(
-            grant_id=request.grant_id,
-            tool=request.tool,
-            arguments_digest=request.arguments_digest if remember.scope == "arguments" else None,
-            created_by=approver.username,
-            request_id=request.id,
-            created_at=now,
-            expires_at=now + remember.duration,
-        )
-    )
 
 
 def _audit(
@@ -491,37 +474,3 @@ def pending_count(session: Session, grant_id: int) -> int:
 
 def find_open(session: Session, grant_id: int, tool: str, arguments: Mapping[str, Any]) -> ToolCallRequest | None:
     return ApprovalRepository(session).find_open(grant_id, tool, arguments_digest(arguments))
-
-
-def list_standing(session: Session, now: datetime | None = None, grant_id: int | None = None) -> list[StandingApproval]:
-    return ApprovalRepository(session).active_standing(now or utcnow(), grant_id)
-
-
-def revoke_standing(session: Session, standing_id: int, *, actor: str, now: datetime | None = None) -> None:
-    standing = ApprovalRepository(session).standing(standing_id)
-    if standing is None:
-        raise NotFound(f"no standing approval {standing_id}")
-    if standing.revoked_at is not None:
-        return
-    standing.revoked_at = now or utcnow()
-    standing.revoked_by = actor
-    session.add(standing)
-    record(
-        session,
-        AuditRecord(
-            kind="admin",
-            action="standing_approval.revoked",
-            actor=actor,
-            grant_id=standing.grant_id,
-            tool=standing.tool,
-            details={"id": standing_id},
-        ),
-    )
-
-
-def matching_standing(standing: list[StandingApproval], tool: str, digest: str) -> StandingApproval | None:
-    """The standing approval (of one grant's active ones) that covers this call, if any."""
-    for item in standing:
-        if item.tool == tool and (item.arguments_digest is None or item.arguments_digest == digest):
-            return item
-    return None

@@ -8,7 +8,7 @@ import time
 import anyio
 from sqlalchemy import Engine
 
-from service.approvals import service
+from service.approvals import standing as standing_service
 from service.approvals.models import StandingApproval
 from service.arguments import arguments_digest
 from service.db.engine import unit_of_work
@@ -44,9 +44,9 @@ class StandingCache:
         items = [s for s in cached[1] if s.tool == call.tool]
         if not items:
             return None
-        match = service.matching_standing(items, call.tool, arguments_digest(call.arguments))
+        match = standing_service.matching_standing(items, call.tool, arguments_digest(call.arguments))
         return f"SA-{match.id}" if match is not None else None
 
     def _load(self, grant_id: int) -> list[StandingApproval]:
         with unit_of_work(self._db) as session:
-            return service.list_standing(session, grant_id=grant_id)
+            return standing_service.list_standing(session, grant_id=grant_id)

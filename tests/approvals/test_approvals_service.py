@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from service.approvals import service
+from service.approvals import standing as standing_service
 from service.approvals.models import RequestStatus, ToolCallRequest
 from service.approvals.schemas import Approver, Remember, Verdict
 from service.audit.models import AuditEvent
@@ -183,15 +184,15 @@ def test_remember_creates_a_standing_approval_that_can_be_revoked(engine: Engine
     request_id, _ = held(engine, hasher)
     decide(engine, request_id, ANA, remember=Remember("arguments", timedelta(hours=1)))
     with unit_of_work(engine) as session:
-        standing = service.list_standing(session)
+        standing = standing_service.list_standing(session)
         assert len(standing) == 1
         request = service.get(session, request_id)
-        assert service.matching_standing(standing, "generate_image", request.arguments_digest) is not None
-        assert service.matching_standing(standing, "generate_image", "0" * 64) is None
+        assert standing_service.matching_standing(standing, "generate_image", request.arguments_digest) is not None
+        assert standing_service.matching_standing(standing, "generate_image", "0" * 64) is None
         assert standing[0].id is not None
-        service.revoke_standing(session, standing[0].id, actor="ana")
+        standing_service.revoke_standing(session, standing[0].id, actor="ana")
     with unit_of_work(engine) as session:
-        assert service.list_standing(session) == []
+        assert standing_service.list_standing(session) == []
 
 
 def test_requester_gone_and_withdraw(engine: Engine, hasher: TokenHasher) -> None:
