@@ -109,6 +109,7 @@ async def running(settings: Settings) -> AsyncIterator[AppState]:
             tasks.start_soon(policy.watch)
             tasks.start_soon(sweep_forever, runtime.engine, bus, runtime.counters)
             tasks.start_soon(task_runner.run_forever)
+            tasks.start_soon(holds.watch_other_processes)
             async with manager.run():
                 entry = McpEntry(manager, grants, gateway, max_body_bytes=settings.max_request_bytes)
                 log.info("airlock ready on %s", MCP_PATH, extra={"upstreams": pool.names()})

@@ -37,6 +37,10 @@ class EventBus:
                 except Exception:  # one broken subscriber must not stop the others or the caller
                     log.exception("approval event subscriber failed")
 
+    def waiting(self) -> list[int]:
+        """The requests some call in this process is waiting on."""
+        return list(self._waiters)
+
     def listen(self, request_id: int) -> anyio.Event:
         """Register before reading the request's state, so an event between the read and the wait is not lost."""
         event = anyio.Event()

@@ -90,6 +90,17 @@ class ApprovalRepository:
             ).all()
         )
 
+    def decided_among(self, request_ids: Sequence[int]) -> list[int]:
+        """Which of these requests are no longer pending (one query for every waiting call)."""
+        if not request_ids:
+            return []
+        rows = self.session.exec(
+            select(ToolCallRequest.id).where(
+                col(ToolCallRequest.id).in_(list(request_ids)), ToolCallRequest.status != RequestStatus.PENDING.value
+            )
+        ).all()
+        return [int(r) for r in rows if r is not None]
+
     def pending_count(self, grant_id: int) -> int:
         return int(
             self.session.exec(

@@ -36,9 +36,9 @@ from service.policy_versions.holder import PolicyHolder
 log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 10.0
-# Decisions taken in another process (the CLI, another replica) are seen by reading the request again this often;
-# in-process decisions wake the waiter at once through the event bus.
-RECHECK_SECONDS = 5.0
+# Decisions taken in another process (the CLI, another replica) are found by one query over every waiting request
+# this often; in-process decisions wake the waiter at once through the event bus.
+CROSS_PROCESS_CHECK_SECONDS = 1.0
 STATUS_TOOL = "airlock_approval_status"
 # How long known clients wait on one tools/call before giving up (reference/mcp-sdk-and-holding.md §3), minus a
 # margin; matched on the client's own name, lower-cased. Config (hold.client_budgets) adds to and overrides it.
@@ -153,6 +153,27 @@ class HoldCoordinator:
             return answers.error_result(f"[NOT FOUND] No request R-{raw} for this agent.")
         return await self.wait_and_deliver(caller, int(raw), wait_seconds)
 
+    async def watch_other_processes(self) -> None:
+        """Wake the calls whose request was decided elsewhere: one query per second for all of them."""
+        while True:
+            await anyio.sleep(CROSS_PROCESS_CHECK_SECONDS)
+            waiting = self._bus.waiting()
+            if not waiting:
+                continue
+            try:
+                decided = await anyio.to_thread.run_sync(self._decided_among, waiting)
+            except Unavailable:
+                continue
+            self._bus.publish(ApprovalEvent("changed", request_id, "") for request_id in decided)
+
+    def _decided_among(self, request_ids: list[int]) -> list[int]:
+        out: list[int] = []
+        with unit_of_work(self._db) as session:
+            repo = ApprovalRepository(session)
+            for start in range(0, len(request_ids), 500):
+                out += repo.decided_among(request_ids[start : start + 500])
+        return out
+
     async def wait_and_deliver(self, caller: Caller, request_id: int, budget: float) -> types.CallToolResult:
         started = time.monotonic()
         deadline = started + budget
@@ -177,7 +198,7 @@ class HoldCoordinator:
                             None,
                             f"waiting for human approval, {request.public_id}, {waited // 60}m{waited % 60:02d}s",
                         )
-                    wake = min(deadline, now + RECHECK_SECONDS, heartbeat if caller.progress else deadline)
+                    wake = min(deadline, heartbeat if caller.progress else deadline)
                     with anyio.move_on_after(wake - now):
                         await listening.wait()
                 finally:

@@ -378,3 +378,34 @@ async def test_pending_requests_and_tasks_survive_a_restart(tmp_path: Path) -> N
                         await anyio.sleep(0.1)
         assert completed == count
         assert len(gw.upstream_calls("generate_image")) == count
+
+
+async def test_a_decision_taken_in_another_process_wakes_the_waiting_call(tmp_path: Path) -> None:
+    """The CLI decides straight in the database; the held call notices within about a second."""
+    from service.approvals import service as approvals
+    from service.approvals.schemas import Approver, Verdict
+    from service.db.engine import make_engine, unit_of_work
+    from service.users.models import Role
+
+    with run_gateway(
+        tmp_path, database_url=sqlite_url(tmp_path), policy=fixture("airlock-demo.yaml"), users=USERS
+    ) as gw:
+        async with mcp_client(gw.mcp_url, gw.token) as client:
+            results: list[Any] = []
+
+            async def agent() -> None:
+                results.append(await client.call_tool("generate_image", DEAR))
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(agent)
+                request_id = await pending_request_id(gw)
+                engine = make_engine(sqlite_url(tmp_path))
+                with unit_of_work(engine) as session:  # not through the server: no event reaches its bus
+                    approvals.decide(session, request_id, Approver("ana", Role.APPROVER, "cli"), Verdict.APPROVE)
+                engine.dispose()
+                decided = anyio.current_time()
+                with anyio.fail_after(5):
+                    while not results:
+                        await anyio.sleep(0.05)
+                assert anyio.current_time() - decided < 3
+        assert results[0].content[0].type == "image"
