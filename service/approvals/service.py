@@ -265,20 +265,7 @@ def _expire(
     if not ApprovalRepository(session).move(request.id, RequestStatus.PENDING, RequestStatus.EXPIRED, decided_at=now):
         return []
     _give_back_budget(request, counters)
-    record(
-        session,
-        AuditRecord(
-            kind="request",
-            action="request.expired",
-            actor="system",
-            grant_id=request.grant_id,
-            upstream=request.upstream,
-            tool=request.tool,
-            outcome="expired",
-            rule=request.rule,
-            request_id=request.id,
-        ),
-    )
+    _request_event(session, request, "system", "request.expired", "expired", None, {})
     return [ApprovalEvent("expired", request.id, RequestStatus.EXPIRED.value)]
 
 
@@ -308,12 +295,25 @@ def _audit(
     reason: str | None,
     details: dict[str, Any],
 ) -> None:
+    _request_event(session, request, f"user:{approver.username}", action, outcome, reason, details)
+
+
+def _request_event(
+    session: Session,
+    request: ToolCallRequest,
+    actor: str,
+    action: str,
+    outcome: str,
+    reason: str | None,
+    details: dict[str, Any],
+) -> None:
+    """A state change of a request, as an event in the audit chain (in the same transaction as the change)."""
     record(
         session,
         AuditRecord(
             kind="request",
             action=action,
-            actor=f"user:{approver.username}",
+            actor=actor,
             grant_id=request.grant_id,
             upstream=request.upstream,
             tool=request.tool,
@@ -382,20 +382,7 @@ def finish(
         return []
     request = repo.get(request_id)
     assert request is not None
-    record(
-        session,
-        AuditRecord(
-            kind="request",
-            action="request.executed",
-            actor="system",
-            grant_id=request.grant_id,
-            upstream=request.upstream,
-            tool=request.tool,
-            outcome=status.value,
-            request_id=request_id,
-            details={"result": summary},
-        ),
-    )
+    _request_event(session, request, "system", "request.executed", status.value, None, {"result": summary})
     return [ApprovalEvent("executed", request_id, status.value, {"succeeded": succeeded})]
 
 
@@ -434,19 +421,7 @@ def withdraw(
     ):
         return []
     _give_back_budget(request, counters)
-    record(
-        session,
-        AuditRecord(
-            kind="request",
-            action="request.cancelled",
-            actor="system",
-            grant_id=request.grant_id,
-            tool=request.tool,
-            outcome="cancelled",
-            reason=reason,
-            request_id=request_id,
-        ),
-    )
+    _request_event(session, request, "system", "request.cancelled", "cancelled", reason, {})
     return [ApprovalEvent("cancelled", request_id, RequestStatus.CANCELLED.value, {"reason": reason})]
 
 
