@@ -79,7 +79,10 @@ def demo(
     typer.echo(f"  everything above:  {Path(settings.data_dir) / demo_setup.CREDENTIALS_FILE}")
     typer.echo("  MCP client config (streamable HTTP, or stdio through `airlock connect`):")
     typer.echo(json.dumps(client_config(mcp_url, creds.grant_token), indent=2))
-    typer.echo("  Cheap images pass, over $0.10 are held, saving to server folders is denied. Ctrl-C stops.")
+    typer.echo("  Cheap images pass, over $0.10 are held, saving to server folders is denied.")
+    typer.echo("  Decide held calls here: `airlock requests list`, `airlock requests approve R-1 --as admin`")
+    typer.echo(f"  (elsewhere set AIRLOCK_DATA_DIR={settings.data_dir}), or through the REST API at")
+    typer.echo(f"  {settings.public_url}/api/requests with Authorization: Bearer <admin_api_token>. Ctrl-C stops.")
     _run(settings)
 
 
