@@ -326,6 +326,24 @@ def _request_event(
     )
 
 
+def find(session: Session, request_id: int) -> ToolCallRequest | None:
+    return ApprovalRepository(session).get(request_id)
+
+
+def approved_tasks(session: Session) -> list[ToolCallRequest]:
+    """Approved requests held as tasks: they run without a caller attached."""
+    return ApprovalRepository(session).approved_tasks()
+
+
+def decided_among(session: Session, request_ids: list[int]) -> list[int]:
+    """Which of these requests are no longer pending, in chunks of 500 ids per query."""
+    repo = ApprovalRepository(session)
+    out: list[int] = []
+    for start in range(0, len(request_ids), 500):
+        out += repo.decided_among(request_ids[start : start + 500])
+    return out
+
+
 def get(session: Session, request_id: int) -> ToolCallRequest:
     request = ApprovalRepository(session).get(request_id)
     if request is None:

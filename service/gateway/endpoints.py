@@ -20,7 +20,8 @@ from service.gateway.service import CallContext, Gateway
 from service.gateway.tasks import TASKS_EXTENSION, TaskRunner, wants_task
 from service.gateway.transport import answer_with_json
 from service.gateway.upstreams import ProgressRelay
-from service.grants.cache import AuthenticatedGrant, GrantCache
+from service.grants.cache import GrantCache
+from service.grants.schemas import AuthenticatedGrant
 
 MCP_PATH = "/mcp"
 SCOPE_KEY = "airlock.request"

@@ -21,7 +21,6 @@ from sqlalchemy import Engine
 from service.approvals import service as approvals
 from service.approvals.events import EventBus
 from service.approvals.models import RequestStatus, ToolCallRequest
-from service.approvals.repository import ApprovalRepository
 from service.approvals.schemas import ApprovalEvent
 from service.config import HoldConfig
 from service.db.engine import unit_of_work
@@ -29,7 +28,7 @@ from service.errors import Unavailable
 from service.gateway import answers
 from service.gateway.pool import UpstreamPool
 from service.gateway.upstreams import ProgressRelay, UpstreamUnavailable
-from service.grants.cache import AuthenticatedGrant
+from service.grants.schemas import AuthenticatedGrant
 from service.policy import Decision, DryRunCounters, Outcome, PolicyEngine, Reservation, ToolCall
 from service.policy_versions.holder import PolicyHolder
 
@@ -68,6 +67,40 @@ STATUS_TOOL_DEFINITION = types.Tool(
         "required": ["request_id"],
     },
 )
+
+
+TASK_POLL_INTERVAL_MS = 5000
+_WORKING = (RequestStatus.PENDING, RequestStatus.APPROVED, RequestStatus.EXECUTING)
+
+
+def task_view(request: ToolCallRequest, retention_seconds: float) -> dict[str, Any]:
+    """The flattened Task of the extension, for a request."""
+    status = (
+        "working"
+        if request.status in _WORKING
+        else "cancelled"
+        if request.status is RequestStatus.CANCELLED
+        else "completed"
+    )
+    if request.status is RequestStatus.PENDING:
+        approvers = request.approval.get("approvers", {})
+        who = ", ".join(approvers.get("users") or approvers.get("roles") or ["an approver"])
+        message = f"awaiting approval by {who} ({request.public_id})"
+    elif request.status in (RequestStatus.APPROVED, RequestStatus.EXECUTING):
+        message = f"approved by {request.decided_by}; running ({request.public_id})"
+    else:
+        message = f"{request.status.value} ({request.public_id})"
+    updated = request.decided_at or request.created_at
+    ttl = (request.deadline - request.created_at).total_seconds() + retention_seconds
+    return {
+        "taskId": request.public_id,
+        "status": status,
+        "statusMessage": message,
+        "createdAt": request.created_at.isoformat(),
+        "lastUpdatedAt": updated.isoformat(),
+        "ttlMs": int(ttl * 1000),
+        "pollIntervalMs": TASK_POLL_INTERVAL_MS,
+    }
 
 
 @dataclass(frozen=True)
@@ -129,8 +162,6 @@ class HoldCoordinator:
                 "task" if as_task else "blocking",
             )
         if as_task:
-            from service.gateway.tasks import task_view
-
             request = await anyio.to_thread.run_sync(self._load, request_id)
             assert request is not None
             return {"resultType": "task", **task_view(request, self._config.result_retention.total_seconds())}
@@ -167,12 +198,8 @@ class HoldCoordinator:
             self._bus.publish(ApprovalEvent("changed", request_id, "") for request_id in decided)
 
     def _decided_among(self, request_ids: list[int]) -> list[int]:
-        out: list[int] = []
         with unit_of_work(self._db) as session:
-            repo = ApprovalRepository(session)
-            for start in range(0, len(request_ids), 500):
-                out += repo.decided_among(request_ids[start : start + 500])
-        return out
+            return approvals.decided_among(session, request_ids)
 
     async def wait_and_deliver(self, caller: Caller, request_id: int, budget: float) -> types.CallToolResult:
         started = time.monotonic()
@@ -322,7 +349,7 @@ class HoldCoordinator:
 
     def _load(self, request_id: int) -> ToolCallRequest | None:
         with unit_of_work(self._db) as session:
-            return ApprovalRepository(session).get(request_id)
+            return approvals.find(session, request_id)
 
     def _claim(self, request_id: int) -> bool:
         with unit_of_work(self._db) as session:

@@ -24,7 +24,7 @@ from service.gateway import answers
 from service.gateway.holds import STATUS_TOOL, STATUS_TOOL_DEFINITION, Caller, HoldCoordinator
 from service.gateway.pool import UpstreamPool
 from service.gateway.upstreams import ProgressRelay, UpstreamUnavailable
-from service.grants.cache import AuthenticatedGrant
+from service.grants.schemas import AuthenticatedGrant
 from service.metrics import Metrics
 from service.policy import Decision, Outcome, PolicyEngine, ToolCall
 from service.policy_versions.holder import PolicyHolder

@@ -12,54 +12,22 @@ from typing import Any
 
 import anyio
 import mcp_types as types
+from mcp.shared.exceptions import MCPError
 from sqlalchemy import Engine
 
+from service.approvals import service as approvals
 from service.approvals.events import EventBus
 from service.approvals.models import RequestStatus, ToolCallRequest
-from service.approvals.repository import ApprovalRepository
 from service.approvals.schemas import ApprovalEvent
 from service.db.engine import unit_of_work
 from service.errors import AirlockError
-from service.gateway.holds import Caller, HoldCoordinator
-from service.grants.cache import AuthenticatedGrant
-from service.grants.models import Grant
-from service.policy import GrantInfo
+from service.gateway.holds import Caller, HoldCoordinator, task_view
+from service.grants import service as grants
+from service.grants.schemas import AuthenticatedGrant
 
 log = logging.getLogger(__name__)
 
 TASKS_EXTENSION = "io.modelcontextprotocol/tasks"
-POLL_INTERVAL_MS = 5000
-_WORKING = (RequestStatus.PENDING, RequestStatus.APPROVED, RequestStatus.EXECUTING)
-
-
-def task_view(request: ToolCallRequest, retention_seconds: float) -> dict[str, Any]:
-    """The flattened Task of the extension, for a request."""
-    status = (
-        "working"
-        if request.status in _WORKING
-        else "cancelled"
-        if request.status is RequestStatus.CANCELLED
-        else "completed"
-    )
-    if request.status is RequestStatus.PENDING:
-        approvers = request.approval.get("approvers", {})
-        who = ", ".join(approvers.get("users") or approvers.get("roles") or ["an approver"])
-        message = f"awaiting approval by {who} ({request.public_id})"
-    elif request.status in (RequestStatus.APPROVED, RequestStatus.EXECUTING):
-        message = f"approved by {request.decided_by}; running ({request.public_id})"
-    else:
-        message = f"{request.status.value} ({request.public_id})"
-    updated = request.decided_at or request.created_at
-    ttl = (request.deadline - request.created_at).total_seconds() + retention_seconds
-    return {
-        "taskId": request.public_id,
-        "status": status,
-        "statusMessage": message,
-        "createdAt": request.created_at.isoformat(),
-        "lastUpdatedAt": updated.isoformat(),
-        "ttlMs": int(ttl * 1000),
-        "pollIntervalMs": POLL_INTERVAL_MS,
-    }
 
 
 class TaskRunner:
@@ -99,19 +67,11 @@ class TaskRunner:
 
     def _approved(self) -> list[ToolCallRequest]:
         with unit_of_work(self._db) as session:
-            return ApprovalRepository(session).approved_tasks()
+            return approvals.approved_tasks(session)
 
     def _grant(self, grant_id: int) -> AuthenticatedGrant | None:
-        from service.grants.repository import GrantRepository  # local: only the runner needs it
-
         with unit_of_work(self._db) as session:
-            row = session.get(Grant, grant_id)
-            if row is None or row.id is None:
-                return None
-            found = GrantRepository(session).by_name_with_owner(row.name)
-            owner = found[1] if found else None
-            info = GrantInfo(id=str(row.id), name=row.name, owner=owner, labels=row.labels)
-            return AuthenticatedGrant(row.id, info, tuple(row.upstreams) if row.upstreams is not None else None)
+            return grants.authenticated_by_id(session, grant_id)
 
     # -- tasks/get and tasks/cancel --------------------------------------------------------------------------
 
@@ -135,11 +95,9 @@ class TaskRunner:
         request = None
         if raw.isdigit():
             with unit_of_work(self._db) as session:
-                request = ApprovalRepository(session).get(int(raw))
+                request = approvals.find(session, int(raw))
         # Tasks are bound to the grant that made them: another grant's id answers as unknown.
         if request is None or request.grant_id != grant.id:
-            from mcp.shared.exceptions import MCPError
-
             raise MCPError(types.INVALID_PARAMS, f"Unknown task: {task_id}")
         return request
 

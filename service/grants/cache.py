@@ -7,7 +7,6 @@ through PostgreSQL NOTIFY).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import anyio
 from sqlalchemy import Engine
@@ -15,19 +14,8 @@ from sqlalchemy import Engine
 from service.db.engine import unit_of_work
 from service.errors import NotAuthenticated
 from service.grants import service
-from service.policy.decision import GrantInfo
+from service.grants.schemas import AuthenticatedGrant
 from service.security import TokenHasher
-
-
-@dataclass(frozen=True, slots=True)
-class AuthenticatedGrant:
-    id: int
-    info: GrantInfo
-    upstreams: tuple[str, ...] | None
-    """None: every upstream."""
-
-    def may_reach(self, upstream: str) -> bool:
-        return self.upstreams is None or upstream in self.upstreams
 
 
 class GrantCache:
@@ -64,6 +52,4 @@ class GrantCache:
                 grant, info = service.authenticate(session, self._hasher, token)
         except NotAuthenticated:
             return None
-        assert grant.id is not None
-        upstreams = tuple(grant.upstreams) if grant.upstreams is not None else None
-        return AuthenticatedGrant(grant.id, info, upstreams)
+        return AuthenticatedGrant.of(grant, info)

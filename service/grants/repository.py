@@ -23,6 +23,14 @@ class GrantRepository:
         ).first()
         return (row[0], row[1]) if row is not None else None
 
+    def by_id_with_owner(self, grant_id: int) -> tuple[Grant, str | None] | None:
+        row = self.session.exec(
+            select(Grant, User.username)
+            .join(User, col(User.id) == col(Grant.owner_id), isouter=True)
+            .where(Grant.id == grant_id)
+        ).first()
+        return (row[0], row[1]) if row is not None else None
+
     def by_name_with_owner(self, name: str) -> tuple[Grant, str | None] | None:
         row = self.session.exec(
             select(Grant, User.username)

@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from pydantic import BaseModel
+
+from service.grants.models import Grant
+from service.policy.decision import GrantInfo
 
 
 class GrantPublic(BaseModel):
@@ -22,3 +26,19 @@ class GrantCreated(BaseModel):
 
     name: str
     token: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuthenticatedGrant:
+    id: int
+    info: GrantInfo
+    upstreams: tuple[str, ...] | None
+    """None: every upstream."""
+
+    def may_reach(self, upstream: str) -> bool:
+        return self.upstreams is None or upstream in self.upstreams
+
+    @classmethod
+    def of(cls, grant: Grant, info: GrantInfo) -> AuthenticatedGrant:
+        assert grant.id is not None
+        return cls(grant.id, info, tuple(grant.upstreams) if grant.upstreams is not None else None)

@@ -14,7 +14,7 @@ from service.db.types import utcnow
 from service.errors import AlreadyExists, InvalidInput, NotAuthenticated, NotFound
 from service.grants.models import Grant
 from service.grants.repository import GrantRepository
-from service.grants.schemas import GrantCreated, GrantPublic
+from service.grants.schemas import AuthenticatedGrant, GrantCreated, GrantPublic
 from service.policy.decision import GrantInfo
 from service.security import TokenHasher, new_token, token_prefix
 from service.users.repository import UserRepository
@@ -135,3 +135,12 @@ def authenticate(session: Session, hasher: TokenHasher, token: str) -> tuple[Gra
         raise NotAuthenticated("unknown or revoked grant token")
     grant, owner = found
     return grant, GrantInfo(id=str(grant.id), name=grant.name, owner=owner, labels=grant.labels)
+
+
+def authenticated_by_id(session: Session, grant_id: int) -> AuthenticatedGrant | None:
+    """The gateway's view of an active grant, by id (for work done on an agent's behalf, such as approved tasks)."""
+    found = GrantRepository(session).by_id_with_owner(grant_id)
+    if found is None or found[0].revoked_at is not None:
+        return None
+    grant, owner = found
+    return AuthenticatedGrant.of(grant, GrantInfo(id=str(grant_id), name=grant.name, owner=owner, labels=grant.labels))
