@@ -4,6 +4,8 @@ the pending answer and airlock_approval_status, re-attaching, expiry, rejection,
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,22 @@ def denial_rule(gw: RunningGateway) -> str | None:
     return rule.pointer if rule is not None and rule.action == "deny" else None
 
 
+@asynccontextmanager
+async def held_call(
+    gw: RunningGateway, client: Client, tool: str, arguments: dict[str, Any], **options: Any
+) -> AsyncIterator[tuple[int, list[Any]]]:
+    """An agent's call running in the background: yields its request id once it is held, and the list that holds its
+    result when the block ends (the block waits for the call to return)."""
+    results: list[Any] = []
+
+    async def agent() -> None:
+        results.append(await client.call_tool(tool, arguments, **options))
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(agent)
+        yield await pending_request_id(gw), results
+
+
 async def pending_request_id(gw: RunningGateway, timeout: float = 10) -> int:
     async with gw.api("ana") as api:
         with anyio.fail_after(timeout):
@@ -51,14 +69,10 @@ async def test_a_blocking_hold_is_released_by_an_approval(tmp_path: Path) -> Non
             async def on_progress(progress: float, total: float | None, message: str | None) -> None:
                 heartbeats.append(message or "")
 
-            results: list[Any] = []
-
-            async def agent() -> None:
-                results.append(await client.call_tool("generate_image", DEAR, progress_callback=on_progress))
-
-            async with anyio.create_task_group() as group:
-                group.start_soon(agent)
-                request_id = await pending_request_id(gw)
+            async with held_call(gw, client, "generate_image", DEAR, progress_callback=on_progress) as (
+                request_id,
+                results,
+            ):
                 assert gw.upstream_calls("generate_image") == []  # held: nothing ran yet
                 async with gw.api("vic") as viewer:
                     refused = await viewer.post(f"/api/requests/{request_id}/approve", json={})
@@ -85,14 +99,7 @@ async def test_a_rejection_reaches_the_agent_with_the_reason(tmp_path: Path) -> 
         tmp_path, database_url=sqlite_url(tmp_path), policy=fixture("airlock-demo.yaml"), users=USERS
     ) as gw:
         async with mcp_client(gw.mcp_url, gw.token, mode="2026-07-28") as client:
-            results: list[Any] = []
-
-            async def agent() -> None:
-                results.append(await client.call_tool("generate_image", DEAR))
-
-            async with anyio.create_task_group() as group:
-                group.start_soon(agent)
-                request_id = await pending_request_id(gw)
+            async with held_call(gw, client, "generate_image", DEAR) as (request_id, results):
                 async with gw.api("ana") as api:
                     assert (
                         await api.post(f"/api/requests/{request_id}/reject", json={"reason": "too dear"})
@@ -151,14 +158,7 @@ async def test_an_approval_does_not_run_what_the_policy_now_denies(tmp_path: Pat
         tmp_path, database_url=sqlite_url(tmp_path), policy=fixture("airlock-demo.yaml"), users=USERS
     ) as gw:
         async with mcp_client(gw.mcp_url, gw.token) as client:
-            results: list[Any] = []
-
-            async def agent() -> None:
-                results.append(await client.call_tool("generate_image", DEAR))
-
-            async with anyio.create_task_group() as group:
-                group.start_soon(agent)
-                request_id = await pending_request_id(gw)
+            async with held_call(gw, client, "generate_image", DEAR) as (request_id, results):
                 # The file changes while the call waits; the holder imports it as a new version.
                 Path(gw.settings.policy or "").write_text(DENY_IMAGES)
                 with anyio.fail_after(10):
@@ -276,14 +276,7 @@ async def test_task_mode_clients_get_a_task_and_collect_the_result(tmp_path: Pat
                 extensions=[extension],
             ) as client,
         ):
-            results: list[Any] = []
-
-            async def agent() -> None:
-                results.append(await client.call_tool("generate_image", DEAR))
-
-            async with anyio.create_task_group() as group:
-                group.start_soon(agent)
-                request_id = await pending_request_id(gw)
+            async with held_call(gw, client, "generate_image", DEAR) as (request_id, results):
                 with anyio.fail_after(10):
                     while not extension.polls:
                         await anyio.sleep(0.05)
@@ -391,14 +384,7 @@ async def test_a_decision_taken_in_another_process_wakes_the_waiting_call(tmp_pa
         tmp_path, database_url=sqlite_url(tmp_path), policy=fixture("airlock-demo.yaml"), users=USERS
     ) as gw:
         async with mcp_client(gw.mcp_url, gw.token) as client:
-            results: list[Any] = []
-
-            async def agent() -> None:
-                results.append(await client.call_tool("generate_image", DEAR))
-
-            async with anyio.create_task_group() as group:
-                group.start_soon(agent)
-                request_id = await pending_request_id(gw)
+            async with held_call(gw, client, "generate_image", DEAR) as (request_id, results):
                 engine = make_engine(sqlite_url(tmp_path))
                 with unit_of_work(engine) as session:  # not through the server: no event reaches its bus
                     approvals.decide(session, request_id, Approver("ana", Role.APPROVER, "cli"), Verdict.APPROVE)
