@@ -53,19 +53,3 @@ class EventBus:
             waiters.discard(event)
             if not waiters:
                 self._waiters.pop(request_id, None)
-
-    async def wait(self, request_id: int, timeout: float) -> bool:
-        """True when an event for the request arrived within the timeout."""
-        event = anyio.Event()
-        self._waiters.setdefault(request_id, set()).add(event)
-        try:
-            with anyio.move_on_after(timeout):
-                await event.wait()
-                return True
-            return False
-        finally:
-            waiters = self._waiters.get(request_id)
-            if waiters is not None:
-                waiters.discard(event)
-                if not waiters:
-                    self._waiters.pop(request_id, None)

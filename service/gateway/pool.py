@@ -56,6 +56,3 @@ class UpstreamPool:
             ),
             strict=self._strict,
         )
-
-    def all_connected(self) -> bool:
-        return all(c.state.connected for c in self.connections.values())

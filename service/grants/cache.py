@@ -43,9 +43,6 @@ class GrantCache:
             raise NotAuthenticated("unknown or revoked grant token")
         return found
 
-    def invalidate(self) -> None:
-        self._entries.clear()
-
     def _load(self, token: str) -> AuthenticatedGrant | None:
         try:
             with unit_of_work(self._engine) as session:
