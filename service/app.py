@@ -34,6 +34,7 @@ from service.gateway.holds import HoldCoordinator
 from service.gateway.pool import UpstreamPool
 from service.gateway.service import Gateway
 from service.gateway.tasks import TaskRunner
+from service.gateway.tasks_2025 import CoreTasks
 from service.gateway.transport import PerRequestSessionManager
 from service.grants.cache import GrantCache
 from service.metrics import Metrics
@@ -98,9 +99,10 @@ async def running(settings: Settings) -> AsyncIterator[AppState]:
         holds = HoldCoordinator(runtime.engine, bus, pool, policy, settings.hold)
         gateway = Gateway(pool, policy, writer, metrics, holds, standing)
         task_runner = TaskRunner(runtime.engine, bus, holds, settings.hold.result_retention.total_seconds())
+        core_tasks = CoreTasks(task_runner, holds, settings.hold.result_retention.total_seconds())
         grants = GrantCache(runtime.engine, runtime.hasher)
         manager = PerRequestSessionManager(
-            app=build_mcp_server(gateway, task_runner, version=_version()),
+            app=build_mcp_server(gateway, task_runner, core_tasks, version=_version()),
             security_settings=transport_security(settings),
             max_request_body_size=settings.max_request_bytes,
         )

@@ -90,6 +90,13 @@ class ApprovalRepository:
             ).all()
         )
 
+    def tasks_of(self, grant_id: int, before_id: int | None, limit: int) -> list[ToolCallRequest]:
+        """A grant's task-mode requests, newest first, before a keyset cursor."""
+        query = select(ToolCallRequest).where(ToolCallRequest.grant_id == grant_id, ToolCallRequest.hold_mode == "task")
+        if before_id is not None:
+            query = query.where(col(ToolCallRequest.id) < before_id)
+        return list(self.session.exec(query.order_by(col(ToolCallRequest.id).desc()).limit(limit)).all())
+
     def decided_among(self, request_ids: Sequence[int]) -> list[int]:
         """Which of these requests are no longer pending (one query for every waiting call)."""
         if not request_ids:

@@ -335,6 +335,13 @@ def approved_tasks(session: Session) -> list[ToolCallRequest]:
     return ApprovalRepository(session).approved_tasks()
 
 
+def tasks_of(
+    session: Session, grant_id: int, *, before_id: int | None = None, limit: int = 50
+) -> list[ToolCallRequest]:
+    """A grant's requests held as tasks, newest first (tasks/list)."""
+    return ApprovalRepository(session).tasks_of(grant_id, before_id, limit)
+
+
 def decided_among(session: Session, request_ids: list[int]) -> list[int]:
     """Which of these requests are no longer pending, in chunks of 500 ids per query."""
     repo = ApprovalRepository(session)

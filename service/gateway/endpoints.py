@@ -12,12 +12,18 @@ import mcp_types as types
 from mcp.server import Server, ServerRequestContext
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
+from mcp.server.context import CallNext, HandlerResult
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp.shared.exceptions import MCPError
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+from pydantic import ValidationError
 from starlette.types import Message, Receive, Scope, Send
 
 from service.errors import NotAuthenticated
+from service.gateway.holds import HeldTask
 from service.gateway.service import CallContext, Gateway
 from service.gateway.tasks import TASKS_EXTENSION, TaskRunner, wants_task
+from service.gateway.tasks_2025 import CoreTasks, is_task_augmented, task_capability
 from service.gateway.transport import answer_with_json
 from service.gateway.upstreams import ProgressRelay
 from service.grants.cache import GrantCache
@@ -87,7 +93,20 @@ def _progress_relay(ctx: ServerRequestContext[Any]) -> ProgressRelay | None:
     return relay
 
 
-def build_mcp_server(gateway: Gateway, tasks: TaskRunner, *, version: str) -> Server[Any]:
+def _modern(ctx: ServerRequestContext[Any]) -> bool:
+    return ctx.protocol_version in MODERN_PROTOCOL_VERSIONS
+
+
+class AirlockServer(Server[Any]):
+    def get_capabilities(self, *args: Any, **kwargs: Any) -> types.ServerCapabilities:
+        capabilities = super().get_capabilities(*args, **kwargs)
+        if kwargs.get("protocol_version") not in MODERN_PROTOCOL_VERSIONS:
+            # 2025-11-25 tasks live in the core capabilities (2026-07-28 moved them to the extension).
+            capabilities.tasks = task_capability()
+        return capabilities
+
+
+def build_mcp_server(gateway: Gateway, tasks: TaskRunner, core_tasks: CoreTasks, *, version: str) -> Server[Any]:
     async def list_tools(
         ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
@@ -100,13 +119,40 @@ def build_mcp_server(gateway: Gateway, tasks: TaskRunner, *, version: str) -> Se
         auth = _auth(ctx)
         wants = wants_task(dict(ctx.meta or {}), ctx.session.client_capabilities)
         call = CallContext(auth.grant, auth.scope, _session_id(ctx), _progress_relay(ctx), _client_name(ctx), wants)
-        return await gateway.call_tool(call, params.name, dict(params.arguments or {}))
+        outcome = await gateway.call_tool(call, params.name, dict(params.arguments or {}))
+        return tasks.created(outcome) if isinstance(outcome, HeldTask) else outcome
+
+    async def task_augmented_call(ctx: ServerRequestContext[Any], call_next: CallNext) -> HandlerResult:
+        """A 2025-11-25 tools/call with `params.task`, answered with a CreateTaskResult before the SDK's handler
+        (whose result check only admits a CallToolResult)."""
+        if _modern(ctx) or not is_task_augmented(ctx.method, ctx.params):
+            return await call_next(ctx)
+        auth = _auth(ctx)
+        try:
+            params = types.CallToolRequestParams.model_validate(
+                {k: v for k, v in (ctx.params or {}).items() if k != "task"}, by_name=False
+            )
+        except ValidationError as exc:
+            raise MCPError(types.INVALID_PARAMS, "Invalid request parameters", str(exc.errors()[:3])) from None
+        call = CallContext(auth.grant, auth.scope, _session_id(ctx), _progress_relay(ctx), _client_name(ctx), True)
+        outcome = await gateway.call_tool(call, params.name, dict(params.arguments or {}))
+        return core_tasks.created(auth.grant, outcome)
 
     async def tasks_get(ctx: ServerRequestContext[Any], params: types.GetTaskRequestParams) -> dict[str, Any]:
-        return await tasks.get(_auth(ctx).grant, params.task_id)
+        grant = _auth(ctx).grant
+        return await (tasks.get(grant, params.task_id) if _modern(ctx) else core_tasks.get(grant, params.task_id))
 
     async def tasks_cancel(ctx: ServerRequestContext[Any], params: types.CancelTaskRequestParams) -> dict[str, Any]:
-        return await tasks.cancel(_auth(ctx).grant, params.task_id)
+        grant = _auth(ctx).grant
+        if _modern(ctx):
+            return await tasks.cancel(grant, params.task_id)
+        return await core_tasks.cancel(grant, params.task_id)
+
+    async def tasks_result(ctx: ServerRequestContext[Any], params: types.GetTaskPayloadRequestParams) -> dict[str, Any]:
+        return await core_tasks.result(_auth(ctx).grant, params.task_id)
+
+    async def tasks_list(ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams) -> dict[str, Any]:
+        return await core_tasks.list(_auth(ctx).grant, params.cursor)
 
     async def list_resources(
         ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
@@ -143,7 +189,7 @@ def build_mcp_server(gateway: Gateway, tasks: TaskRunner, *, version: str) -> Se
         tool = gateway.pool.catalog.tool(name)
         return tool.input_schema if tool is not None else None
 
-    server: Server[Any] = Server(
+    server = AirlockServer(
         "airlock",
         version=version,
         instructions=INSTRUCTIONS,
@@ -159,6 +205,9 @@ def build_mcp_server(gateway: Gateway, tasks: TaskRunner, *, version: str) -> Se
     server.extensions[TASKS_EXTENSION] = {}
     server.add_request_handler("tasks/get", types.GetTaskRequestParams, tasks_get)
     server.add_request_handler("tasks/cancel", types.CancelTaskRequestParams, tasks_cancel)
+    server.add_request_handler("tasks/result", types.GetTaskPayloadRequestParams, tasks_result)
+    server.add_request_handler("tasks/list", types.PaginatedRequestParams, tasks_list)
+    server.middleware.append(task_augmented_call)
     return server
 
 

@@ -39,6 +39,7 @@ HEARTBEAT_SECONDS = 10.0
 # this often; in-process decisions wake the waiter at once through the event bus.
 CROSS_PROCESS_CHECK_SECONDS = 1.0
 STATUS_TOOL = "airlock_approval_status"
+_UNSETTLED = (RequestStatus.PENDING, RequestStatus.APPROVED, RequestStatus.EXECUTING)
 # How long known clients wait on one tools/call before giving up (reference/mcp-sdk-and-holding.md §3), minus a
 # margin; matched on the client's own name, lower-cased. Config (hold.client_budgets) adds to and overrides it.
 KNOWN_CLIENT_BUDGETS = {
@@ -69,38 +70,11 @@ STATUS_TOOL_DEFINITION = types.Tool(
 )
 
 
-TASK_POLL_INTERVAL_MS = 5000
-_WORKING = (RequestStatus.PENDING, RequestStatus.APPROVED, RequestStatus.EXECUTING)
+@dataclass(frozen=True)
+class HeldTask:
+    """A held call answered as a task (either era): the request it is, persisted before the agent hears of it."""
 
-
-def task_view(request: ToolCallRequest, retention_seconds: float) -> dict[str, Any]:
-    """The flattened Task of the extension, for a request."""
-    status = (
-        "working"
-        if request.status in _WORKING
-        else "cancelled"
-        if request.status is RequestStatus.CANCELLED
-        else "completed"
-    )
-    if request.status is RequestStatus.PENDING:
-        approvers = request.approval.get("approvers", {})
-        who = ", ".join(approvers.get("users") or approvers.get("roles") or ["an approver"])
-        message = f"awaiting approval by {who} ({request.public_id})"
-    elif request.status in (RequestStatus.APPROVED, RequestStatus.EXECUTING):
-        message = f"approved by {request.decided_by}; running ({request.public_id})"
-    else:
-        message = f"{request.status.value} ({request.public_id})"
-    updated = request.decided_at or request.created_at
-    ttl = (request.deadline - request.created_at).total_seconds() + retention_seconds
-    return {
-        "taskId": request.public_id,
-        "status": status,
-        "statusMessage": message,
-        "createdAt": request.created_at.isoformat(),
-        "lastUpdatedAt": updated.isoformat(),
-        "ttlMs": int(ttl * 1000),
-        "pollIntervalMs": TASK_POLL_INTERVAL_MS,
-    }
+    request: ToolCallRequest
 
 
 @dataclass(frozen=True)
@@ -138,7 +112,7 @@ class HoldCoordinator:
         decision: Decision,
         *,
         as_task: bool = False,
-    ) -> types.CallToolResult | dict[str, Any]:
+    ) -> types.CallToolResult | HeldTask:
         """Open (or attach to) the request for this call; then wait for it as long as the client will, or, for a
         client that speaks tasks, answer at once with the task."""
         engine = self._policy.current()
@@ -164,7 +138,7 @@ class HoldCoordinator:
         if as_task:
             request = await anyio.to_thread.run_sync(self._load, request_id)
             assert request is not None
-            return {"resultType": "task", **task_view(request, self._config.result_retention.total_seconds())}
+            return HeldTask(request)
         return await self.wait_and_deliver(caller, request_id, self.budget(caller.client_name))
 
     async def status(self, caller: Caller, arguments: Mapping[str, Any]) -> types.CallToolResult:
@@ -234,6 +208,24 @@ class HoldCoordinator:
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(self._requester_gone, request_id)
             raise
+
+    async def wait_settled(self, request_id: int) -> types.CallToolResult:
+        """Wait, without running anything, until a task-mode request reaches its final state (the task runner
+        runs approved ones), then its result: what `tasks/result` answers."""
+        while True:
+            listening = self._bus.listen(request_id)
+            try:
+                request = await anyio.to_thread.run_sync(self._load, request_id)
+                assert request is not None
+                if request.status not in _UNSETTLED:
+                    result = await self.settled_result(request)
+                    assert result is not None
+                    return result
+                # Events wake us at once; the timeout only covers a decision or run in another process.
+                with anyio.move_on_after(CROSS_PROCESS_CHECK_SECONDS * 5):
+                    await listening.wait()
+            finally:
+                self._bus.forget(request_id, listening)
 
     async def _settle(self, caller: Caller, request: ToolCallRequest) -> types.CallToolResult | None:
         """The answer for a request in this state, or None while it is still undecided."""

@@ -21,7 +21,7 @@ from service.audit.schemas import AuditRecord
 from service.audit.writer import AuditWriter
 from service.errors import Unavailable
 from service.gateway import answers
-from service.gateway.holds import STATUS_TOOL, STATUS_TOOL_DEFINITION, Caller, HoldCoordinator
+from service.gateway.holds import STATUS_TOOL, STATUS_TOOL_DEFINITION, Caller, HeldTask, HoldCoordinator
 from service.gateway.pool import UpstreamPool
 from service.gateway.upstreams import ProgressRelay, UpstreamUnavailable
 from service.grants.schemas import AuthenticatedGrant
@@ -50,7 +50,8 @@ class CallContext:
     progress: ProgressRelay | None = None
     client_name: str | None = None
     wants_task: bool = False
-    """The request declared the 2026-07-28 tasks extension: a hold answers at once with a task."""
+    """The client speaks tasks (the 2026-07-28 extension, or a 2025-11-25 task-augmented call): a hold answers at
+    once with the task instead of waiting."""
 
     def caller(self) -> Caller:
         return Caller(self.grant, self.session_id, self.client_name, self.progress)
@@ -93,6 +94,8 @@ class Gateway:
         meta = params.get("_meta")
         if isinstance(meta, dict) and meta.get("progressToken") is not None:
             return False
+        if isinstance(params.get("task"), dict):
+            return True  # a 2025-11-25 task-augmented call is answered at once, held or not
         engine = self.policy.engine
         return engine is not None and not engine.may_hold(params["name"])
 
@@ -109,12 +112,16 @@ class Gateway:
 
     def list_tools(self, grant: AuthenticatedGrant, scope: str | None) -> list[types.Tool]:
         engine = self.policy.current()
-        tools = [t for t in self.pool.catalog.tools_for(self.reachable(grant, scope)) if not engine.is_hidden(t.name)]
+        tools = [
+            _with_task_support(t, engine.may_hold(t.name))
+            for t in self.pool.catalog.tools_for(self.reachable(grant, scope))
+            if not engine.is_hidden(t.name)
+        ]
         return [*tools, STATUS_TOOL_DEFINITION]
 
     async def call_tool(
         self, ctx: CallContext, name: str, arguments: dict[str, Any]
-    ) -> types.CallToolResult | dict[str, Any]:
+    ) -> types.CallToolResult | HeldTask:
         started = time.perf_counter()
         if name == STATUS_TOOL:
             # The gateway's own tool skips the policy: it only ever delivers what a person already decided.
@@ -312,3 +319,16 @@ class Gateway:
             return answers.not_recorded()
         self.metrics.calls.labels("(unknown)", "unknown_tool").inc()
         return answers.unknown_tool(name)
+
+
+_TASK_OPTIONAL = types.ToolExecution(task_support="optional")
+
+
+def _with_task_support(tool: types.Tool, may_hold: bool) -> types.Tool:
+    """Tools the policy may hold accept 2025-11-25 task-augmented calls ("optional", never "required": clients that
+    do not speak tasks must still call them). What an upstream declared is not passed on: the gateway calls
+    upstreams plainly."""
+    wanted = _TASK_OPTIONAL if may_hold else None
+    if tool.execution == wanted:
+        return tool
+    return tool.model_copy(update={"execution": wanted})

@@ -1,8 +1,11 @@
-"""Held calls as MCP tasks, for clients that declared the 2026-07-28 tasks extension
-(`io.modelcontextprotocol/tasks`): the agent gets a task at once and polls `tasks/get`; an approval runs the
-call without anyone attached and completes the task with its result; a rejection or an expiry completes it with
-the `[REJECTED]` or `[EXPIRED]` result; `tasks/cancel` withdraws the request. The task *is* the request row, so it
-was persisted before the agent heard of it and survives restarts, and any replica can answer `tasks/get`.
+"""Held calls as MCP tasks. This module has what both eras share (the runner of approved tasks, and finding a
+grant's task) and the 2026-07-28 tasks extension (`io.modelcontextprotocol/tasks`); tasks_2025.py has the
+2025-11-25 task-augmented `tools/call`.
+
+The agent gets a task at once and polls `tasks/get`; an approval runs the call without anyone attached and
+completes the task with its result; a rejection or an expiry completes it with the `[REJECTED]` or `[EXPIRED]`
+result; `tasks/cancel` withdraws the request. The task *is* the request row, so it was persisted before the agent
+heard of it and survives restarts, and any replica can answer `tasks/get`.
 """
 
 from __future__ import annotations
@@ -21,13 +24,51 @@ from service.approvals.models import RequestStatus, ToolCallRequest
 from service.approvals.schemas import ApprovalEvent
 from service.db.engine import unit_of_work
 from service.errors import AirlockError
-from service.gateway.holds import Caller, HoldCoordinator, task_view
+from service.gateway.holds import Caller, HeldTask, HoldCoordinator
 from service.grants import service as grants
 from service.grants.schemas import AuthenticatedGrant
 
 log = logging.getLogger(__name__)
 
 TASKS_EXTENSION = "io.modelcontextprotocol/tasks"
+TASK_POLL_INTERVAL_MS = 5000
+_WORKING = (RequestStatus.PENDING, RequestStatus.APPROVED, RequestStatus.EXECUTING)
+
+
+def status_message(request: ToolCallRequest) -> str:
+    if request.status is RequestStatus.PENDING:
+        approvers = request.approval.get("approvers", {})
+        who = ", ".join(approvers.get("users") or approvers.get("roles") or ["an approver"])
+        return f"awaiting approval by {who} ({request.public_id})"
+    if request.status in (RequestStatus.APPROVED, RequestStatus.EXECUTING):
+        return f"approved by {request.decided_by}; running ({request.public_id})"
+    return f"{request.status.value} ({request.public_id})"
+
+
+def task_ttl_seconds(request: ToolCallRequest, retention_seconds: float) -> float:
+    """DESIGN.md §4: the rule's timeout plus result retention."""
+    return (request.deadline - request.created_at).total_seconds() + retention_seconds
+
+
+def extension_task(request: ToolCallRequest, retention_seconds: float) -> dict[str, Any]:
+    """The flattened Task of the 2026-07-28 extension, for a request."""
+    status = (
+        "working"
+        if request.status in _WORKING
+        else "cancelled"
+        if request.status is RequestStatus.CANCELLED
+        else "completed"
+    )
+    updated = request.decided_at or request.created_at
+    return {
+        "taskId": request.public_id,
+        "status": status,
+        "statusMessage": status_message(request),
+        "createdAt": request.created_at.isoformat(),
+        "lastUpdatedAt": updated.isoformat(),
+        "ttlMs": int(task_ttl_seconds(request, retention_seconds) * 1000),
+        "pollIntervalMs": TASK_POLL_INTERVAL_MS,
+    }
 
 
 class TaskRunner:
@@ -73,11 +114,14 @@ class TaskRunner:
         with unit_of_work(self._db) as session:
             return grants.authenticated_by_id(session, grant_id)
 
-    # -- tasks/get and tasks/cancel --------------------------------------------------------------------------
+    # -- the 2026-07-28 extension: the task answer, tasks/get and tasks/cancel --------------------------------
+
+    def created(self, held: HeldTask) -> dict[str, Any]:
+        return {"resultType": "task", **extension_task(held.request, self._retention)}
 
     async def get(self, grant: AuthenticatedGrant, task_id: str) -> dict[str, Any]:
-        request = await anyio.to_thread.run_sync(self._owned, grant, task_id)
-        view = task_view(request, self._retention)
+        request = await self.owned(grant, task_id)
+        view = extension_task(request, self._retention)
         if view["status"] == "completed":
             result = await self._holds.settled_result(request)
             if result is not None:
@@ -85,10 +129,29 @@ class TaskRunner:
         return view
 
     async def cancel(self, grant: AuthenticatedGrant, task_id: str) -> dict[str, Any]:
-        request = await anyio.to_thread.run_sync(self._owned, grant, task_id)
+        request = await self.owned(grant, task_id)
         assert request.id is not None
         await self._holds.withdraw(request.id, "tasks/cancel")
         return {}
+
+    async def owned(self, grant: AuthenticatedGrant, task_id: str) -> ToolCallRequest:
+        """The grant's request behind a task id (R-12); anything else is an unknown task (-32602)."""
+        return await anyio.to_thread.run_sync(self._owned, grant, task_id)
+
+    async def reload(self, request: ToolCallRequest) -> ToolCallRequest:
+        assert request.id is not None
+        return await anyio.to_thread.run_sync(self._load, request.id)
+
+    async def tasks_of(self, grant: AuthenticatedGrant, before_id: int | None, limit: int) -> list[ToolCallRequest]:
+        def run() -> list[ToolCallRequest]:
+            with unit_of_work(self._db) as session:
+                return approvals.tasks_of(session, grant.id, before_id=before_id, limit=limit)
+
+        return await anyio.to_thread.run_sync(run)
+
+    def _load(self, request_id: int) -> ToolCallRequest:
+        with unit_of_work(self._db) as session:
+            return approvals.get(session, request_id)
 
     def _owned(self, grant: AuthenticatedGrant, task_id: str) -> ToolCallRequest:
         raw = task_id.strip().upper().removeprefix("R-")
