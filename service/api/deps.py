@@ -8,7 +8,7 @@ import anyio
 from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
 
-from service.db.engine import unit_of_work
+from service.db.engine import reading, unit_of_work
 from service.errors import AirlockError, NotAuthenticated
 from service.users import service as users
 from service.users.models import User
@@ -33,8 +33,12 @@ async def current_user(request: Request, state: StateDep) -> User:
     token = header[7:].strip()
 
     def load() -> User:
-        with unit_of_work(state.runtime.engine) as session:
-            return users.authenticate_token(session, state.runtime.hasher, token)
+        with reading(state.runtime.engine) as session:
+            user, api_token = users.identify_token(session, state.runtime.hasher, token)
+        if users.needs_touch(api_token) and api_token.id is not None:
+            with unit_of_work(state.runtime.engine) as session:
+                users.touch_token(session, api_token.id)
+        return user
 
     return await anyio.to_thread.run_sync(load)
 

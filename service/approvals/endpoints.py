@@ -19,7 +19,7 @@ from service.approvals.schemas import (
     RequestPublic,
     Verdict,
 )
-from service.db.engine import unit_of_work
+from service.db.engine import reading, unit_of_work
 from service.durations import parse_duration
 from service.errors import InvalidInput
 from service.users.models import User
@@ -59,7 +59,7 @@ async def list_requests(
     cursor: str | None = None,
 ) -> RequestPage:
     def load() -> RequestPage:
-        with unit_of_work(state.runtime.engine) as session:
+        with reading(state.runtime.engine) as session:
             return queries.page(session, status=status, tool=tool, grant=grant, limit=limit, cursor=cursor)
 
     return await anyio.to_thread.run_sync(load)
@@ -68,7 +68,7 @@ async def list_requests(
 @router.get("/{request_id}", response_model=RequestDetail)
 async def show_request(request_id: int, state: StateDep, user: CurrentUser) -> RequestDetail:
     def load() -> RequestDetail:
-        with unit_of_work(state.runtime.engine) as session:
+        with reading(state.runtime.engine) as session:
             return queries.detail(session, request_id)
 
     return await anyio.to_thread.run_sync(load)

@@ -30,6 +30,7 @@ class ToolCallRequest(SQLModel, table=True):
         Index("ix_tool_call_requests_status_deadline", "status", "deadline"),
         Index("ix_tool_call_requests_grant_status", "grant_id", "status"),
         Index("ix_tool_call_requests_binding", "grant_id", "tool", "arguments_digest"),
+        Index("ix_tool_call_requests_status_next_reminder", "status", "next_reminder_at"),
     )
 
     id: int | None = Field(default=None, sa_column=Column(BIG_ID, primary_key=True, autoincrement=True))
@@ -59,6 +60,9 @@ class ToolCallRequest(SQLModel, table=True):
     result_expires_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
     delivered_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
     reminders_sent: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+    next_reminder_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    """When the next reminder (50%, then 90% of the timeout) is due; None when none is left. Persisted so the
+    sweeper finds due reminders with one indexed query instead of reading every pending request."""
 
     @property
     def public_id(self) -> str:

@@ -70,14 +70,25 @@ class ApprovalRepository:
             ).all()
         )
 
-    def pending_for_reminders(self, limit: int = 500) -> list[ToolCallRequest]:
+    def reminders_due(self, now: datetime, limit: int = 500) -> list[ToolCallRequest]:
         return list(
             self.session.exec(
                 select(ToolCallRequest)
-                .where(ToolCallRequest.status == RequestStatus.PENDING.value, col(ToolCallRequest.reminders_sent) < 2)
+                .where(
+                    ToolCallRequest.status == RequestStatus.PENDING.value,
+                    col(ToolCallRequest.next_reminder_at) <= now,
+                )
                 .limit(limit)
             ).all()
         )
+
+    def anything_due(self, now: datetime) -> bool:
+        """Whether the sweeper has work: an expiry or a reminder. Two indexed lookups, no rows loaded."""
+        pending = ToolCallRequest.status == RequestStatus.PENDING.value
+        for due in (col(ToolCallRequest.deadline) <= now, col(ToolCallRequest.next_reminder_at) <= now):
+            if self.session.exec(select(ToolCallRequest.id).where(pending, due).limit(1)).first() is not None:
+                return True
+        return False
 
     def approved_tasks(self, limit: int = 100) -> list[ToolCallRequest]:
         """Approved requests held as tasks: they run without a caller attached, their result awaits tasks/get."""

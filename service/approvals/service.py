@@ -100,6 +100,7 @@ def open_request(
             hold_mode=hold_mode,
             created_at=now,
             deadline=now + decision.approval.timeout,
+            next_reminder_at=next_reminder(now, now + decision.approval.timeout, 0),
         )
     )
     assert request.id is not None
@@ -450,22 +451,40 @@ def withdraw(
     return [ApprovalEvent("cancelled", request_id, RequestStatus.CANCELLED.value, {"reason": reason})]
 
 
+REMINDER_POINTS = (0.5, 0.9)
+"""Reminders go out at these fractions of the approval timeout."""
+
+
+def next_reminder(created_at: datetime, deadline: datetime, sent: int) -> datetime | None:
+    if sent >= len(REMINDER_POINTS):
+        return None
+    return created_at + (deadline - created_at) * REMINDER_POINTS[sent]
+
+
 def due_reminders(session: Session, now: datetime | None = None) -> list[ApprovalEvent]:
     """Reminders at 50% and 90% of the timeout, as events for the channels to post."""
     now = now or utcnow()
     events = []
-    for request in ApprovalRepository(session).pending_for_reminders():
+    for request in ApprovalRepository(session).reminders_due(now):
         assert request.id is not None
         total = (request.deadline - request.created_at).total_seconds()
         elapsed = (now - request.created_at).total_seconds()
-        due = 2 if elapsed >= 0.9 * total else 1 if elapsed >= 0.5 * total else 0
+        due = sum(1 for point in REMINDER_POINTS if elapsed >= point * total)
         if due > request.reminders_sent:
             request.reminders_sent = due
-            session.add(request)
             events.append(
-                ApprovalEvent("reminder", request.id, request.status.value, {"percent": 90 if due == 2 else 50})
+                ApprovalEvent(
+                    "reminder", request.id, request.status.value, {"percent": round(100 * REMINDER_POINTS[due - 1])}
+                )
             )
+        request.next_reminder_at = next_reminder(request.created_at, request.deadline, request.reminders_sent)
+        session.add(request)
     return events
+
+
+def sweep_due(session: Session) -> bool:
+    """Whether anything waits for the sweeper (read in a read-only transaction, so an idle sweep writes nothing)."""
+    return ApprovalRepository(session).anything_due(utcnow())
 
 
 def pending_count(session: Session, grant_id: int) -> int:

@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 from service.approvals import standing as standing_service
 from service.approvals.models import StandingApproval
 from service.arguments import arguments_digest
-from service.db.engine import unit_of_work
+from service.db.engine import reading
 from service.policy import ToolCall
 
 
@@ -48,5 +48,5 @@ class StandingCache:
         return f"SA-{match.id}" if match is not None else None
 
     def _load(self, grant_id: int) -> list[StandingApproval]:
-        with unit_of_work(self._db) as session:
+        with reading(self._db) as session:
             return standing_service.list_standing(session, grant_id=grant_id)

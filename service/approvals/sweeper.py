@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 from service.approvals import service
 from service.approvals.events import EventBus
 from service.approvals.schemas import ApprovalEvent
-from service.db.engine import unit_of_work
+from service.db.engine import reading, unit_of_work
 from service.errors import AirlockError
 from service.policy import CounterStore
 
@@ -18,6 +18,9 @@ log = logging.getLogger(__name__)
 
 
 def sweep_once(db: Engine, counters: CounterStore | None) -> list[ApprovalEvent]:
+    with reading(db) as session:
+        if not service.sweep_due(session):
+            return []  # the usual case: no write lock taken, no rows loaded
     with unit_of_work(db) as session:
         events = service.expire_due(session, counters)
         events += service.due_reminders(session)

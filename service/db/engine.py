@@ -53,10 +53,17 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None
 
 
+_READ_ONLY = "airlock_read_only"
+
+
 def _sqlite_begin_immediate(connection: Any) -> None:
     """Take the write lock at BEGIN: a deferred transaction that reads and then writes fails with
-    SQLITE_BUSY when another writer got in between, instead of waiting its turn."""
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    SQLITE_BUSY when another writer got in between, instead of waiting its turn. Read-only work (`reading`)
+    begins deferred: in WAL mode it reads a snapshot and neither waits for writers nor holds them up."""
+    if connection.get_execution_options().get(_READ_ONLY):
+        connection.exec_driver_sql("BEGIN")
+    else:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 @contextmanager
@@ -70,5 +77,18 @@ def unit_of_work(engine: Engine) -> Iterator[Session]:
             except BaseException:
                 session.rollback()
                 raise
+    except OperationalError as exc:
+        raise Unavailable(f"database unavailable: {str(exc.orig).strip().splitlines()[0]}") from exc
+
+
+@contextmanager
+def reading(engine: Engine) -> Iterator[Session]:
+    """A transaction that only reads: a consistent snapshot, never committed. On SQLite it does not queue behind
+    writers the way `unit_of_work` must; anything written in it is rolled back."""
+    try:
+        # Closing ends the transaction (the pool rolls the connection back) and, unlike rollback(), leaves the
+        # loaded objects readable.
+        with Session(engine.execution_options(**{_READ_ONLY: True}), expire_on_commit=False) as session:
+            yield session
     except OperationalError as exc:
         raise Unavailable(f"database unavailable: {str(exc.orig).strip().splitlines()[0]}") from exc

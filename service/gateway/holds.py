@@ -23,7 +23,7 @@ from service.approvals.events import EventBus
 from service.approvals.models import RequestStatus, ToolCallRequest
 from service.approvals.schemas import ApprovalEvent
 from service.config import HoldConfig
-from service.db.engine import unit_of_work
+from service.db.engine import reading, unit_of_work
 from service.errors import Unavailable
 from service.gateway import answers
 from service.gateway.pool import UpstreamPool
@@ -172,7 +172,7 @@ class HoldCoordinator:
             self._bus.publish(ApprovalEvent("changed", request_id, "") for request_id in decided)
 
     def _decided_among(self, request_ids: list[int]) -> list[int]:
-        with unit_of_work(self._db) as session:
+        with reading(self._db) as session:
             return approvals.decided_among(session, request_ids)
 
     async def wait_and_deliver(self, caller: Caller, request_id: int, budget: float) -> types.CallToolResult:
@@ -303,12 +303,12 @@ class HoldCoordinator:
     # -- database steps, run in a worker thread -----------------------------------------------------------
 
     def _find_open(self, grant_id: int, tool: str, arguments: dict[str, Any]) -> int | None:
-        with unit_of_work(self._db) as session:
+        with reading(self._db) as session:
             found = approvals.find_open(session, grant_id, tool, arguments)
             return found.id if found is not None else None
 
     def _at_pending_cap(self, grant_id: int) -> bool:
-        with unit_of_work(self._db) as session:
+        with reading(self._db) as session:
             return approvals.pending_count(session, grant_id) >= self._config.pending_cap
 
     def _open(
@@ -340,7 +340,7 @@ class HoldCoordinator:
         return request.id
 
     def _load(self, request_id: int) -> ToolCallRequest | None:
-        with unit_of_work(self._db) as session:
+        with reading(self._db) as session:
             return approvals.find(session, request_id)
 
     def _claim(self, request_id: int) -> bool:

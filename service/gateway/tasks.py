@@ -22,7 +22,7 @@ from service.approvals import service as approvals
 from service.approvals.events import EventBus
 from service.approvals.models import RequestStatus, ToolCallRequest
 from service.approvals.schemas import ApprovalEvent
-from service.db.engine import unit_of_work
+from service.db.engine import reading
 from service.errors import AirlockError
 from service.gateway.holds import Caller, HeldTask, HoldCoordinator
 from service.grants import service as grants
@@ -107,11 +107,11 @@ class TaskRunner:
             log.debug("%s was claimed elsewhere", request.public_id)
 
     def _approved(self) -> list[ToolCallRequest]:
-        with unit_of_work(self._db) as session:
+        with reading(self._db) as session:
             return approvals.approved_tasks(session)
 
     def _grant(self, grant_id: int) -> AuthenticatedGrant | None:
-        with unit_of_work(self._db) as session:
+        with reading(self._db) as session:
             return grants.authenticated_by_id(session, grant_id)
 
     # -- the 2026-07-28 extension: the task answer, tasks/get and tasks/cancel --------------------------------
@@ -144,20 +144,20 @@ class TaskRunner:
 
     async def tasks_of(self, grant: AuthenticatedGrant, before_id: int | None, limit: int) -> list[ToolCallRequest]:
         def run() -> list[ToolCallRequest]:
-            with unit_of_work(self._db) as session:
+            with reading(self._db) as session:
                 return approvals.tasks_of(session, grant.id, before_id=before_id, limit=limit)
 
         return await anyio.to_thread.run_sync(run)
 
     def _load(self, request_id: int) -> ToolCallRequest:
-        with unit_of_work(self._db) as session:
+        with reading(self._db) as session:
             return approvals.get(session, request_id)
 
     def _owned(self, grant: AuthenticatedGrant, task_id: str) -> ToolCallRequest:
         raw = task_id.strip().upper().removeprefix("R-")
         request = None
         if raw.isdigit():
-            with unit_of_work(self._db) as session:
+            with reading(self._db) as session:
                 request = approvals.find(session, int(raw))
         # Tasks are bound to the grant that made them: another grant's id answers as unknown.
         if request is None or request.grant_id != grant.id:

@@ -11,7 +11,7 @@ import time
 import anyio
 from sqlalchemy import Engine
 
-from service.db.engine import unit_of_work
+from service.db.engine import reading
 from service.errors import NotAuthenticated
 from service.grants import service
 from service.grants.schemas import AuthenticatedGrant
@@ -45,7 +45,7 @@ class GrantCache:
 
     def _load(self, token: str) -> AuthenticatedGrant | None:
         try:
-            with unit_of_work(self._engine) as session:
+            with reading(self._engine) as session:
                 grant, info = service.authenticate(session, self._hasher, token)
         except NotAuthenticated:
             return None

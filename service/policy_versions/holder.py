@@ -10,7 +10,7 @@ from pathlib import Path
 import anyio
 from sqlalchemy import Engine
 
-from service.db.engine import unit_of_work
+from service.db.engine import reading, unit_of_work
 from service.errors import AirlockError
 from service.policy import CompiledPolicy, CounterStore, EstimatorRegistry, PolicyEngine, StandingApprovals
 from service.policy_versions import service
@@ -45,7 +45,7 @@ class PolicyHolder:
         """Import the file if it changed, then load the newest version. Raises when there is no valid policy at
         all; a refused new file is logged and the version in force stays."""
         self._import_file()
-        with unit_of_work(self._db) as session:
+        with reading(self._db) as session:
             compiled, version = service.compiled_current(session, self._registry, self._file)
         new_id = version.id if version is not None else None
         if self.engine is None or new_id != self.version_id:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from service.users.models import ApiToken, User
@@ -32,6 +35,9 @@ class UserRepository:
         self.session.add(token)
         self.session.flush()
         return token
+
+    def touch_token(self, token_id: int, when: datetime) -> None:
+        self.session.execute(update(ApiToken).where(col(ApiToken.id) == token_id).values(last_used_at=when))
 
     def token_by_hash(self, token_hash: str) -> tuple[ApiToken, User] | None:
         row = self.session.exec(

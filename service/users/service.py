@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
@@ -122,13 +123,33 @@ def authenticate_password(session: Session, username: str, password: str) -> Use
     return user
 
 
-def authenticate_token(session: Session, hasher: TokenHasher, token: str) -> User:
+# "Last used" is kept to the minute: writing it on every request would make every read of the API a write.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def identify_token(session: Session, hasher: TokenHasher, token: str) -> tuple[User, ApiToken]:
+    """The user behind an API token, without writing anything."""
     found = UserRepository(session).token_by_hash(hasher.hash(token))
     if found is None:
         raise NotAuthenticated("unknown API token")
     api_token, user = found
     if api_token.revoked_at is not None or user.disabled_at is not None:
         raise NotAuthenticated("this API token is revoked")
-    api_token.last_used_at = utcnow()
-    session.add(api_token)
+    return user, api_token
+
+
+def needs_touch(api_token: ApiToken, now: datetime | None = None) -> bool:
+    now = now or utcnow()
+    return api_token.last_used_at is None or now - api_token.last_used_at >= LAST_USED_RESOLUTION
+
+
+def touch_token(session: Session, token_id: int, now: datetime | None = None) -> None:
+    UserRepository(session).touch_token(token_id, now or utcnow())
+
+
+def authenticate_token(session: Session, hasher: TokenHasher, token: str) -> User:
+    user, api_token = identify_token(session, hasher, token)
+    if needs_touch(api_token):
+        api_token.last_used_at = utcnow()
+        session.add(api_token)
     return user

@@ -13,6 +13,7 @@ from sqlmodel import Session, col, select
 from service.approvals import service
 from service.approvals import standing as standing_service
 from service.approvals.models import RequestStatus, ToolCallRequest
+from service.approvals.repository import ApprovalRepository
 from service.approvals.schemas import Approver, Remember, Verdict
 from service.audit.models import AuditEvent
 from service.audit.service import verify
@@ -178,6 +179,23 @@ def test_reminders_at_half_and_ninety_percent(engine: Engine, hasher: TokenHashe
         assert [e.detail["percent"] for e in service.due_reminders(session, start + timedelta(minutes=8))] == [50]
         assert service.due_reminders(session, start + timedelta(minutes=9)) == []
         assert [e.detail["percent"] for e in service.due_reminders(session, start + timedelta(minutes=14))] == [90]
+        assert service.due_reminders(session, start + timedelta(minutes=14, seconds=50)) == []
+
+
+def test_the_sweeper_finds_due_work_from_the_index_alone(engine: Engine, hasher: TokenHasher) -> None:
+    request_id, _ = held(engine, hasher)
+    with unit_of_work(engine) as session:
+        request = service.get(session, request_id)
+        assert request.next_reminder_at == request.created_at + (request.deadline - request.created_at) / 2
+        repository = ApprovalRepository(session)
+        assert not repository.anything_due(request.created_at + timedelta(minutes=7))
+        assert repository.anything_due(request.created_at + timedelta(minutes=8))  # the 50% reminder (15 min rule)
+        service.due_reminders(session, request.created_at + timedelta(minutes=8))
+        assert not repository.anything_due(request.created_at + timedelta(minutes=13))
+        assert repository.anything_due(request.created_at + timedelta(minutes=14))  # the 90% one
+        service.due_reminders(session, request.created_at + timedelta(minutes=14))
+        assert service.get(session, request_id).next_reminder_at is None
+        assert repository.anything_due(request.deadline)  # the expiry
 
 
 def test_remember_creates_a_standing_approval_that_can_be_revoked(engine: Engine, hasher: TokenHasher) -> None:

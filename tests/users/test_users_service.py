@@ -4,7 +4,7 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlmodel import Session
 
-from service.db.engine import unit_of_work
+from service.db.engine import reading, unit_of_work
 from service.errors import AlreadyExists, InvalidInput, NotAuthenticated
 from service.security import TokenHasher
 from service.users import service
@@ -43,3 +43,21 @@ def test_duplicates_and_bad_values_are_refused(engine: Engine, hasher: TokenHash
         service.parse_role("boss")
     with Session(engine) as session:
         assert [u.username for u in service.list_users(session)] == ["ana"]
+
+
+def test_last_used_is_written_at_most_once_a_minute(engine: Engine, hasher: TokenHasher) -> None:
+    with unit_of_work(engine) as session:
+        created = service.create_user(session, hasher, username="ana", role=Role.APPROVER, actor="test")
+    with reading(engine) as session:
+        _, token = service.identify_token(session, hasher, created.api_token)
+    assert token.last_used_at is None and service.needs_touch(token)
+    assert token.id is not None
+    with unit_of_work(engine) as session:
+        service.touch_token(session, token.id)
+    with reading(engine) as session:
+        _, token = service.identify_token(session, hasher, created.api_token)
+    assert token.last_used_at is not None
+    assert not service.needs_touch(token)  # read-only requests within the minute write nothing
+    assert service.needs_touch(token, token.last_used_at + service.LAST_USED_RESOLUTION)
+    with pytest.raises(NotAuthenticated), reading(engine) as session:
+        service.identify_token(session, hasher, "alku_forged")
