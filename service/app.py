@@ -29,6 +29,7 @@ from service.approvals.sweeper import sweep_forever
 from service.audit.writer import AuditWriter
 from service.config import Settings
 from service.errors import AirlockError
+from service.gateway.direct import DirectCalls
 from service.gateway.endpoints import MCP_PATH, McpEntry, build_mcp_server
 from service.gateway.holds import HoldCoordinator
 from service.gateway.pool import UpstreamPool
@@ -113,7 +114,8 @@ async def running(settings: Settings) -> AsyncIterator[AppState]:
             tasks.start_soon(task_runner.run_forever)
             tasks.start_soon(holds.watch_other_processes)
             async with manager.run():
-                entry = McpEntry(manager, grants, gateway, max_body_bytes=settings.max_request_bytes)
+                direct = DirectCalls(gateway, manager, transport_security(settings))
+                entry = McpEntry(manager, grants, gateway, direct, max_body_bytes=settings.max_request_bytes)
                 log.info("airlock ready on %s", MCP_PATH, extra={"upstreams": pool.names()})
                 yield AppState(runtime, pool, gateway, grants, metrics, writer, entry, bus)
             tasks.cancel_scope.cancel()

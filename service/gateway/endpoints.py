@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from starlette.types import Message, Receive, Scope, Send
 
 from service.errors import NotAuthenticated
+from service.gateway.direct import DirectCalls, facts_from_initialize, is_direct_candidate
 from service.gateway.holds import HeldTask
 from service.gateway.service import CallContext, Gateway
 from service.gateway.tasks import TASKS_EXTENSION, TaskRunner, wants_task
@@ -219,9 +220,11 @@ class McpEntry:
         manager: StreamableHTTPSessionManager,
         grants: GrantCache,
         gateway: Gateway,
+        direct: DirectCalls,
         *,
         max_body_bytes: int,
     ) -> None:
+        self._direct = direct
         self._manager = manager
         self._grants = grants
         self._gateway = gateway
@@ -255,14 +258,33 @@ class McpEntry:
         principal = f"grant:{grant.id}:{upstream or '*'}"
         # No secret here: the grant was verified above, and the SDK only compares principals.
         scope["user"] = AuthenticatedUser(AccessToken(token="-", client_id=principal, scopes=[]))  # noqa: S106
-        if scope["method"] == "POST":
-            body = await _read_body(receive, self._max_body)
-            if body is None:
-                await _json(send, 413, {"error": f"request body larger than {self._max_body} bytes"})
+        if scope["method"] != "POST":
+            await self._manager.handle_request(scope, receive, send)
+            return
+        body = await _read_body(receive, self._max_body)
+        if body is None:
+            await _json(send, 413, {"error": f"request body larger than {self._max_body} bytes"})
+            return
+        message = _peek(body)
+        if is_direct_candidate(message):
+            assert message is not None
+            facts = await self._direct.accepts(scope, receive, principal)
+            if facts is not None:
+                await self._direct.serve(scope, receive, send, message, grant, upstream, facts)
                 return
-            answer_with_json.set(self._gateway.answers_at_once(_peek(body)))
-            receive = _replay(body, receive)
-        await self._manager.handle_request(scope, receive, send)
+        elif self._direct.cancel(scope, message):
+            await send({"type": "http.response.start", "status": 202, "headers": [(b"content-length", b"0")]})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        answer_with_json.set(self._gateway.answers_at_once(message))
+        receive = _replay(body, receive)
+        if message is None or message.get("method") != "initialize":
+            await self._manager.handle_request(scope, receive, send)
+            return
+        opened: list[str] = []
+        await self._manager.handle_request(scope, receive, _session_opened(send, opened))
+        if opened:
+            self._direct.remember(opened[0], facts_from_initialize(principal, message.get("params")))
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes | None:
@@ -279,6 +301,19 @@ async def _read_body(receive: Receive, limit: int) -> bytes | None:
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
+
+
+def _session_opened(send: Send, opened: list[str]) -> Send:
+    """Pass the answer on, noting the session id of a handshake that succeeded."""
+
+    async def watching(message: Message) -> None:
+        if message["type"] == "http.response.start" and message["status"] == 200:
+            for key, value in message.get("headers", []):
+                if key.lower() == b"mcp-session-id":
+                    opened.append(value.decode("latin-1"))
+        await send(message)
+
+    return watching
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

@@ -12,9 +12,13 @@ request by construction never produces.
 
 from __future__ import annotations
 
+import math
+from collections.abc import AsyncIterator, Collection
+from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from uuid import uuid4
 
+import anyio
 from mcp.server.auth.middleware.bearer_auth import AuthorizationContext
 from mcp.server.streamable_http import StreamableHTTPServerTransport
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
@@ -33,6 +37,34 @@ class _PerRequestTransport(StreamableHTTPServerTransport):
 
 
 class PerRequestSessionManager(StreamableHTTPSessionManager):
+    def live_sessions(self) -> Collection[str]:
+        return self._server_instances.keys()
+
+    @asynccontextmanager
+    async def serving(self, session_id: str) -> AsyncIterator[bool]:
+        """A request served outside the SDK (direct.py) still holds its session open, as the SDK's own
+        transport does for the requests it serves (mcp 2.3's idle accounting); False when the session is gone."""
+        transport = self._server_instances.get(session_id)
+        if transport is None or transport.is_terminated:
+            yield False
+            return
+        idle = transport.idle_scope
+        timeout = transport._idle_timeout
+        if idle is None or timeout is None:
+            yield True
+            return
+        if idle.cancel_called:
+            yield False
+            return
+        transport._requests_in_flight += 1
+        idle.deadline = math.inf
+        try:
+            yield True
+        finally:
+            transport._requests_in_flight -= 1
+            if not transport._requests_in_flight:
+                idle.deadline = anyio.current_time() + timeout
+
     @property
     def json_response(self) -> bool:
         return answer_with_json.get()

@@ -1,0 +1,121 @@
+"""tools/call served without the SDK's per-request machinery (service/gateway/direct.py): it must accept exactly
+what the SDK would, answer the same way, and notice an agent that hangs up or cancels."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx2
+import pytest
+
+from tests.gateway.harness import RunningGateway, run_gateway
+from tests.gateway.test_edges import HEADERS, INIT
+from tests.gateway.test_holds import DEAR, USERS, pending_request_id, sqlite_url
+from tests.policy.helpers import fixture
+
+pytestmark = pytest.mark.anyio
+
+
+def call(request_id: int, name: str, arguments: Any, meta: dict[str, Any] | None = None) -> dict[str, Any]:
+    params: dict[str, Any] = {"name": name, "arguments": arguments}
+    if meta:
+        params["_meta"] = meta
+    return {"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": params}
+
+
+async def open_session(http: httpx2.AsyncClient, gw: RunningGateway, token: str) -> dict[str, str]:
+    auth = {"Authorization": f"Bearer {token}", **HEADERS}
+    opened = await http.post(gw.mcp_url, json=INIT, headers=auth)
+    assert opened.status_code == 200
+    session = {**auth, "mcp-session-id": opened.headers["mcp-session-id"], "mcp-protocol-version": "2025-11-25"}
+    await http.post(gw.mcp_url, json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=session)
+    return session
+
+
+def sse_messages(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line[len("data: ") :]) for line in text.splitlines() if line.startswith("data: ")]
+
+
+async def test_requests_the_sdk_would_refuse_are_refused_and_run_nothing(tmp_path: Path) -> None:
+    with run_gateway(
+        tmp_path,
+        database_url=sqlite_url(tmp_path),
+        policy=fixture("airlock-demo.yaml"),
+        grants={"a": None, "b": None},
+    ) as gw:
+        async with httpx2.AsyncClient(timeout=10) as http:
+            session = await open_session(http, gw, gw.tokens["a"])
+            cheap = call(2, "get_model_capabilities", {})
+            stolen = await http.post(
+                gw.mcp_url, json=cheap, headers={**session, "Authorization": f"Bearer {gw.tokens['b']}"}
+            )
+            assert stolen.status_code == 404  # a session belongs to the grant that opened it
+            evil = await http.post(gw.mcp_url, json=cheap, headers={**session, "Origin": "https://evil.example"})
+            assert evil.status_code == 403
+            wrong_accept = await http.post(gw.mcp_url, json=cheap, headers={**session, "Accept": "text/html"})
+            assert wrong_accept.status_code == 406
+            unknown_session = await http.post(gw.mcp_url, json=cheap, headers={**session, "mcp-session-id": "f" * 32})
+            assert unknown_session.status_code == 404
+            bad_arguments = await http.post(gw.mcp_url, json=call(3, "get_model_capabilities", [1]), headers=session)
+            assert bad_arguments.json()["error"]["code"] == -32602  # the SDK's own answer to malformed params
+            ok = await http.post(gw.mcp_url, json=cheap, headers=session)
+            assert ok.status_code == 200 and ok.json()["result"]["isError"] is False
+            assert ok.headers["mcp-session-id"] == session["mcp-session-id"]
+        assert len(gw.upstream_calls("get_model_capabilities")) == 1  # only the last one ran
+
+
+async def test_a_held_call_streams_heartbeats_and_its_result(tmp_path: Path) -> None:
+    with run_gateway(
+        tmp_path, database_url=sqlite_url(tmp_path), policy=fixture("airlock-demo.yaml"), users=USERS
+    ) as gw:
+        async with httpx2.AsyncClient(timeout=30) as http:
+            session = await open_session(http, gw, gw.token)
+            answers: list[httpx2.Response] = []
+
+            async def agent() -> None:
+                answers.append(
+                    await http.post(
+                        gw.mcp_url, json=call(7, "generate_image", DEAR, {"progressToken": "t7"}), headers=session
+                    )
+                )
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(agent)
+                request_id = await pending_request_id(gw)
+                async with gw.api("ana") as api:
+                    assert (await api.post(f"/api/requests/{request_id}/approve", json={})).status_code == 200
+        answer = answers[0]
+        assert answer.headers["content-type"].startswith("text/event-stream")
+        progress, final = sse_messages(answer.text)[0], sse_messages(answer.text)[-1]
+        assert progress["method"] == "notifications/progress"
+        assert progress["params"]["progressToken"] == "t7"
+        assert progress["params"]["message"].startswith(f"waiting for human approval, R-{request_id}")
+        assert final["id"] == 7 and [b["type"] for b in final["result"]["content"]] == ["image", "image"]
+        assert len(gw.upstream_calls("generate_image")) == 1
+
+
+async def test_an_agent_that_hangs_up_leaves_a_request_that_never_runs(tmp_path: Path) -> None:
+    with run_gateway(
+        tmp_path, database_url=sqlite_url(tmp_path), policy=fixture("airlock-demo.yaml"), users=USERS
+    ) as gw:
+        async with httpx2.AsyncClient(timeout=30) as http:
+            session = await open_session(http, gw, gw.token)
+        async with httpx2.AsyncClient(timeout=30) as hanging_up:
+
+            async def agent() -> None:
+                await hanging_up.post(gw.mcp_url, json=call(8, "generate_image", DEAR), headers=session)
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(agent)
+                request_id = await pending_request_id(gw)
+                group.cancel_scope.cancel()  # closes the connection mid-stream
+        async with gw.api("ana") as api:
+            with anyio.fail_after(10):
+                while not (await api.get(f"/api/requests/{request_id}")).json()["requester_gone"]:
+                    await anyio.sleep(0.05)
+            assert (await api.post(f"/api/requests/{request_id}/approve", json={})).status_code == 200
+        await anyio.sleep(0.5)
+        assert gw.upstream_calls("generate_image") == []  # approved, but nobody is there to receive it
