@@ -25,10 +25,7 @@ class ApprovalRepository:
         return request
 
     def get(self, request_id: int, *, lock: bool = False) -> ToolCallRequest | None:
-        query = select(ToolCallRequest).where(ToolCallRequest.id == request_id)
-        if lock:
-            query = query.with_for_update()
-        return self.session.exec(query).first()
+        return self.session.get(ToolCallRequest, request_id, with_for_update=lock or None)
 
     def page(
         self,

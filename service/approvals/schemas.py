@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from service.approvals.models import ToolCallRequest
 from service.users.models import Role
 
 
@@ -42,6 +43,8 @@ class ApprovalEvent:
     request_id: int
     status: str
     detail: dict[str, Any] = field(default_factory=dict)
+    snapshot: ToolCallRequest | None = None
+    """The request as committed by the change, when the publisher has it (read-only for subscribers)."""
 
 
 class RequestPublic(BaseModel):

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session
 
 from service.approvals.models import ApprovalVote, RequestStatus, ToolCallRequest
@@ -209,12 +210,23 @@ def decide(
         standing = remember_for(session, request, approver.username, remember, now)
         details["standing_approval"] = standing.id
     _audit(session, request, approver, "request.approved", "approved", reason, details)
-    session.refresh(request)
+    _moved(request, RequestStatus.APPROVED, values)
     return request, [
         ApprovalEvent(
-            "decided", request.id, RequestStatus.APPROVED.value, {"by": approver.username, "channel": approver.channel}
+            "decided",
+            request.id,
+            RequestStatus.APPROVED.value,
+            {"by": approver.username, "channel": approver.channel},
+            snapshot=request,
         )
     ]
+
+
+def _moved(request: ToolCallRequest, status: RequestStatus, values: dict[str, Any]) -> None:
+    """Show on the loaded row what the conditional UPDATE just wrote, without reading it back."""
+    set_committed_value(request, "status", status)
+    for key, value in values.items():
+        set_committed_value(request, key, value)
 
 
 def _already(request: ToolCallRequest) -> str:
@@ -240,22 +252,21 @@ def _reject(
     if not reason or not reason.strip():
         raise InvalidInput("say why: a rejection needs a reason, which the agent reads")
     repo = ApprovalRepository(session)
-    moved = repo.move(
-        request.id,
-        RequestStatus.PENDING,
-        RequestStatus.REJECTED,
-        decided_at=now,
-        decided_by=approver.username,
-        decision_reason=reason,
-    )
-    if not moved:
+    values: dict[str, Any] = {"decided_at": now, "decided_by": approver.username, "decision_reason": reason}
+    if not repo.move(request.id, RequestStatus.PENDING, RequestStatus.REJECTED, **values):
         session.refresh(request)
         raise Conflict(_already(request))
     _give_back_budget(request, counters)
     _audit(session, request, approver, "request.rejected", "rejected", reason, {"channel": approver.channel})
-    session.refresh(request)
+    _moved(request, RequestStatus.REJECTED, values)
     return [
-        ApprovalEvent("decided", request.id, RequestStatus.REJECTED.value, {"by": approver.username, "reason": reason})
+        ApprovalEvent(
+            "decided",
+            request.id,
+            RequestStatus.REJECTED.value,
+            {"by": approver.username, "reason": reason},
+            snapshot=request,
+        )
     ]
 
 

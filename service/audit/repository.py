@@ -12,6 +12,7 @@ from sqlalchemy import Connection, Engine, Table, delete, func, insert, update
 from sqlmodel import Session, col, select
 
 from service.audit.models import AuditChainHead, AuditEvent
+from service.db.engine import write_turn
 
 HEAD_TABLE: Table = AuditChainHead.__table__  # type: ignore[attr-defined]
 EVENTS_TABLE: Table = AuditEvent.__table__  # type: ignore[attr-defined]
@@ -135,16 +136,17 @@ class DriverAppender:
         """Lock the head, let `build` make the rows from it, insert them and move the head; one commit."""
         connection = self._connection or self._connect()
         try:
-            cursor = connection.cursor()
-            if self._sqlite:
-                cursor.execute("BEGIN IMMEDIATE")
-            cursor.execute(self._head)
-            seq, previous = cursor.fetchone()
-            rows = build(int(seq), str(previous))
-            cursor.executemany(self._insert, [self._encode(row) for row in rows])
-            cursor.execute(self._move, (rows[-1]["seq"], rows[-1]["hash"]))
-            connection.commit()
-            cursor.close()
+            with write_turn(self._engine):
+                cursor = connection.cursor()
+                if self._sqlite:
+                    cursor.execute("BEGIN IMMEDIATE")
+                cursor.execute(self._head)
+                seq, previous = cursor.fetchone()
+                rows = build(int(seq), str(previous))
+                cursor.executemany(self._insert, [self._encode(row) for row in rows])
+                cursor.execute(self._move, (rows[-1]["seq"], rows[-1]["hash"]))
+                connection.commit()
+                cursor.close()
         except Exception:
             self.close()  # a broken connection is replaced on the next batch
             raise

@@ -188,8 +188,7 @@ class DirectCalls:
             progress = stream.progress_relay(meta.get("progressToken"))
             context = CallContext(grant, upstream, session_id, progress, facts.client_name, False)
             async with anyio.create_task_group() as group:
-                group.start_soon(_cancel_on_disconnect, receive, cancel_scope)
-                group.start_soon(stream.keep_alive)
+                group.start_soon(stream.watch, receive, cancel_scope)
                 await stream.event(await self._answer(context, message))
                 group.cancel_scope.cancel()
         finally:
@@ -233,9 +232,15 @@ class _EventStream:
     async def event(self, body: dict[str, Any]) -> None:
         await self._write(b"event: message\ndata: " + json.dumps(body, separators=(",", ":")).encode() + b"\n\n")
 
-    async def keep_alive(self) -> None:
+    async def watch(self, receive: Receive, cancel_scope: anyio.CancelScope) -> None:
+        """Keep the stream alive while the call waits, and cancel the call when the agent hangs up (a held one
+        then marks its request "requester gone"). One task for both: a held call's memory is the budget."""
         while True:
-            await anyio.sleep(KEEPALIVE_SECONDS)
+            with anyio.move_on_after(KEEPALIVE_SECONDS):
+                if (await receive())["type"] == "http.disconnect":
+                    cancel_scope.cancel()
+                    return
+                continue
             if time.monotonic() - self._last_write >= KEEPALIVE_SECONDS / 2:
                 await self._write(b": keep-alive\n\n")
 
@@ -264,15 +269,6 @@ class _EventStream:
         async with self._lock:
             await self._send({"type": "http.response.body", "body": chunk, "more_body": True})
             self._last_write = time.monotonic()
-
-
-async def _cancel_on_disconnect(receive: Receive, cancel_scope: anyio.CancelScope) -> None:
-    """The agent hung up: the call is cancelled (a held one then marks its request "requester gone")."""
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            cancel_scope.cancel()
-            return
 
 
 def _error(request_id: Any, code: int, message: str) -> dict[str, Any]:

@@ -179,11 +179,12 @@ class HoldCoordinator:
         started = time.monotonic()
         deadline = started + budget
         heartbeat = 0.0
+        heard: ToolCallRequest | None = None
         try:
             while True:
                 listening = self._bus.listen(request_id)
                 try:
-                    request = await anyio.to_thread.run_sync(self._load, request_id)
+                    request = heard or await anyio.to_thread.run_sync(self._load, request_id)
                     assert request is not None
                     finished = await self._settle(caller, request)
                     if finished is not None:
@@ -191,17 +192,20 @@ class HoldCoordinator:
                     now = time.monotonic()
                     if now >= deadline:
                         return answers.pending(request)
+                    public_id = request.public_id
+                    del request  # a held call keeps no row while it waits: memory per held call is the budget
                     if caller.progress is not None and now >= heartbeat:
                         heartbeat = now + HEARTBEAT_SECONDS
                         waited = int(now - started)
                         await caller.progress(
                             float(waited + 1),
                             None,
-                            f"waiting for human approval, {request.public_id}, {waited // 60}m{waited % 60:02d}s",
+                            f"waiting for human approval, {public_id}, {waited // 60}m{waited % 60:02d}s",
                         )
                     wake = min(deadline, heartbeat if caller.progress else deadline)
                     with anyio.move_on_after(wake - now):
                         await listening.wait()
+                    heard = listening.heard.snapshot if listening.heard is not None else None
                 finally:
                     self._bus.forget(request_id, listening)
         except anyio.get_cancelled_exc_class():
