@@ -32,7 +32,10 @@ async def run_socket_mode(app_token: str, web: AsyncWebClient, handle: Handler, 
             payload = await handle(request.payload)
         await client.send_socket_mode_response(SocketModeResponse(request.envelope_id, payload))
 
-    client = SocketModeClient(app_token=app_token, web_client=web, ping_interval=ping_seconds)
+    sdk_log = logging.getLogger(f"{__name__}.sdk")
+    closing = _AfterClose()
+    sdk_log.addFilter(closing)
+    client = SocketModeClient(app_token=app_token, web_client=web, ping_interval=ping_seconds, logger=sdk_log)
     client.socket_mode_request_listeners.append(on_request)
     try:
         delay = 1.0
@@ -47,5 +50,16 @@ async def run_socket_mode(app_token: str, web: AsyncWebClient, handle: Handler, 
         log.info("Slack Socket Mode connected")
         await anyio.sleep_forever()
     finally:
+        closing.closed = True
         with anyio.CancelScope(shield=True):
             await client.close()  # type: ignore[no-untyped-call]
+        sdk_log.removeFilter(closing)
+
+
+class _AfterClose(logging.Filter):
+    """The SDK's receive loop reports the close we asked for as an error; after our close it is not one."""
+
+    closed = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not self.closed

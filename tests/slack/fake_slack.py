@@ -7,10 +7,12 @@ that Airlock accepts what Slack really sends.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import itertools
 import json
+import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -49,8 +51,7 @@ class FakeSlack:
     _files: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _socket: web.WebSocketResponse | None = None
     _acks: dict[str, dict[str, Any]] = field(default_factory=dict)
-    _socket_ready: anyio.Event = field(default_factory=anyio.Event)
-    _got_ack: anyio.Event = field(default_factory=anyio.Event)
+    _loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def api_url(self) -> str:
@@ -97,16 +98,16 @@ class FakeSlack:
     async def send_envelope(self, payload: dict[str, Any], kind: str = "interactive") -> dict[str, Any]:
         """Push a Socket Mode envelope and wait for Airlock's acknowledgement."""
         with anyio.fail_after(20):
-            await self._socket_ready.wait()
-        assert self._socket is not None
+            while self._socket is None:
+                await anyio.sleep(0.02)
+        assert self._loop is not None
         envelope_id = f"env-{next(self._ts)}"
-        await self._socket.send_str(
-            json.dumps({"envelope_id": envelope_id, "type": kind, "payload": payload, "accepts_response_payload": True})
-        )
+        envelope = {"envelope_id": envelope_id, "type": kind, "payload": payload, "accepts_response_payload": True}
+        sent = asyncio.run_coroutine_threadsafe(self._socket.send_str(json.dumps(envelope)), self._loop)
+        await asyncio.wrap_future(sent)
         with anyio.fail_after(10):
             while envelope_id not in self._acks:
-                self._got_ack = anyio.Event()
-                await self._got_ack.wait()
+                await anyio.sleep(0.02)
         return self._acks.pop(envelope_id)
 
     # -- the server --------------------------------------------------------------------------------------------
@@ -173,14 +174,12 @@ class FakeSlack:
     async def _websocket(self, request: web.Request) -> web.StreamResponse:
         socket = web.WebSocketResponse()
         await socket.prepare(request)
-        self._socket = socket
         await socket.send_str(json.dumps({"type": "hello", "num_connections": 1, "connection_info": {"app_id": "A1"}}))
-        self._socket_ready.set()
+        self._socket = socket
         async for message in socket:
             if message.type is WSMsgType.TEXT:
                 ack = json.loads(message.data)
                 self._acks[ack["envelope_id"]] = ack
-                self._got_ack.set()
         return socket
 
 
@@ -194,24 +193,40 @@ def _channel_id(channel: str) -> str:
 
 @asynccontextmanager
 async def fake_slack() -> AsyncIterator[FakeSlack]:
+    """The fake runs on an event loop in a thread of its own: the gateway's shutdown blocks the test's thread
+    (it joins the server thread), and Slack must still answer then, as the real one would (a websocket close)."""
     fake = FakeSlack()
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="fake-slack", daemon=True)
+    thread.start()
+    fake._loop = loop
     app = web.Application()
     app.router.add_post("/api/{method}", fake._api)
     app.router.add_get("/api/{method}", fake._api)
     app.router.add_post("/upload/{file_id}", fake._upload)
     app.router.add_get("/socket", fake._websocket)
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    fake.base_url = f"http://{host}:{port}"
-    try:
-        yield fake
-    finally:
+
+    async def start() -> str:
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        return f"http://{host}:{port}"
+
+    async def stop() -> None:
         if fake._socket is not None:
             await fake._socket.close()
         await runner.cleanup()
+
+    try:
+        fake.base_url = await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(start(), loop))
+        yield fake
+    finally:
+        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(stop(), loop))
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
 
 
 def channel_id(channel: str) -> str:

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx2
 from sqlmodel import select
 
@@ -25,9 +26,18 @@ CARD_CHANNEL = "#image-approvals"  # the demo policy's channel for generate_imag
 
 @contextmanager
 def slack_gateway(
-    tmp_path: Path, fake: FakeSlack, *, socket_mode: bool = False, policy: str | None = None, **overrides: Any
+    tmp_path: Path,
+    fake: FakeSlack,
+    *,
+    socket_mode: bool = False,
+    policy: str | None = None,
+    users: dict[str, str] | None = None,
+    slack_ids: dict[str, str] | None = None,
+    slack_settings: dict[str, Any] | None = None,
+    **overrides: Any,
 ) -> Iterator[RunningGateway]:
     slack: dict[str, Any] = {"bot_token": BOT_TOKEN, "channel": "#airlock", "api_base_url": fake.api_url}
+    slack.update(slack_settings or {})
     if socket_mode:
         slack["app_token"] = APP_TOKEN
     else:
@@ -36,20 +46,24 @@ def slack_gateway(
         tmp_path,
         database_url=f"sqlite:///{tmp_path}/airlock.db",
         policy=policy if policy is not None else fixture("airlock-demo.yaml"),
-        users=USERS,
+        users=users or USERS,
         slack=slack,
         public_url="http://airlock.test:8080",
         **overrides,
     ) as gw:
-        link_slack_users(gw, SLACK_IDS)
+        link_slack_users(gw, SLACK_IDS if slack_ids is None else slack_ids)
         yield gw
 
 
 def link_slack_users(gw: RunningGateway, slack_ids: dict[str, str]) -> None:
+    """Slack ids as `airlock users create --slack-user` sets them; a value with an @ is an e-mail instead."""
     with unit_of_work(gw.state.runtime.engine) as session:
         for username, slack_id in slack_ids.items():
             user = session.exec(select(User).where(User.username == username)).one()
-            user.slack_user_id = slack_id
+            if "@" in slack_id:
+                user.email = slack_id
+            else:
+                user.slack_user_id = slack_id
             session.add(user)
 
 
@@ -62,9 +76,12 @@ async def post_signed(gw: RunningGateway, fake: FakeSlack, payload: dict[str, An
 
 async def card_of(fake: FakeSlack, request_id: int) -> tuple[str, str]:
     """The channel id and ts of the request's card, once Slack has it."""
-    posted = await fake.wait_for("chat.postMessage", contains=f"R-{request_id}: ")
-    card = next(c for c in posted if "thread_ts" not in c.args)
-    return str(card.answer["channel"]), str(card.answer["ts"])
+    with anyio.fail_after(30):
+        while True:
+            for call in fake.cards():
+                if call.answer.get("ok") and f"R-{request_id}: " in str(call.args.get("text")):
+                    return str(call.answer["channel"]), str(call.answer["ts"])
+            await anyio.sleep(0.05)
 
 
 async def click(

@@ -224,3 +224,18 @@ async def test_a_decision_in_the_rest_api_updates_the_card(tmp_path: Path) -> No
             assert channel == channel_id(CARD_CHANNEL)
             assert "*Approved* by ana" in json.dumps(blocks_of(update.args))
             assert not has_buttons(update.args)
+
+
+async def test_bad_input_gets_a_clear_answer_and_changes_nothing(tmp_path: Path) -> None:
+    async with fake_slack() as fake:
+        with slack_gateway(tmp_path, fake) as gw:
+            async with httpx2.AsyncClient(base_url=gw.base_url) as http:
+                body = b"payload=%7Bnot+json"
+                headers = {"Content-Type": "application/x-www-form-urlencoded", **fake.signed(body)}
+                broken = await http.post("/slack/interactions", content=body, headers=headers)
+            assert broken.status_code == 400
+            assert "payload" in broken.json()["error"]
+            unknown = await post_signed(gw, fake, block_actions("U0ANA", "approve", 999, "C1", "1.2"))
+            assert (unknown.status_code, unknown.text) == (200, "")
+            told = (await fake.wait_for("chat.postEphemeral"))[0].args
+            assert told["text"] == "There is no request R-999."

@@ -1,0 +1,79 @@
+"""Who the clicking Slack user is: a linked Airlock user, found by Slack id or (optionally) by e-mail, with the Slack
+user groups a rule names. Whether they may decide is still approvals' answer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.gateway.harness import mcp_client
+from tests.gateway.test_holds import held_call
+from tests.slack.fake_slack import fake_slack
+from tests.slack.helpers import DEAR, card_of, click, slack_gateway
+
+pytestmark = pytest.mark.anyio
+
+GROUP_RULE = """
+version: "1"
+default: deny
+tools:
+  generate_image:
+    cost: {estimator: image_gen_mcp}
+    require_approval:
+      when: "true"
+      approvers: {slack_groups: [S0DESIGN], roles: [admin]}
+"""
+USERS = {"ana": "approver", "bea": "approver", "root": "admin"}
+
+
+async def test_a_slack_group_named_by_the_rule_lets_its_members_decide(tmp_path: Path) -> None:
+    async with fake_slack() as fake:
+        fake.groups["S0DESIGN"] = ["U0ANA", "U0CAROL"]
+        with slack_gateway(
+            tmp_path, fake, policy=GROUP_RULE, users=USERS, slack_ids={"ana": "U0ANA", "bea": "U0BEA"}
+        ) as gw:
+            async with mcp_client(gw.mcp_url, gw.token) as client:
+                async with held_call(gw, client, "generate_image", DEAR) as (request_id, results):
+                    await click(gw, fake, "U0BEA", "approve", request_id)  # an approver, but not in the group
+                    told = (await fake.wait_for("chat.postEphemeral"))[0].args
+                    assert (told["user"], "not an approver for this rule" in told["text"]) == ("U0BEA", True)
+                    await click(gw, fake, "U0ANA", "approve", request_id)
+            assert not results[0].is_error
+            assert [c.args["usergroup"] for c in fake.called("usergroups.users.list")] == ["S0DESIGN"]  # cached
+
+
+async def test_when_slack_cannot_list_a_group_only_the_explicit_lists_count(tmp_path: Path) -> None:
+    async with fake_slack() as fake:  # no groups: usergroups.users.list answers an error, as on a free plan
+        with slack_gateway(
+            tmp_path, fake, policy=GROUP_RULE, users=USERS, slack_ids={"ana": "U0ANA", "root": "U0ROOT"}
+        ) as gw:
+            async with mcp_client(gw.mcp_url, gw.token) as client:
+                async with held_call(gw, client, "generate_image", DEAR) as (request_id, results):
+                    await click(gw, fake, "U0ANA", "approve", request_id)
+                    told = (await fake.wait_for("chat.postEphemeral"))[0].args
+                    assert "not an approver for this rule" in told["text"]
+                    await click(gw, fake, "U0ROOT", "approve", request_id)  # roles: [admin] still applies
+            assert not results[0].is_error
+
+
+async def test_a_slack_user_can_be_matched_by_email_and_cards_go_to_named_approvers_dms(tmp_path: Path) -> None:
+    dm_rule = GROUP_RULE.replace("slack_groups: [S0DESIGN], roles: [admin]", "slack_users: [U0ANA], roles: []")
+    async with fake_slack() as fake:
+        fake.emails["U0ANA"] = "Ana@Example.com"
+        with slack_gateway(
+            tmp_path,
+            fake,
+            policy=dm_rule,
+            users=USERS,
+            slack_ids={"ana": "ana@example.com"},
+            slack_settings={"channel": None, "match_email": True},
+        ) as gw:
+            async with mcp_client(gw.mcp_url, gw.token) as client:
+                async with held_call(gw, client, "generate_image", DEAR) as (request_id, results):
+                    channel, _ = await card_of(fake, request_id)
+                    assert fake.cards()[0].args["channel"] == "U0ANA"  # a DM: no channel in the rule or config
+                    assert channel.startswith("D")
+                    await click(gw, fake, "U0ANA", "approve", request_id)
+            assert not results[0].is_error
+            assert [c.args["user"] for c in fake.called("users.info")] == ["U0ANA"]
