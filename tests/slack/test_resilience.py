@@ -10,7 +10,9 @@ from typing import Any
 
 import anyio
 import pytest
+from sqlalchemy import text
 
+from service.db.engine import unit_of_work
 from tests.gateway.harness import mcp_client
 from tests.gateway.test_holds import held_call, pending_request_id
 from tests.slack.fake_slack import channel_id, fake_slack
@@ -119,3 +121,25 @@ async def test_a_rule_with_slack_false_gets_no_card(tmp_path: Path) -> None:
                         await api.post(f"/api/requests/{request_id}/approve", json={})
             assert not results[0].is_error
             assert fake.posts() == []
+
+
+async def test_cards_owed_when_the_process_stopped_are_posted_after_a_restart(tmp_path: Path) -> None:
+    async with fake_slack() as fake:
+        fake.down = True
+        with slack_gateway(tmp_path, fake, hold={"max_wait": "1s"}) as first:
+            async with mcp_client(first.mcp_url, first.token) as client:
+                for prompt in ("kept row", "lost row"):
+                    answer = await client.call_tool("generate_image", {**DEAR, "prompt": prompt})
+                    assert "approval pending" in str(answer.content[0].model_dump().get("text"))
+            await fake.wait_for("chat.postMessage", count=2)
+        with unit_of_work(first.state.runtime.engine) as session:  # as if it stopped before the second card's row
+            session.execute(text("DELETE FROM slack_cards WHERE request_id = 2"))
+        fake.down = False
+        with slack_gateway(tmp_path, fake, hold={"max_wait": "1s"}, reuse=first) as second:
+            for request_id in (1, 2):
+                await card_of(fake, request_id)
+            posted = [c for c in fake.cards() if c.answer.get("ok")]
+            assert sorted(c.args["text"].split(":")[0] for c in posted) == ["R-1", "R-2"]
+            assert all(has_buttons(c.args) for c in posted)
+            async with second.api("ana") as api:
+                assert (await api.get("/api/requests/1")).json()["status"] == "pending"
