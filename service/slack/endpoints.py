@@ -21,9 +21,12 @@ async def _verified_body(request: Request, state: Any) -> tuple[Any, bytes]:
     slack = getattr(state, "slack", None)
     if slack is None or slack.verifier is None:
         raise NotFound("Slack over HTTP is not configured here (slack.bot_token and slack.signing_secret)")
+    declared = request.headers.get("content-length", "0")
+    if not declared.isdigit() or int(declared) > MAX_BODY_BYTES:
+        raise InvalidInput("a Slack request is at most 1 MiB, with a Content-Length")
     body = await request.body()
     if len(body) > MAX_BODY_BYTES:
-        raise InvalidInput("request too large")
+        raise InvalidInput("a Slack request is at most 1 MiB")
     if not slack.verifier.is_from_slack(body, request.headers):
         raise NotAuthenticated("not signed by Slack, or signed too long ago")
     return slack, body

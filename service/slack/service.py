@@ -50,6 +50,7 @@ NOT_LINKED = (
 )
 REMEMBER = Remember("arguments", timedelta(hours=1))
 CATCH_UP_SECONDS = 15.0
+UNDELIVERABLE = "undeliverable"
 _CARD_EVENTS = {"decided", "vote", "expired", "cancelled", "executed", "requester_gone", "changed"}
 _EVENTS = {"created", "reminder", *_CARD_EVENTS}
 _IMAGE_TYPES = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
@@ -297,13 +298,21 @@ class SlackChannel:
         facts, card = await self._facts_and_card(request_id, target)
         if facts is None or card is None:
             return
+        if card.shown == UNDELIVERABLE:
+            return
         text, blocks = cards.summary(facts), cards.card(facts)
-        if card.ts is None or card.channel_id is None:
-            channel_id, ts = await self.client.post_message(target, text, blocks)
-            await self._saved(request_id, target, channel_id=channel_id, ts=ts, shown=facts.shown)
-        elif card.shown != facts.shown:
-            await self.client.update_message(card.channel_id, card.ts, text, blocks)
-            await self._saved(request_id, target, shown=facts.shown)
+        try:
+            if card.ts is None or card.channel_id is None:
+                channel_id, ts = await self.client.post_message(target, text, blocks)
+                await self._saved(request_id, target, channel_id=channel_id, ts=ts, shown=facts.shown)
+            elif card.shown != facts.shown:
+                await self.client.update_message(card.channel_id, card.ts, text, blocks)
+                await self._saved(request_id, target, shown=facts.shown)
+        except SlackError as exc:
+            if not exc.transient:
+                # A channel that does not exist, a deleted card: trying again every catch-up would only fill the log.
+                await self._saved(request_id, target, shown=UNDELIVERABLE if card.ts is None else facts.shown)
+            raise
 
     async def _remind(self, request_id: int, target: str, percent: int) -> None:
         facts, card = await self._facts_and_card(request_id, target)
@@ -377,6 +386,8 @@ class SlackChannel:
                 repo.add_missing_cards(request.id, targets)
                 owed += [(request.id, target) for target in targets]
             for card, status in repo.lagging_cards():
+                if card.shown == UNDELIVERABLE:
+                    continue
                 if card.ts is None or (card.shown or "").split(":")[0] != status:
                     owed.append((card.request_id, card.target))
             return owed

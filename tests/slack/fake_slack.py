@@ -139,6 +139,8 @@ class FakeSlack:
 
     def _answer(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
         if method == "chat.postMessage":
+            if args["channel"] == "#missing":
+                return {"ok": False, "error": "channel_not_found"}
             channel = _channel_id(str(args["channel"]))
             return {"ok": True, "channel": channel, "ts": f"1795514400.{next(self._ts):06d}", "message": {}}
         if method == "chat.update":

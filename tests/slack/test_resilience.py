@@ -143,3 +143,19 @@ async def test_cards_owed_when_the_process_stopped_are_posted_after_a_restart(tm
             assert all(has_buttons(c.args) for c in posted)
             async with second.api("ana") as api:
                 assert (await api.get("/api/requests/1")).json()["status"] == "pending"
+
+
+async def test_a_channel_that_does_not_exist_is_tried_once_and_the_web_path_decides(tmp_path: Path) -> None:
+    policy = REMINDED.replace("timeout: 4s", 'channel: "#missing"')
+    async with fake_slack() as fake:
+        with slack_gateway(tmp_path, fake, policy=policy) as gw:
+            async with mcp_client(gw.mcp_url, gw.token) as client:
+                async with held_call(gw, client, "generate_image", DEAR) as (request_id, results):
+                    await fake.wait_for("chat.postMessage")
+                    await anyio.sleep(2)
+                    assert len(fake.posts()) == 1  # channel_not_found will not pass by trying again
+                    async with gw.api("root") as api:
+                        await api.post(f"/api/requests/{request_id}/approve", json={})
+            assert not results[0].is_error
+            await anyio.sleep(1.5)
+            assert len(fake.posts()) == 1 and fake.called("chat.update") == []
