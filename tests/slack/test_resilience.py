@@ -13,10 +13,10 @@ import pytest
 from sqlalchemy import text
 
 from service.db.engine import unit_of_work
-from tests.gateway.harness import mcp_client
+from tests.gateway.harness import RunningGateway, mcp_client
 from tests.gateway.test_holds import held_call, pending_request_id
-from tests.slack.fake_slack import channel_id, fake_slack
-from tests.slack.helpers import DEAR, card_of, has_buttons, slack_gateway
+from tests.slack.fake_slack import FakeSlack, block_actions, channel_id, fake_slack
+from tests.slack.helpers import DEAR, card_of, has_buttons, post_signed, slack_gateway
 
 pytestmark = pytest.mark.anyio
 
@@ -159,3 +159,24 @@ async def test_a_channel_that_does_not_exist_is_tried_once_and_the_web_path_deci
             assert not results[0].is_error
             await anyio.sleep(1.5)
             assert len(fake.posts()) == 1 and fake.called("chat.update") == []
+
+
+async def test_an_agent_that_withdraws_its_call_turns_the_card_into_a_withdrawal(tmp_path: Path) -> None:
+    async with fake_slack() as fake:
+        with slack_gateway(tmp_path, fake, hold={"on_requester_gone": "cancel"}) as gw:
+            async with mcp_client(gw.mcp_url, gw.token) as client:
+                with anyio.move_on_after(2):
+                    await client.call_tool("generate_image", DEAR)  # the agent gives up and goes away
+            channel, ts = await card_of(fake, 1)
+            update = (await fake.wait_for("chat.update", contains="Withdrawn"))[-1]
+            assert (update.args["channel"], update.args["ts"]) == (channel, ts)
+            assert "*Withdrawn* by the agent" in json.dumps(update.args["blocks"])
+            assert not has_buttons(update.args)
+            assert await click_later(gw, fake, channel, ts) == "R-1 is already cancelled."
+            assert fake.called("views.open") == []
+
+
+async def click_later(gw: RunningGateway, fake: FakeSlack, channel: str, ts: str) -> str:
+    """A click on a card whose request is settled: an ephemeral answer, no modal, no decision."""
+    await post_signed(gw, fake, block_actions("U0ANA", "reject", 1, channel, ts))
+    return str((await fake.wait_for("chat.postEphemeral"))[0].args["text"])
