@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import anyio
 from anyio.abc import TaskGroup
 
+from service.errors import Unavailable
 from service.slack.client import SlackError
 
 log = logging.getLogger(__name__)
@@ -87,10 +88,11 @@ class SendQueue:
                 lane.queued.discard(key)  # from here on a new job with this key must run again
             try:
                 await job()
-            except SlackError as exc:
-                if exc.transient:
+            except (SlackError, Unavailable) as exc:
+                # Unavailable: our own database is away for a moment; the job reads it, so it waits too.
+                if isinstance(exc, Unavailable) or exc.transient:
                     failures += 1
-                    delay = exc.retry_after
+                    delay = exc.retry_after if isinstance(exc, SlackError) else None
                     if delay is None:
                         delay = min(self._max_backoff, self._first_backoff * 2 ** (failures - 1))
                     log.warning("Slack send to %s failed (%s); retrying in %.1fs", channel, exc, delay)
