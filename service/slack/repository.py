@@ -45,11 +45,6 @@ class SlackRepository:
         self.session.add(card)
         self.session.flush()
 
-    def card_by_message(self, channel_id: str, ts: str) -> SlackCard | None:
-        return self.session.exec(
-            select(SlackCard).where(SlackCard.channel_id == channel_id, SlackCard.ts == ts)
-        ).first()
-
     def pending_without_cards(self, limit: int = 500) -> list[ToolCallRequest]:
         """Held calls whose cards were never queued (the process stopped between the hold and the queueing)."""
         has_card = select(SlackCard.request_id).where(SlackCard.request_id == ToolCallRequest.id).exists()
