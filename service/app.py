@@ -135,6 +135,8 @@ def _slack_channel(
     settings: Settings, runtime: Runtime, bus: EventBus, gateway: Gateway, standing: StandingCache
 ) -> SlackChannel | None:
     if not settings.slack.enabled:
+        if settings.slack.signing_secret or settings.slack.app_token:
+            log.warning("Slack is off: slack.bot_token is not set")
         return None
     from service.slack.service import SlackChannel  # slack-sdk is loaded only when Slack is configured
 

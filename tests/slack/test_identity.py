@@ -3,6 +3,7 @@ user groups a rule names. Whether they may decide is still approvals' answer."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from tests.gateway.harness import mcp_client
 from tests.gateway.test_holds import held_call
 from tests.slack.fake_slack import fake_slack
-from tests.slack.helpers import DEAR, card_of, click, slack_gateway
+from tests.slack.helpers import DEAR, card_of, click, has_buttons, slack_gateway
 
 pytestmark = pytest.mark.anyio
 
@@ -25,6 +26,7 @@ tools:
       approvers: {slack_groups: [S0DESIGN], roles: [admin]}
 """
 USERS = {"ana": "approver", "bea": "approver", "root": "admin"}
+SLACK_IDS = {"ana": "U0ANA", "bea": "U0BEA", "root": "U0ROOT"}
 
 
 async def test_a_slack_group_named_by_the_rule_lets_its_members_decide(tmp_path: Path) -> None:
@@ -77,3 +79,30 @@ async def test_a_slack_user_can_be_matched_by_email_and_cards_go_to_named_approv
                     await click(gw, fake, "U0ANA", "approve", request_id)
             assert not results[0].is_error
             assert [c.args["user"] for c in fake.called("users.info")] == ["U0ANA"]
+
+
+QUORUM_RULE = """
+version: "1"
+default: deny
+tools:
+  generate_image:
+    cost: {estimator: image_gen_mcp}
+    require_approval: {when: "true", quorum: 2}
+"""
+
+
+async def test_with_a_quorum_the_card_counts_the_votes_until_it_is_met(tmp_path: Path) -> None:
+    async with fake_slack() as fake:
+        with slack_gateway(tmp_path, fake, policy=QUORUM_RULE, users=USERS, slack_ids=SLACK_IDS) as gw:
+            async with mcp_client(gw.mcp_url, gw.token) as client:
+                async with held_call(gw, client, "generate_image", DEAR) as (request_id, results):
+                    await click(gw, fake, "U0ANA", "approve", request_id)
+                    vote = (await fake.wait_for("chat.update", contains="1 of 2 approvals"))[0]
+                    assert "(ana)" in json.dumps(vote.args["blocks"]) and has_buttons(vote.args)
+                    await click(gw, fake, "U0ANA", "approve", request_id)
+                    told = (await fake.wait_for("chat.postEphemeral"))[0].args["text"]
+                    assert "already approved" in told and "needs 2 approvers" in told
+                    await click(gw, fake, "U0BEA", "approve", request_id)
+            assert not results[0].is_error
+            final = (await fake.wait_for("chat.update", contains="Ran: succeeded"))[-1]
+            assert "*Approved* by bea" in json.dumps(final.args["blocks"])
