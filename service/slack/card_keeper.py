@@ -104,14 +104,19 @@ class CardKeeper:
         self.outbox.put(target, partial(self._sync_card, request_id, target), key=("card", request_id))
 
     async def _catch_up_forever(self) -> None:
-        """After a restart, and every few seconds after: post the cards still owed, update the ones that lag (a
-        decision taken by another process, such as the CLI, publishes no event here)."""
+        """At start, the held calls that never got their cards queued (the process stopped first); then every few
+        seconds, the cards not yet posted and the ones that lag (a decision taken by another process, such as the
+        CLI, publishes no event here)."""
+        at_start = True
         while True:
             try:
-                owed = await anyio.to_thread.run_sync(self._lagging)
+                owed = await anyio.to_thread.run_sync(self._lagging, at_start)
             except AirlockError as exc:
                 log.warning("Slack catch-up failed: %s", exc.message)
+            except Exception:  # a bug must not take the gateway down with it
+                log.exception("Slack catch-up failed")
             else:
+                at_start = False
                 for request_id, target in owed:
                     self._queue_sync(request_id, target)
             await anyio.sleep(CATCH_UP_SECONDS)
@@ -198,11 +203,11 @@ class CardKeeper:
         with unit_of_work(self._db) as session:
             return SlackRepository(session).cards(request_id)
 
-    def _lagging(self) -> list[tuple[int, str]]:
+    def _lagging(self, at_start: bool) -> list[tuple[int, str]]:
         with unit_of_work(self._db) as session:
             repo = SlackRepository(session)
             owed = []
-            for request in repo.pending_without_cards():
+            for request in repo.pending_without_cards() if at_start else []:
                 assert request.id is not None
                 targets = self._targets(request)
                 repo.add_missing_cards(request.id, targets)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import not_, or_
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
 from service.approvals.models import RequestStatus, ToolCallRequest
@@ -36,9 +37,13 @@ class SlackRepository:
     def add_missing_cards(self, request_id: int, targets: list[str]) -> None:
         have = {c.target for c in self.cards(request_id)}
         for target in targets:
-            if target not in have:
-                self.session.add(SlackCard(request_id=request_id, target=target))
-        self.session.flush()
+            if target in have:
+                continue
+            try:
+                with self.session.begin_nested():  # the catch-up and the event for it may meet here
+                    self.session.add(SlackCard(request_id=request_id, target=target))
+            except IntegrityError:
+                pass
 
     def save(self, card: SlackCard) -> None:
         card.updated_at = utcnow()

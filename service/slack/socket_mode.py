@@ -17,6 +17,8 @@ from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.socket_mode.websockets import SocketModeClient
 from slack_sdk.web.async_client import AsyncWebClient
 
+from service.errors import AirlockError
+
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Mapping[str, Any]], Awaitable[dict[str, Any] | None]]
@@ -29,7 +31,11 @@ async def run_socket_mode(app_token: str, web: AsyncWebClient, handle: Handler, 
     async def on_request(client: AsyncBaseSocketModeClient, request: SocketModeRequest) -> None:
         payload: dict[str, Any] | None = None
         if request.type == "interactive":
-            payload = await handle(request.payload)
+            try:
+                payload = await handle(request.payload)
+            except AirlockError as exc:  # no ack: Slack tells the person it did not work, as over HTTP (4xx/5xx)
+                log.warning("Slack interaction over Socket Mode failed: %s", exc.message)
+                return
         await client.send_socket_mode_response(SocketModeResponse(request.envelope_id, payload))
 
     sdk_log = logging.getLogger(f"{__name__}.sdk")
