@@ -73,8 +73,13 @@ async def test_reject_opens_a_modal_and_its_reason_reaches_the_agent(tmp_path: P
         with slack_gateway(tmp_path, fake) as gw:
             async with mcp_client(gw.mcp_url, gw.token) as client:
                 async with held_call(gw, client, "generate_image", DEAR) as (request_id, results):
+                    await card_of(fake, request_id)
+                    clicked = time.monotonic()
                     assert (await click(gw, fake, "U0ANA", "reject", request_id)).status_code == 200
-                    opened = (await fake.wait_for("views.open"))[0].args
+                    assert time.monotonic() - clicked < 3  # Slack's limit for the acknowledgement
+                    opened_call = (await fake.wait_for("views.open"))[0]
+                    assert opened_call.at - clicked < 3  # the trigger_id is only good for 3 s
+                    opened = opened_call.args
                     view = opened["view"]
                     assert view["callback_id"] == "airlock_reject"
                     assert "Too expensive" in json.dumps(view["blocks"])  # a preset from the config
