@@ -82,10 +82,11 @@ def cost_text(cost_usd: float | None) -> str:
 
 
 def arguments_text(arguments: dict[str, Any]) -> str:
-    shown = json.dumps(redact(arguments, max_string=_ARGUMENT_VALUE_CHARS), indent=1, ensure_ascii=False)
-    if len(shown) > _ARGUMENTS_CHARS:
-        shown = shown[:_ARGUMENTS_CHARS] + "\n… (cut: the full request is in the web UI)"
-    return f"```{escape(shown)}```"
+    shown = escape(json.dumps(redact(arguments, max_string=_ARGUMENT_VALUE_CHARS), indent=1, ensure_ascii=False))
+    if len(shown) > _ARGUMENTS_CHARS:  # cut after escaping: escapes make the text longer
+        shown = shown[: shown.rfind("\n", 0, _ARGUMENTS_CHARS) + 1 or _ARGUMENTS_CHARS]
+        shown += "… (cut: the full request is in the web UI)"
+    return f"```{shown}```"
 
 
 def summary(facts: CardFacts) -> str:

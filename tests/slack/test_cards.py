@@ -145,3 +145,14 @@ def test_interactions_that_need_nothing_are_ignored() -> None:
         interactions.parse({"type": "block_actions", "user": {"id": "U1"}, "actions": [{"action_id": "open"}]}) is None
     )
     assert interactions.parse({"type": "shortcut", "user": {"id": "U1"}}) is None
+
+
+def test_many_arguments_stay_within_slacks_3000_characters_per_section() -> None:
+    crowded = {f"key{i}": "<&>" * 60 for i in range(60)}
+    section = next(
+        b for b in cards.card(facts(arguments=crowded)) if "*Arguments*" in b.get("text", {}).get("text", "")
+    )
+    text = section["text"]["text"]
+    assert len(text) <= 3000
+    assert "cut: the full request is in the web UI" in text
+    assert "&amp;" in text and "&am…" not in text  # cut between lines, never inside an escape
