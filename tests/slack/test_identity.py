@@ -11,7 +11,7 @@ import pytest
 from tests.gateway.harness import mcp_client
 from tests.gateway.test_holds import held_call
 from tests.slack.fake_slack import fake_slack
-from tests.slack.helpers import DEAR, card_of, click, has_buttons, slack_gateway
+from tests.slack.helpers import DEAR, click, has_buttons, slack_gateway
 
 pytestmark = pytest.mark.anyio
 
@@ -60,7 +60,7 @@ async def test_when_slack_cannot_list_a_group_only_the_explicit_lists_count(tmp_
 
 
 async def test_a_slack_user_can_be_matched_by_email_and_cards_go_to_named_approvers_dms(tmp_path: Path) -> None:
-    dm_rule = GROUP_RULE.replace("slack_groups: [S0DESIGN], roles: [admin]", "slack_users: [U0ANA], roles: []")
+    dm_rule = GROUP_RULE.replace("slack_groups: [S0DESIGN], roles: [admin]", "slack_users: [U0ANA, U0BEA], roles: []")
     async with fake_slack() as fake:
         fake.emails["U0ANA"] = "Ana@Example.com"
         with slack_gateway(
@@ -73,12 +73,15 @@ async def test_a_slack_user_can_be_matched_by_email_and_cards_go_to_named_approv
         ) as gw:
             async with mcp_client(gw.mcp_url, gw.token) as client:
                 async with held_call(gw, client, "generate_image", DEAR) as (request_id, results):
-                    channel, _ = await card_of(fake, request_id)
-                    assert fake.cards()[0].args["channel"] == "U0ANA"  # a DM: no channel in the rule or config
-                    assert channel.startswith("D")
+                    await fake.wait_for("chat.postMessage", count=2)
+                    # no channel in the rule or the config: a card in each named approver's DM with the app
+                    assert sorted(c.args["channel"] for c in fake.cards()) == ["U0ANA", "U0BEA"]
+                    assert sorted(c.answer["channel"] for c in fake.cards()) == ["D0ANA", "D0BEA"]
                     await click(gw, fake, "U0ANA", "approve", request_id)
             assert not results[0].is_error
             assert [c.args["user"] for c in fake.called("users.info")] == ["U0ANA"]
+            updates = await fake.wait_for("chat.update", count=2, contains="*Approved* by ana")
+            assert {c.args["channel"] for c in updates} == {"D0ANA", "D0BEA"}  # both cards follow the decision
 
 
 QUORUM_RULE = """

@@ -12,7 +12,11 @@ import anyio
 import pytest
 from sqlalchemy import text
 
+from service.approvals import service as approvals
+from service.approvals.schemas import Approver, Verdict
 from service.db.engine import unit_of_work
+from service.slack import card_keeper
+from service.users.models import Role
 from tests.gateway.harness import RunningGateway, mcp_client
 from tests.gateway.test_holds import held_call, pending_request_id
 from tests.slack.fake_slack import FakeSlack, block_actions, channel_id, fake_slack
@@ -180,3 +184,20 @@ async def click_later(gw: RunningGateway, fake: FakeSlack, channel: str, ts: str
     """A click on a card whose request is settled: an ephemeral answer, no modal, no decision."""
     await post_signed(gw, fake, block_actions("U0ANA", "reject", 1, channel, ts))
     return str((await fake.wait_for("chat.postEphemeral"))[0].args["text"])
+
+
+async def test_a_decision_taken_by_another_process_reaches_the_card(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(card_keeper, "CATCH_UP_SECONDS", 0.5)
+    async with fake_slack() as fake:
+        with slack_gateway(tmp_path, fake, hold={"max_wait": "1s"}) as gw:
+            async with mcp_client(gw.mcp_url, gw.token) as client:
+                answer = await client.call_tool("generate_image", DEAR)
+                assert "approval pending" in str(answer.content[0].model_dump().get("text"))
+            channel, ts = await card_of(fake, 1)
+            with unit_of_work(gw.state.runtime.engine) as session:  # as the CLI does it: no event in this process
+                approvals.decide(session, 1, Approver("root", Role.ADMIN, "cli"), Verdict.REJECT, reason="from the CLI")
+            update = (await fake.wait_for("chat.update", contains="from the CLI"))[0]
+            assert (update.args["channel"], update.args["ts"]) == (channel, ts)
+            assert not has_buttons(update.args)
