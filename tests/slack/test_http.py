@@ -42,7 +42,6 @@ async def test_a_signed_click_releases_a_held_image_and_the_card_and_thread_show
                         "imagegen",
                         "agent (owner owner)",
                         "/tools/generate_image/require_approval",
-                        "$0.",
                         "four lighthouses",
                         "http://airlock.test:8080/requests/",
                         '"approve"',
@@ -51,6 +50,9 @@ async def test_a_signed_click_releases_a_held_image_and_the_card_and_thread_show
                         '"edit"',
                     ):
                         assert expected in shown
+                    async with gw.api("ana") as api:
+                        cost = (await api.get(f"/api/requests/{request_id}")).json()["cost_usd"]
+                    assert f"*Estimated cost*\\n${cost:.2f}" in shown  # USD, two decimals
                     assert gw.upstream_calls("generate_image") == []
                     answer = await click(gw, fake, "U0ANA", "approve", request_id)
                     assert (answer.status_code, answer.text) == (200, "")
