@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib.metadata import version as package_version
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from fastapi import FastAPI, Request
@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api.deps import render_error
 from service.approvals import endpoints as approvals_api
+from service.approvals.channel import ApprovalChannel
 from service.approvals.events import EventBus
 from service.approvals.standing_cache import StandingCache
 from service.approvals.sweeper import sweep_forever
@@ -41,6 +42,10 @@ from service.grants.cache import GrantCache
 from service.metrics import Metrics
 from service.policy_versions.holder import PolicyHolder
 from service.runtime import Runtime
+from service.slack import endpoints as slack_api
+
+if TYPE_CHECKING:
+    from service.slack.service import SlackChannel
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +60,7 @@ class AppState:
     writer: AuditWriter
     mcp: McpEntry
     bus: EventBus
+    slack: SlackChannel | None = None
 
 
 def transport_security(settings: Settings) -> TransportSecuritySettings:
@@ -107,7 +113,12 @@ async def running(settings: Settings) -> AsyncIterator[AppState]:
             security_settings=transport_security(settings),
             max_request_body_size=settings.max_request_bytes,
         )
+        slack = _slack_channel(settings, runtime, bus, gateway, standing)
+        channels: list[ApprovalChannel] = [slack] if slack is not None else []
         async with anyio.create_task_group() as tasks:
+            for channel in channels:
+                bus.subscribe(channel.notify)
+                tasks.start_soon(channel.run)
             await pool.start(tasks)
             tasks.start_soon(policy.watch)
             tasks.start_soon(sweep_forever, runtime.engine, bus, runtime.counters)
@@ -117,11 +128,31 @@ async def running(settings: Settings) -> AsyncIterator[AppState]:
                 direct = DirectCalls(gateway, manager, transport_security(settings))
                 entry = McpEntry(manager, grants, gateway, direct, max_body_bytes=settings.max_request_bytes)
                 log.info("airlock ready on %s", MCP_PATH, extra={"upstreams": pool.names()})
-                yield AppState(runtime, pool, gateway, grants, metrics, writer, entry, bus)
+                yield AppState(runtime, pool, gateway, grants, metrics, writer, entry, bus, slack)
             tasks.cancel_scope.cancel()
     finally:
         writer.stop()
         runtime.close()
+
+
+def _slack_channel(
+    settings: Settings, runtime: Runtime, bus: EventBus, gateway: Gateway, standing: StandingCache
+) -> SlackChannel | None:
+    if not settings.slack.enabled:
+        if settings.slack.signing_secret or settings.slack.app_token:
+            log.warning("Slack is off: slack.bot_token is not set")
+        return None
+    from service.slack.service import SlackChannel  # slack-sdk is loaded only when Slack is configured
+
+    return SlackChannel(
+        settings.slack,
+        db=runtime.engine,
+        bus=bus,
+        public_url=settings.public_url or f"http://{settings.listen.host}:{settings.listen.port}",
+        validate_arguments=gateway.validate_arguments,
+        counters=runtime.counters,
+        on_remembered=standing.invalidate,
+    )
 
 
 def create_app(settings: Settings) -> ASGIApp:
@@ -141,6 +172,7 @@ def create_app(settings: Settings) -> ASGIApp:
     api = FastAPI(title="Airlock", version=_version(), lifespan=lifespan)
     api.add_exception_handler(AirlockError, render_error)
     api.include_router(approvals_api.router)
+    api.include_router(slack_api.router)
 
     @api.get("/healthz")
     async def healthz() -> dict[str, str]:

@@ -7,6 +7,7 @@ Relative paths in the file are read relative to the file's own folder.
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -84,11 +85,38 @@ class HoldConfig(_Section):
 
 
 class SlackConfig(_Section):
+    """Slack is on when bot_token is set; Socket Mode when app_token is set too (no public URL needed)."""
+
     bot_token: SecretStr | None = None
     signing_secret: SecretStr | None = None
     app_token: SecretStr | None = None
     channel: str | None = None
     api_base_url: str = "https://slack.com/api/"
+    reject_presets: list[str] = ["Too expensive", "Not needed now", "Wrong arguments"]
+    match_email: bool = False
+    """Map a Slack user without a linked Airlock user by the e-mail Slack has for them (users.info)."""
+
+    @property
+    def enabled(self) -> bool:
+        return self.bot_token is not None and bool(self.bot_token.get_secret_value().strip())
+
+
+class _FlatSlackEnvironment(PydanticBaseSettingsSource):
+    """AIRLOCK_SLACK_BOT_TOKEN and friends, beside the nested AIRLOCK_SLACK__BOT_TOKEN: one line in a shell is
+    enough to try `airlock demo` with a real workspace."""
+
+    _KEYS = ("bot_token", "signing_secret", "app_token", "channel", "api_base_url")
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        found: dict[str, str] = {}
+        for key in self._KEYS:
+            value = os.environ.get(f"AIRLOCK_SLACK_{key.upper()}")
+            if value is not None:
+                found[key] = value
+        return {"slack": found} if found else {}
 
 
 class CountersConfig(_Section):
@@ -154,7 +182,7 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # The file's values arrive as init kwargs (see load_settings); the environment overrides them.
-        return (env_settings, init_settings)
+        return (env_settings, _FlatSlackEnvironment(settings_cls), init_settings)
 
 
 def _resolve_relative(data: dict[str, Any], base: Path) -> dict[str, Any]:

@@ -77,3 +77,24 @@ def test_invalid_config_names_the_key(tmp_path: Path, text: str, expected: str) 
 def test_a_missing_named_config_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigInvalid, match="cannot read config"):
         load_settings(tmp_path / "nope.yaml")
+
+
+def test_slack_settings_come_from_flat_environment_variables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRLOCK_SLACK_BOT_TOKEN", "xoxb-flat")
+    monkeypatch.setenv("AIRLOCK_SLACK_SIGNING_SECRET", "shh")
+    monkeypatch.setenv("AIRLOCK_SLACK_CHANNEL", "#approvals")
+    monkeypatch.setenv("AIRLOCK_SLACK_API_BASE_URL", "http://127.0.0.1:9/api/")
+    settings = load_settings(write(tmp_path, "slack: {channel: '#from-file', app_token: xapp-file}\n"))
+    assert settings.slack.bot_token is not None and settings.slack.bot_token.get_secret_value() == "xoxb-flat"
+    assert settings.slack.channel == "#approvals"  # the environment wins over the file
+    assert settings.slack.app_token is not None and settings.slack.app_token.get_secret_value() == "xapp-file"
+    assert settings.slack.api_base_url == "http://127.0.0.1:9/api/"
+    assert settings.slack.enabled
+
+
+def test_the_nested_slack_variable_wins_over_the_flat_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRLOCK_SLACK_CHANNEL", "#flat")
+    monkeypatch.setenv("AIRLOCK_SLACK__CHANNEL", "#nested")
+    settings = load_settings(write(tmp_path, "upstreams: {}\n"))
+    assert settings.slack.channel == "#nested"
+    assert not settings.slack.enabled

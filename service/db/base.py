@@ -15,4 +15,5 @@ def all_models() -> None:
     import service.audit.models
     import service.grants.models
     import service.policy_versions.models
+    import service.slack.models
     import service.users.models  # noqa: F401

@@ -1,0 +1,161 @@
+"""Slack's interaction payloads (block_actions, view_submission) read into what Airlock needs, and the checks whose
+errors must go back in a modal's acknowledgement. Pure: no I/O."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from service.arguments import REDACTED, blob_summary, is_blob, looks_secret, redact
+from service.slack import cards
+
+DECISION_ACTIONS = {cards.APPROVE, cards.APPROVE_REMEMBER, cards.REJECT, cards.EDIT}
+
+
+class BadPayload(ValueError):
+    """Not an interaction Airlock understands; acknowledged and ignored."""
+
+
+@dataclass(frozen=True)
+class Click:
+    action: str
+    request_id: int
+    user_id: str
+    channel_id: str | None
+    trigger_id: str | None
+
+
+@dataclass(frozen=True)
+class Submission:
+    view: str
+    request_id: int
+    user_id: str
+    channel_id: str | None
+    values: Mapping[str, Any]
+
+    def value(self, block_id: str) -> str | None:
+        """The text typed, or the option chosen, in one input block."""
+        entry = (self.values.get(block_id) or {}).get(cards.VALUE) or {}
+        if not isinstance(entry, Mapping):
+            return None
+        if entry.get("type") == "static_select":
+            option = entry.get("selected_option") or {}
+            value = option.get("value") if isinstance(option, Mapping) else None
+        else:
+            value = entry.get("value")
+        return value if isinstance(value, str) and value.strip() else None
+
+
+def parse(payload: Mapping[str, Any]) -> Click | Submission | None:
+    """None for interactions that need nothing from us (such as the link button)."""
+    kind = payload.get("type")
+    user = payload.get("user")
+    user_id = user.get("id") if isinstance(user, Mapping) else None
+    if not isinstance(user_id, str) or not user_id:
+        raise BadPayload("no user")
+    if kind == "block_actions":
+        actions = payload.get("actions")
+        if not isinstance(actions, list) or not actions or not isinstance(actions[0], Mapping):
+            raise BadPayload("no action")
+        action = actions[0]
+        if action.get("action_id") not in DECISION_ACTIONS:
+            return None
+        channel = payload.get("channel")
+        container = payload.get("container")
+        channel_id = channel.get("id") if isinstance(channel, Mapping) else None
+        if channel_id is None and isinstance(container, Mapping):
+            channel_id = container.get("channel_id")
+        trigger = payload.get("trigger_id")
+        return Click(
+            str(action["action_id"]),
+            _request_id(action.get("value")),
+            user_id,
+            channel_id if isinstance(channel_id, str) else None,
+            trigger if isinstance(trigger, str) else None,
+        )
+    if kind == "view_submission":
+        view = payload.get("view")
+        if not isinstance(view, Mapping) or view.get("callback_id") not in (cards.REJECT_VIEW, cards.EDIT_VIEW):
+            return None
+        try:
+            meta = json.loads(view.get("private_metadata") or "{}")
+        except json.JSONDecodeError:
+            raise BadPayload("private_metadata is not ours") from None
+        if not isinstance(meta, dict):
+            raise BadPayload("private_metadata is not ours")
+        state = view.get("state")
+        values = state.get("values") if isinstance(state, Mapping) else None
+        channel_id = meta.get("channel")
+        return Submission(
+            str(view["callback_id"]),
+            _request_id(meta.get("request")),
+            user_id,
+            channel_id if isinstance(channel_id, str) else None,
+            values if isinstance(values, Mapping) else {},
+        )
+    return None
+
+
+def _request_id(raw: Any) -> int:
+    text = str(raw or "").removeprefix("R-")
+    if not text.isdigit():
+        raise BadPayload(f"not a request id: {raw!r}")
+    return int(text)
+
+
+def rejection_reason(submission: Submission) -> tuple[str | None, dict[str, str]]:
+    """The reason, or the modal's errors by block id. Typed words win over a preset."""
+    reason = submission.value(cards.REASON_BLOCK) or submission.value(cards.PRESET_BLOCK)
+    if reason is None:
+        return None, {cards.REASON_BLOCK: "Say why: the agent reads the reason."}
+    return reason.strip(), {}
+
+
+def arguments_for_editing(arguments: Mapping[str, Any]) -> str:
+    return json.dumps(redact(arguments), indent=2, ensure_ascii=False)
+
+
+def edited_arguments(
+    submission: Submission,
+    original: Mapping[str, Any],
+    validate: Callable[[Mapping[str, Any]], list[str]],
+) -> tuple[dict[str, Any] | None, dict[str, str]]:
+    """The arguments to run, or the modal's errors by block id."""
+    text = submission.value(cards.ARGUMENTS_BLOCK)
+    if text is None:
+        return None, {cards.ARGUMENTS_BLOCK: "Give the arguments as a JSON object."}
+    try:
+        edited = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return None, {cards.ARGUMENTS_BLOCK: f"Not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})."}
+    if not isinstance(edited, dict):
+        return None, {cards.ARGUMENTS_BLOCK: "The arguments must be a JSON object: {...}."}
+    restored = restore_hidden(edited, original)
+    problems = validate(restored)
+    if problems:
+        return None, {cards.ARGUMENTS_BLOCK: ("Does not fit the tool: " + "; ".join(problems))[:1900]}
+    return restored, {}
+
+
+def restore_hidden(edited: Any, original: Any) -> Any:
+    """Secrets and blobs never reach Slack, so the modal shows placeholders; a placeholder left as it was means the
+    original value."""
+    if isinstance(edited, dict) and isinstance(original, Mapping):
+        out: dict[str, Any] = {}
+        for key, value in edited.items():
+            if key in original:
+                before = original[key]
+                if value == REDACTED and looks_secret(key):
+                    out[key] = before
+                    continue
+                out[key] = restore_hidden(value, before)
+            else:
+                out[key] = value
+        return out
+    if isinstance(edited, list) and isinstance(original, list) and len(edited) == len(original):
+        return [restore_hidden(e, o) for e, o in zip(edited, original, strict=True)]
+    if isinstance(edited, str) and isinstance(original, str) and is_blob(original) and edited == blob_summary(original):
+        return original
+    return edited

@@ -1,0 +1,108 @@
+"""A send queue per Slack channel: about one message a second each, Retry-After honoured, retries with backoff.
+
+`put` never waits, so the gateway is never held up by Slack. Jobs of one channel run in order: an update of a
+card waits until its post went through. A job that fails for a reason that can pass (rate limit, Slack or the
+network down) stays at the head of its queue and is tried again, forever, with growing pauses: nothing is lost
+while Slack is away. A job that fails for good (a channel that does not exist, a bad token) is logged and dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import deque
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass, field
+
+import anyio
+from anyio.abc import TaskGroup
+
+from service.errors import Unavailable
+from service.slack.client import SlackError
+
+log = logging.getLogger(__name__)
+
+Job = Callable[[], Awaitable[None]]
+
+
+@dataclass
+class _Lane:
+    jobs: deque[tuple[Hashable | None, Job]] = field(default_factory=deque)
+    queued: set[Hashable] = field(default_factory=set)
+    wake: anyio.Event = field(default_factory=anyio.Event)
+
+
+class SendQueue:
+    def __init__(
+        self,
+        *,
+        interval_seconds: float = 1.0,
+        first_backoff_seconds: float = 1.0,
+        max_backoff_seconds: float = 60.0,
+        clock: Callable[[], float] = anyio.current_time,
+    ) -> None:
+        self._interval = interval_seconds
+        self._first_backoff = first_backoff_seconds
+        self._max_backoff = max_backoff_seconds
+        self._clock = clock
+        self._lanes: dict[str, _Lane] = {}
+        self._tasks: TaskGroup | None = None
+
+    def put(self, channel: str, job: Job, key: Hashable | None = None) -> None:
+        """Queue a job for `channel`. A job with the same key still waiting in that queue makes this one a no-op
+        (jobs with keys read the current state when they run, so one of them is enough)."""
+        lane = self._lanes.get(channel)
+        if lane is None:
+            lane = self._lanes[channel] = _Lane()
+            if self._tasks is not None:
+                self._tasks.start_soon(self._drain, channel, lane, name=f"slack-send-{channel}")
+        if key is not None:
+            if key in lane.queued:
+                return
+            lane.queued.add(key)
+        lane.jobs.append((key, job))
+        lane.wake.set()
+
+    def backlog(self) -> int:
+        return sum(len(lane.jobs) for lane in self._lanes.values())
+
+    async def run(self) -> None:
+        async with anyio.create_task_group() as tasks:
+            self._tasks = tasks
+            for channel, lane in self._lanes.items():
+                tasks.start_soon(self._drain, channel, lane, name=f"slack-send-{channel}")
+            await anyio.sleep_forever()
+
+    async def _drain(self, channel: str, lane: _Lane) -> None:
+        not_before = -math.inf
+        failures = 0
+        while True:
+            while not lane.jobs:
+                lane.wake = anyio.Event()
+                await lane.wake.wait()
+            pause = not_before - self._clock()
+            if pause > 0:
+                await anyio.sleep(pause)
+            key, job = lane.jobs[0]
+            if key is not None:
+                lane.queued.discard(key)  # from here on a new job with this key must run again
+            try:
+                await job()
+            except (SlackError, Unavailable) as exc:
+                # Unavailable: our own database is away for a moment; the job reads it, so it waits too.
+                if isinstance(exc, Unavailable) or exc.transient:
+                    failures += 1
+                    delay = exc.retry_after if isinstance(exc, SlackError) else None
+                    if delay is None:
+                        delay = min(self._max_backoff, self._first_backoff * 2 ** (failures - 1))
+                    log.warning("Slack send to %s failed (%s); retrying in %.1fs", channel, exc, delay)
+                    if key is not None:
+                        lane.queued.add(key)
+                    not_before = self._clock() + delay
+                    continue
+                log.error("Slack send to %s failed for good, dropped: %s", channel, exc)
+            except Exception:
+                log.exception("Slack send job for %s failed, dropped", channel)
+            lane.jobs.popleft()
+            failures = 0
+            not_before = self._clock() + self._interval

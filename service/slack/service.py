@@ -1,0 +1,261 @@
+"""The Slack approval channel: decisions taken from buttons and modals, and the cards (card_keeper.py).
+
+A click is acknowledged at once and decided in the background through `approvals.service.decide`, which alone
+knows who may decide. The two things Slack wants inside the acknowledgement itself, a modal's validation errors,
+are checked before answering; `views.open` is called right after the ack, while the click's trigger_id is valid.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Coroutine, Mapping
+from datetime import timedelta
+from functools import partial
+from typing import Any
+
+import anyio
+from anyio.abc import TaskGroup
+from sqlalchemy import Engine
+
+from service.approvals import service as approvals
+from service.approvals.events import EventBus
+from service.approvals.models import RequestStatus, ToolCallRequest
+from service.approvals.schemas import ApprovalEvent, Remember, Verdict
+from service.approvals.service import ArgumentValidator
+from service.config import SlackConfig
+from service.db.engine import unit_of_work
+from service.errors import AirlockError
+from service.policy import CounterStore
+from service.slack import cards, interactions
+from service.slack.card_keeper import CardKeeper
+from service.slack.client import SlackClient, SlackError
+from service.slack.identity import SlackDirectory
+from service.slack.interactions import Click, Submission
+from service.slack.outbox import SendQueue
+from service.slack.socket_mode import run_socket_mode
+from service.slack.verification import RequestVerifier
+
+log = logging.getLogger(__name__)
+
+NOT_LINKED = (
+    "Your Slack account is not linked to an Airlock user, so you are not an approver for this rule. "
+    "An admin can link it: airlock users create NAME --slack-user YOUR_SLACK_ID."
+)
+REMEMBER = Remember("arguments", timedelta(hours=1))
+
+
+class SlackChannel:
+    name = "slack"
+
+    def __init__(
+        self,
+        config: SlackConfig,
+        *,
+        db: Engine,
+        bus: EventBus,
+        public_url: str,
+        validate_arguments: ArgumentValidator,
+        counters: CounterStore | None,
+        on_remembered: Callable[[], None],
+        send_interval_seconds: float = 1.0,
+    ) -> None:
+        assert config.bot_token is not None
+        self.config = config
+        self.client = SlackClient(config.bot_token.get_secret_value(), config.api_base_url)
+        secret = config.signing_secret.get_secret_value() if config.signing_secret else ""
+        self.verifier = RequestVerifier(secret) if secret.strip() else None
+        self.directory = SlackDirectory(db, self.client, match_email=config.match_email)
+        self.outbox = SendQueue(interval_seconds=send_interval_seconds)
+        self._db = db
+        self._bus = bus
+        self._validate = validate_arguments
+        self._counters = counters
+        self._on_remembered = on_remembered
+        self.keeper = CardKeeper(
+            db=db,
+            client=self.client,
+            outbox=self.outbox,
+            directory=self.directory,
+            default_channel=config.channel,
+            public_url=public_url,
+        )
+        self._tasks: TaskGroup | None = None
+
+    # -- the ApprovalChannel interface ------------------------------------------------------------------------
+
+    def notify(self, event: ApprovalEvent) -> None:
+        self.keeper.notify(event)
+
+    async def run(self) -> None:
+        async with anyio.create_task_group() as tasks:
+            self._tasks = tasks
+            tasks.start_soon(self.outbox.run)
+            tasks.start_soon(self.keeper.run)
+            if self.config.app_token is not None and self.config.app_token.get_secret_value().strip():
+                tasks.start_soon(
+                    run_socket_mode, self.config.app_token.get_secret_value(), self.client.web, self.handle_interaction
+                )
+
+    # -- interactions (HTTP and Socket Mode share these) -----------------------------------------------------
+
+    async def handle_interaction(self, payload: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The acknowledgement's body (None: an empty 200). Anything slow is started in the background."""
+        try:
+            parsed = interactions.parse(payload)
+        except interactions.BadPayload as exc:
+            log.info("Slack interaction ignored: %s", exc)
+            return None
+        if parsed is None:
+            return None
+        if isinstance(parsed, Click):
+            self._background(self._on_click(parsed))
+            return None
+        return await self._on_submission(parsed)
+
+    async def _on_click(self, click: Click) -> None:
+        if click.action in (cards.APPROVE, cards.APPROVE_REMEMBER):
+            remember = REMEMBER if click.action == cards.APPROVE_REMEMBER else None
+            await self._decide(click.user_id, click.channel_id, click.request_id, Verdict.APPROVE, remember=remember)
+            return
+        request = await self.keeper.request(click.request_id)
+        if request is None:
+            await self._ephemeral(click.channel_id, click.user_id, f"There is no request R-{click.request_id}.")
+            return
+        approver = await self.directory.approver(click.user_id, _named_groups(request))
+        if approver is None:
+            await self._ephemeral(click.channel_id, click.user_id, NOT_LINKED)
+            return
+        refusal = _not_decidable(request) or approvals.may_decide(request, approver)
+        if refusal is not None:
+            await self._ephemeral(click.channel_id, click.user_id, _sentence(refusal))
+            return
+        assert request.id is not None
+        if click.action == cards.REJECT:
+            view = cards.reject_modal(request.id, click.channel_id, self.config.reject_presets)
+        else:
+            shown = interactions.arguments_for_editing(request.arguments)
+            if len(shown) > cards.EDIT_INPUT_CHARS:
+                link = self.keeper.link(request.id)
+                text = f"R-{request.id}'s arguments are too long to edit in Slack; edit them in the web UI: {link}"
+                await self._ephemeral(click.channel_id, click.user_id, text)
+                return
+            view = cards.edit_modal(request.id, click.channel_id, shown)
+        if click.trigger_id is None:
+            return
+        try:
+            await self.client.open_view(click.trigger_id, view)
+        except SlackError as exc:
+            log.warning("views.open for R-%s failed: %s", request.id, exc)
+
+    async def _on_submission(self, submission: Submission) -> dict[str, Any] | None:
+        if submission.view == cards.REJECT_VIEW:
+            reason, errors = interactions.rejection_reason(submission)
+            if errors:
+                return {"response_action": "errors", "errors": errors}
+            self._background(
+                self._decide(
+                    submission.user_id, submission.channel_id, submission.request_id, Verdict.REJECT, reason=reason
+                )
+            )
+            return None
+        request = await self.keeper.request(submission.request_id)
+        if request is None:
+            return {"response_action": "errors", "errors": {cards.ARGUMENTS_BLOCK: "This request no longer exists."}}
+        arguments, errors = interactions.edited_arguments(
+            submission, request.arguments, partial(self._validate, request.tool)
+        )
+        if errors:
+            return {"response_action": "errors", "errors": errors}
+        self._background(
+            self._decide(
+                submission.user_id,
+                submission.channel_id,
+                submission.request_id,
+                Verdict.APPROVE,
+                arguments=arguments,
+            )
+        )
+        return None
+
+    async def _decide(
+        self,
+        slack_user_id: str,
+        channel_id: str | None,
+        request_id: int,
+        verdict: Verdict,
+        *,
+        reason: str | None = None,
+        arguments: dict[str, Any] | None = None,
+        remember: Remember | None = None,
+    ) -> None:
+        request = await self.keeper.request(request_id)
+        if request is None:
+            await self._ephemeral(channel_id, slack_user_id, f"There is no request R-{request_id}.")
+            return
+        approver = await self.directory.approver(slack_user_id, _named_groups(request))
+        if approver is None:
+            await self._ephemeral(channel_id, slack_user_id, NOT_LINKED)
+            return
+
+        def run() -> list[ApprovalEvent]:
+            with unit_of_work(self._db) as session:
+                _, events = approvals.decide(
+                    session,
+                    request_id,
+                    approver,
+                    verdict,
+                    reason=reason,
+                    arguments=arguments,
+                    remember=remember,
+                    validate_arguments=self._validate,
+                    counters=self._counters,
+                )
+                return events
+
+        try:
+            events = await anyio.to_thread.run_sync(run)
+        except AirlockError as exc:
+            await self._ephemeral(channel_id, slack_user_id, _sentence(exc.message))
+            return
+        if remember is not None:
+            self._on_remembered()
+        self._bus.publish(events)  # after the commit: the waiting call wakes, and our cards follow
+
+    async def _ephemeral(self, channel_id: str | None, user_id: str, text: str) -> None:
+        if channel_id is None:
+            log.info("no channel to tell Slack user %s: %s", user_id, text)
+            return
+        try:
+            await self.client.post_ephemeral(channel_id, user_id, text)
+        except SlackError as exc:
+            log.warning("chat.postEphemeral failed: %s", exc)
+
+    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+        if self._tasks is None:
+            work.close()
+            log.warning("Slack interaction dropped: the Slack channel is not running")
+            return
+        self._tasks.start_soon(_logged, work)
+
+
+def _named_groups(request: ToolCallRequest) -> list[str]:
+    return [str(g) for g in request.approval.get("approvers", {}).get("slack_groups", [])]
+
+
+def _not_decidable(request: ToolCallRequest) -> str | None:
+    if request.status is RequestStatus.PENDING:
+        return None
+    by = f" by {request.decided_by}" if request.decided_by else ""
+    return f"R-{request.id} is already {request.status.value}{by}"
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
+
+
+async def _logged(work: Coroutine[Any, Any, None]) -> None:
+    """Background work from a click: a failure is one log line, never the end of the Slack channel."""
+    try:
+        await work
+    except Exception:
+        log.exception("Slack interaction failed")

@@ -1,0 +1,158 @@
+"""What the card, its modals and the modal checks show and accept. Pure functions: no Slack needed."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from service.slack import cards, interactions
+from service.slack.cards import CardFacts
+from service.slack.interactions import BadPayload, Submission
+
+BLOB = base64.b64encode(b"\x89PNG" + bytes(3000)).decode()
+ARGUMENTS: dict[str, Any] = {
+    "prompt": "a lighthouse " * 40,
+    "api_key": "sk-live-123456",
+    "image": BLOB,
+    "n": 2,
+}
+AT = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+
+
+def facts(**changes: Any) -> CardFacts:
+    base: dict[str, Any] = {
+        "request_id": 12,
+        "status": "pending",
+        "tool": "generate_image",
+        "upstream": "imagegen",
+        "grant": "design-bot",
+        "owner": "dana",
+        "rule": "/tools/generate_image/require_approval",
+        "reason": "cost.usd > 0.10",
+        "cost_usd": 0.16,
+        "arguments": ARGUMENTS,
+        "deadline": AT,
+        "link": "https://airlock.example/requests/12",
+    }
+    return CardFacts(**{**base, **changes})
+
+
+def text_of(blocks: list[dict[str, Any]]) -> str:
+    return json.dumps(blocks, ensure_ascii=False)
+
+
+def test_a_pending_card_shows_the_facts_and_offers_every_button() -> None:
+    shown = text_of(cards.card(facts()))
+    for expected in ("R-12: generate_image", "`imagegen`", "design-bot (owner dana)", "cost.usd &gt; 0.10", "$0.16"):
+        assert expected in shown
+    assert "<!date^1795514400^" in shown
+    actions = next(b for b in cards.card(facts()) if b["type"] == "actions")["elements"]
+    assert [e["action_id"] for e in actions] == ["approve", "approve_remember", "reject", "edit", "open"]
+    assert actions[-1]["url"] == "https://airlock.example/requests/12"
+
+
+def test_no_secret_or_blob_reaches_slack_and_long_values_are_cut() -> None:
+    shown = text_of(cards.card(facts()))
+    assert "sk-live-123456" not in shown and "[REDACTED]" in shown
+    assert BLOB[:100] not in shown and "[blob " in shown
+    assert "chars]" in shown  # the long prompt is cut; the full request is one click away
+    assert cards.cost_text(None) == "unknown" and cards.cost_text(0.1) == "$0.10"
+
+
+def test_a_value_cannot_ping_the_channel_or_fake_a_link() -> None:
+    shown = text_of(cards.card(facts(arguments={"prompt": "<!channel> <https://evil|click>"})))
+    assert "<!channel>" not in shown and "&lt;!channel&gt;" in shown
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"status": "approved", "decided_by": "ana", "decided_at": AT}, "*Approved* by ana"),
+        ({"status": "succeeded", "decided_by": "ana", "decided_at": AT, "edited": True}, "with edited arguments"),
+        ({"status": "rejected", "decided_by": "ana", "decided_at": AT, "decision_reason": "no"}, "*Rejected* by ana"),
+        ({"status": "expired", "decided_at": AT}, "not executed"),
+        ({"status": "cancelled", "decided_at": AT, "decision_reason": "gone"}, "*Withdrawn* by the agent"),
+    ],
+)
+def test_a_decided_card_says_who_when_and_why_and_has_no_buttons(changes: dict[str, Any], expected: str) -> None:
+    blocks = cards.card(facts(**changes))
+    assert expected in text_of(blocks)
+    assert not any(b["type"] == "actions" for b in blocks)
+
+
+def test_votes_and_an_agent_that_stopped_waiting_show_on_a_pending_card() -> None:
+    shown = text_of(cards.card(facts(votes=["ana"], quorum=2, requester_gone=True)))
+    assert "1 of 2 approvals (ana)" in shown and "stopped waiting" in shown
+    assert facts(votes=["ana"]).shown != facts().shown  # a vote changes the card
+
+
+def submission(view: str, values: dict[str, Any]) -> Submission:
+    return Submission(view, 12, "U0ANA", "C1", values)
+
+
+def test_the_edit_modal_keeps_hidden_values_and_checks_the_schema() -> None:
+    shown = json.loads(interactions.arguments_for_editing(ARGUMENTS))
+    assert shown["api_key"] == "[REDACTED]" and shown["image"].startswith("[blob ")
+    edited_text = json.dumps({**shown, "n": 1})
+    value = {"arguments": {"value": {"type": "plain_text_input", "value": edited_text}}}
+    arguments, errors = interactions.edited_arguments(submission(cards.EDIT_VIEW, value), ARGUMENTS, lambda a: [])
+    assert errors == {}
+    assert arguments == {**ARGUMENTS, "n": 1}  # the secret and the blob are the originals again
+    _, errors = interactions.edited_arguments(
+        submission(cards.EDIT_VIEW, value), ARGUMENTS, lambda a: ["n: 1 is less than the minimum of 2"]
+    )
+    assert errors == {"arguments": "Does not fit the tool: n: 1 is less than the minimum of 2"}
+    value["arguments"]["value"]["value"] = "[1, 2]"
+    _, errors = interactions.edited_arguments(submission(cards.EDIT_VIEW, value), ARGUMENTS, lambda a: [])
+    assert "JSON object" in errors["arguments"]
+
+
+def test_a_rejection_needs_words_and_typed_words_win_over_a_preset() -> None:
+    preset = {"value": {"type": "static_select", "selected_option": {"value": "Too expensive"}}}
+    typed = {"value": {"type": "plain_text_input", "value": "  spent  "}}
+    assert interactions.rejection_reason(submission(cards.REJECT_VIEW, {"preset": preset})) == ("Too expensive", {})
+    both = {"preset": preset, "reason": typed}
+    assert interactions.rejection_reason(submission(cards.REJECT_VIEW, both)) == ("spent", {})
+    reason, errors = interactions.rejection_reason(submission(cards.REJECT_VIEW, {}))
+    assert reason is None and "reason" in errors
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"type": "block_actions", "actions": [{"action_id": "approve", "value": "12"}]},
+        {"type": "block_actions", "user": {"id": "U1"}, "actions": []},
+        {"type": "block_actions", "user": {"id": "U1"}, "actions": [{"action_id": "approve", "value": "x"}]},
+        {
+            "type": "view_submission",
+            "user": {"id": "U1"},
+            "view": {"callback_id": "airlock_edit", "private_metadata": "{not json"},
+        },
+    ],
+    ids=["no user", "no action", "not a request id", "foreign metadata"],
+)
+def test_payloads_airlock_cannot_read_are_refused_cleanly(payload: dict[str, Any]) -> None:
+    with pytest.raises(BadPayload):
+        interactions.parse(payload)
+
+
+def test_interactions_that_need_nothing_are_ignored() -> None:
+    assert (
+        interactions.parse({"type": "block_actions", "user": {"id": "U1"}, "actions": [{"action_id": "open"}]}) is None
+    )
+    assert interactions.parse({"type": "shortcut", "user": {"id": "U1"}}) is None
+
+
+def test_many_arguments_stay_within_slacks_3000_characters_per_section() -> None:
+    crowded = {f"key{i}": "<&>" * 60 for i in range(60)}
+    section = next(
+        b for b in cards.card(facts(arguments=crowded)) if "*Arguments*" in b.get("text", {}).get("text", "")
+    )
+    text = section["text"]["text"]
+    assert len(text) <= 3000
+    assert "cut: the full request is in the web UI" in text
+    assert "&amp;" in text and "&am…" not in text  # cut between lines, never inside an escape
