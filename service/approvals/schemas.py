@@ -18,10 +18,12 @@ class Verdict(StrEnum):
 
 @dataclass(frozen=True)
 class Approver:
-    """Who is deciding, and from where (web, slack, api, cli)."""
+    """Who is deciding, and from where (web, slack, api, cli). `role` is None for someone known only by their Slack
+    identity (a Slack user or user-group member the rule names, linked to no Airlock user): such a person may
+    decide only where the rule names them."""
 
     username: str
-    role: Role
+    role: Role | None
     channel: str
     slack_user_id: str | None = None
     slack_groups: frozenset[str] = frozenset()
