@@ -29,6 +29,7 @@ from service.approvals.standing_cache import StandingCache
 from service.approvals.sweeper import sweep_forever
 from service.audit.writer import AuditWriter
 from service.config import Settings
+from service.db.notify import listen_url
 from service.errors import AirlockError
 from service.gateway.direct import DirectCalls
 from service.gateway.endpoints import MCP_PATH, McpEntry, build_mcp_server
@@ -41,6 +42,7 @@ from service.gateway.transport import PerRequestSessionManager
 from service.grants.cache import GrantCache
 from service.metrics import Metrics
 from service.policy_versions.holder import PolicyHolder
+from service.replicas import ReplicaLink
 from service.runtime import Runtime
 from service.slack import endpoints as slack_api
 
@@ -123,7 +125,11 @@ async def running(settings: Settings) -> AsyncIterator[AppState]:
             tasks.start_soon(policy.watch)
             tasks.start_soon(sweep_forever, runtime.engine, bus, runtime.counters)
             tasks.start_soon(task_runner.run_forever)
-            tasks.start_soon(holds.watch_other_processes)
+            replicas_url = listen_url(settings.effective_database_url)
+            if replicas_url is not None:  # PostgreSQL tells us what other processes change
+                tasks.start_soon(ReplicaLink(replicas_url, bus, grants, standing, policy).run)
+            else:  # SQLite: decisions from another process (the CLI) are found by polling
+                tasks.start_soon(holds.watch_other_processes)
             async with manager.run():
                 direct = DirectCalls(gateway, manager, transport_security(settings))
                 entry = McpEntry(manager, grants, gateway, direct, max_body_bytes=settings.max_request_bytes)

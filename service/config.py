@@ -121,6 +121,8 @@ class _FlatSlackEnvironment(PydanticBaseSettingsSource):
 
 class CountersConfig(_Section):
     fail_open: bool = False
+    redis_prefix: str = "airlock:ctr:"
+    """Key prefix in Redis: replicas of one deployment share it; deployments sharing a Redis must not."""
 
 
 class Settings(BaseSettings):

@@ -47,7 +47,9 @@ class Runtime:
         """Redis when configured (shared by replicas), else this process's memory."""
         if self._counters is None:
             if self.settings.redis_url:
-                self._counters = RedisCounters.from_url(self.settings.redis_url)
+                self._counters = RedisCounters.from_url(
+                    self.settings.redis_url, prefix=self.settings.counters.redis_prefix
+                )
             else:
                 self._counters = MemoryCounters()
         return self._counters

@@ -47,6 +47,9 @@ class ApprovalEvent:
     detail: dict[str, Any] = field(default_factory=dict)
     snapshot: ToolCallRequest | None = None
     """The request as committed by the change, when the publisher has it (read-only for subscribers)."""
+    origin: str | None = None
+    """None for a change made in this process; else the replica that made it (heard through the database). A
+    channel that acts once per event (Slack) leaves those to the replica where they happened."""
 
 
 class RequestPublic(BaseModel):

@@ -22,6 +22,7 @@ from service.approvals.standing import remember_for
 from service.arguments import arguments_digest, redact
 from service.audit.schemas import AuditRecord
 from service.audit.service import record
+from service.db.notify import EVENTS, announce
 from service.db.types import utcnow
 from service.errors import Conflict, Forbidden, InvalidInput, NotFound
 from service.policy import ApprovalSpec, Approvers, CounterStore, Decision, Reservation
@@ -125,7 +126,7 @@ def open_request(
             details={"hold_mode": hold_mode, "deadline": request.deadline.isoformat()},
         ),
     )
-    return request, [ApprovalEvent("created", request.id, RequestStatus.PENDING.value)]
+    return request, _emit(session, [ApprovalEvent("created", request.id, RequestStatus.PENDING.value)])
 
 
 def may_decide(request: ToolCallRequest, approver: Approver) -> str | None:
@@ -195,7 +196,8 @@ def decide(
         _audit(
             session, request, approver, "request.vote", "pending", reason, {"votes": len(votes) + 1, "quorum": quorum}
         )
-        return request, [ApprovalEvent("vote", request.id, RequestStatus.PENDING.value, {"by": approver.username})]
+        vote = ApprovalEvent("vote", request.id, RequestStatus.PENDING.value, {"by": approver.username})
+        return request, _emit(session, [vote])
     values: dict[str, Any] = {"decided_at": now, "decided_by": approver.username, "decision_reason": reason}
     if arguments is not None:
         values["edited_arguments"] = arguments
@@ -211,15 +213,26 @@ def decide(
         details["standing_approval"] = standing.id
     _audit(session, request, approver, "request.approved", "approved", reason, details)
     _moved(request, RequestStatus.APPROVED, values)
-    return request, [
-        ApprovalEvent(
-            "decided",
-            request.id,
-            RequestStatus.APPROVED.value,
-            {"by": approver.username, "channel": approver.channel},
-            snapshot=request,
-        )
-    ]
+    return request, _emit(
+        session,
+        [
+            ApprovalEvent(
+                "decided",
+                request.id,
+                RequestStatus.APPROVED.value,
+                {"by": approver.username, "channel": approver.channel},
+                snapshot=request,
+            )
+        ],
+    )
+
+
+def _emit(session: Session, events: list[ApprovalEvent]) -> list[ApprovalEvent]:
+    """The events, also announced to the other replicas (sent with this transaction's commit, PostgreSQL only):
+    their held calls wake at once, and their channels know the request changed."""
+    for event in events:
+        announce(session, EVENTS, {"k": event.kind, "r": event.request_id, "s": event.status})
+    return events
 
 
 def _moved(request: ToolCallRequest, status: RequestStatus, values: dict[str, Any]) -> None:
@@ -259,15 +272,18 @@ def _reject(
     _give_back_budget(request, counters)
     _audit(session, request, approver, "request.rejected", "rejected", reason, {"channel": approver.channel})
     _moved(request, RequestStatus.REJECTED, values)
-    return [
-        ApprovalEvent(
-            "decided",
-            request.id,
-            RequestStatus.REJECTED.value,
-            {"by": approver.username, "reason": reason},
-            snapshot=request,
-        )
-    ]
+    return _emit(
+        session,
+        [
+            ApprovalEvent(
+                "decided",
+                request.id,
+                RequestStatus.REJECTED.value,
+                {"by": approver.username, "reason": reason},
+                snapshot=request,
+            )
+        ],
+    )
 
 
 def _expire(
@@ -278,7 +294,7 @@ def _expire(
         return []
     _give_back_budget(request, counters)
     _request_event(session, request, "system", "request.expired", "expired", None, {})
-    return [ApprovalEvent("expired", request.id, RequestStatus.EXPIRED.value)]
+    return _emit(session, [ApprovalEvent("expired", request.id, RequestStatus.EXPIRED.value)])
 
 
 def expire_due(session: Session, counters: CounterStore | None, now: datetime | None = None) -> list[ApprovalEvent]:
@@ -420,7 +436,7 @@ def finish(
     request = repo.get(request_id)
     assert request is not None
     _request_event(session, request, "system", "request.executed", status.value, None, {"result": summary})
-    return [ApprovalEvent("executed", request_id, status.value, {"succeeded": succeeded})]
+    return _emit(session, [ApprovalEvent("executed", request_id, status.value, {"succeeded": succeeded})])
 
 
 def mark_delivered(session: Session, request_id: int, now: datetime | None = None) -> None:
@@ -443,7 +459,7 @@ def requester_gone(session: Session, request_id: int, *, cancel: bool) -> list[A
         return []
     request.requester_gone = True
     session.add(request)
-    return [ApprovalEvent("requester_gone", request_id, request.status.value)]
+    return _emit(session, [ApprovalEvent("requester_gone", request_id, request.status.value)])
 
 
 def withdraw(
@@ -459,7 +475,7 @@ def withdraw(
         return []
     _give_back_budget(request, counters)
     _request_event(session, request, "system", "request.cancelled", "cancelled", reason, {})
-    return [ApprovalEvent("cancelled", request_id, RequestStatus.CANCELLED.value, {"reason": reason})]
+    return _emit(session, [ApprovalEvent("cancelled", request_id, RequestStatus.CANCELLED.value, {"reason": reason})])
 
 
 REMINDER_POINTS = (0.5, 0.9)
@@ -490,7 +506,7 @@ def due_reminders(session: Session, now: datetime | None = None) -> list[Approva
             )
         request.next_reminder_at = next_reminder(request.created_at, request.deadline, request.reminders_sent)
         session.add(request)
-    return events
+    return _emit(session, events)
 
 
 def sweep_due(session: Session) -> bool:

@@ -12,6 +12,7 @@ from service.approvals.repository import ApprovalRepository
 from service.approvals.schemas import Remember
 from service.audit.schemas import AuditRecord
 from service.audit.service import record
+from service.db.notify import CHANGES, announce
 from service.db.types import utcnow
 from service.errors import InvalidInput, NotFound
 
@@ -21,6 +22,7 @@ def remember_for(
 ) -> StandingApproval:
     if remember.duration <= timedelta(0) or remember.duration > timedelta(days=30):
         raise InvalidInput("remember for more than nothing and at most 30 days")
+    announce(session, CHANGES, {"what": "standing", "grant": request.grant_id})
     return ApprovalRepository(session).add_standing(
         StandingApproval(
             grant_id=request.grant_id,
@@ -47,6 +49,7 @@ def revoke_standing(session: Session, standing_id: int, *, actor: str, now: date
     standing.revoked_at = now or utcnow()
     standing.revoked_by = actor
     session.add(standing)
+    announce(session, CHANGES, {"what": "standing", "grant": standing.grant_id})
     record(
         session,
         AuditRecord(

@@ -1,7 +1,7 @@
 """Grant lookups for every MCP request, cached for a moment so the hot path does not hit the database.
 
-A revoked grant stops working within `ttl_seconds` on this replica (the scale-out issue adds invalidation
-through PostgreSQL NOTIFY).
+A revoked grant stops working within `ttl_seconds` on another process; replicas on PostgreSQL are told at once
+(service/replicas.py) and clear the cache.
 """
 
 from __future__ import annotations
@@ -42,6 +42,9 @@ class GrantCache:
         if found is None:
             raise NotAuthenticated("unknown or revoked grant token")
         return found
+
+    def clear(self) -> None:
+        self._entries.clear()
 
     def _load(self, token: str) -> AuthenticatedGrant | None:
         try:

@@ -10,6 +10,7 @@ from sqlmodel import Session
 
 from service.audit.schemas import AuditRecord
 from service.audit.service import record
+from service.db.notify import CHANGES, announce
 from service.db.types import utcnow
 from service.errors import AlreadyExists, InvalidInput, NotAuthenticated, NotFound
 from service.grants.models import Grant
@@ -114,6 +115,7 @@ def revoke_grant(session: Session, name: str, *, actor: str) -> None:
         return
     grant.revoked_at = utcnow()
     session.add(grant)
+    announce(session, CHANGES, {"what": "grants"})  # other replicas drop their cached grant lookups
     record(
         session,
         AuditRecord(kind="admin", action="grant.revoked", actor=actor, grant_id=grant.id, grant_name=name),

@@ -195,9 +195,9 @@ class RedisCounters:
         }
 
     @classmethod
-    def from_url(cls, url: str, timeout_seconds: float = 0.5) -> RedisCounters:
+    def from_url(cls, url: str, timeout_seconds: float = 0.5, prefix: str = "airlock:ctr:") -> RedisCounters:
         client = redis.Redis.from_url(url, socket_timeout=timeout_seconds, socket_connect_timeout=timeout_seconds)
-        return cls(client)
+        return cls(client, prefix)
 
     def _run(self, script: str, keys: Sequence[str], args: Sequence[int]) -> Any:
         connection = self._connection

@@ -15,6 +15,7 @@ from sqlmodel import Session
 
 from service.audit.schemas import AuditRecord
 from service.audit.service import record
+from service.db.notify import CHANGES, announce
 from service.errors import InvalidInput, NotFound
 from service.policy import CompiledPolicy, EstimatorRegistry, load_policy
 from service.policy_versions.models import PolicyVersion
@@ -83,6 +84,7 @@ def apply(
             },
         ),
     )
+    announce(session, CHANGES, {"what": "policy", "version": version.id})  # other replicas load it at once
     return version
 
 

@@ -86,6 +86,8 @@ class SlackChannel:
     # -- the ApprovalChannel interface ------------------------------------------------------------------------
 
     def notify(self, event: ApprovalEvent) -> None:
+        if event.origin is not None:
+            return  # a change made on another replica: that replica's Slack channel keeps the card
         self.keeper.notify(event)
 
     async def run(self) -> None:
