@@ -8,10 +8,11 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, delete, func, insert, update
+from sqlalchemy import Connection, Engine, Table, delete, func, insert, or_, update
 from sqlmodel import Session, col, select
 
 from service.audit.models import AuditChainHead, AuditEvent
+from service.audit.schemas import HistoryWhere
 
 HEAD_TABLE: Table = AuditChainHead.__table__  # type: ignore[attr-defined]
 EVENTS_TABLE: Table = AuditEvent.__table__  # type: ignore[attr-defined]
@@ -172,3 +173,45 @@ class DriverAppender:
             with contextlib.suppress(Exception):
                 self._connection.invalidate()
             self._connection = None
+
+
+class HistoryRepository:
+    """The audit history as the web UI pages through it: filtered, by keyset on seq (never OFFSET)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def _filtered(self, query: Any, where: HistoryWhere) -> Any:
+        if where.since is not None:
+            query = query.where(col(AuditEvent.occurred_at) >= where.since)
+        if where.until is not None:
+            query = query.where(col(AuditEvent.occurred_at) < where.until)
+        if where.tool:
+            query = query.where(AuditEvent.tool == where.tool)
+        if where.grant_id is not None:
+            query = query.where(AuditEvent.grant_id == where.grant_id)
+        if where.outcome:
+            query = query.where(AuditEvent.outcome == where.outcome)
+        if where.actor:
+            query = query.where(AuditEvent.actor == where.actor)
+        if where.channel:
+            query = query.where(col(AuditEvent.details)["channel"].as_string() == where.channel)
+        if where.text:
+            pattern = "%" + where.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            query = query.where(
+                or_(
+                    col(AuditEvent.tool).ilike(pattern, escape="\\"),
+                    col(AuditEvent.reason).ilike(pattern, escape="\\"),
+                )
+            )
+        return query
+
+    def newest_first(self, where: HistoryWhere, *, before_seq: int | None, limit: int) -> list[AuditEvent]:
+        query = self._filtered(select(AuditEvent), where)
+        if before_seq is not None:
+            query = query.where(col(AuditEvent.seq) < before_seq)
+        return list(self.session.exec(query.order_by(col(AuditEvent.seq).desc()).limit(limit)).all())
+
+    def oldest_first(self, where: HistoryWhere, *, after_seq: int, limit: int) -> list[AuditEvent]:
+        query = self._filtered(select(AuditEvent).where(col(AuditEvent.seq) > after_seq), where)
+        return list(self.session.exec(query.order_by(col(AuditEvent.seq)).limit(limit)).all())
