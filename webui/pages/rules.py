@@ -26,6 +26,11 @@ router = APIRouter()
 WEB_ORIGIN = "web"
 
 
+def _text(value: object) -> str:
+    """A textarea's text: browsers send its line ends as CRLF, and the stored versions (and their diffs) use LF."""
+    return str(value or "").replace("\r\n", "\n") if isinstance(value, str) else ""
+
+
 def _problems(source: str, registry: Any) -> list[Problem]:
     try:
         load_policy(source, registry)
@@ -84,14 +89,14 @@ async def rules_page(request: Request, state: StateDep, user: Viewer) -> Respons
 @router.post("/rules/check")
 async def check(form: CheckedForm, state: StateDep, user: Viewer) -> Response:
     """The editor's validation as you type: every problem with its pointer and line (the server's `policy check`)."""
-    problems = _problems(field(form, "source"), state.runtime.registry)
+    problems = _problems(_text(form.get("source")), state.runtime.registry)
     body = [{"path": p.path or "/", "line": p.line, "message": p.message} for p in problems]
     return JSONResponse({"ok": not problems, "problems": body})
 
 
 @router.post("/rules")
 async def apply(request: Request, form: CheckedForm, state: StateDep, user: Admin) -> Response:
-    source = str(form.get("source") or "")
+    source = _text(form.get("source"))
     comment = field(form, "comment")
     registry = state.runtime.registry
     try:

@@ -1,0 +1,243 @@
+"""The web UI in real headless Chromium, with held calls made by a real MCP client through a real Airlock."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import time
+
+from mcp.types import TextContent
+from playwright.sync_api import Page, expect
+
+from tests.gateway.harness import RunningGateway
+from tests.webui.conftest import DEAR, AgentCall, call_now, sign_in
+
+
+def held(gw: RunningGateway, page: Page, arguments: dict[str, object] | None = None) -> tuple[AgentCall, str]:
+    """An agent's call that the policy holds, and its row once it appeared in the open queue page."""
+    agent = AgentCall(gw, "generate_image", arguments or DEAR).start()
+    row = page.locator("tr[data-request-id]").first
+    expect(row).to_be_visible(timeout=15_000)
+    request_id = row.get_attribute("data-request-id")
+    assert request_id is not None
+    return agent, request_id
+
+
+def test_sign_in_with_a_wrong_password_then_the_right_one(page: Page, gw: RunningGateway) -> None:
+    page.goto(gw.base_url + "/")
+    assert "/login" in page.url  # the queue needs a session
+    page.fill("input[name=username]", "ana")
+    page.fill("input[name=password]", "wrong")
+    page.click("button[type=submit]")
+    expect(page.locator(".error")).to_have_text("wrong username or password")
+    sign_in(page, gw, "ana")
+    expect(page.locator(".user-name")).to_have_text("ana")
+    cookie = next(c for c in page.context.cookies() if c["name"] == "airlock_session")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Lax" and not cookie["secure"]  # the demo is plain http
+    page.click("text=Sign out")
+    page.wait_for_url(re.compile(r".*/login$"))
+    page.goto(gw.base_url + "/history")
+    assert "/login" in page.url
+
+
+def test_a_held_call_appears_live_and_an_approval_gives_the_agent_its_images(page: Page, gw: RunningGateway) -> None:
+    sign_in(page, gw, "ana")
+    expect(page.locator("#live-status")).to_have_attribute("data-state", "live")
+    page.evaluate("window.__same_page = true")
+    started = time.monotonic()
+    agent, request_id = held(gw, page)
+    arrived = time.monotonic() - started
+    assert page.evaluate("window.__same_page") is True  # no reload: the row came over the WebSocket
+    row = page.locator(f'tr[data-request-id="{request_id}"]')
+    expect(row.locator(".tool")).to_have_text("generate_image")
+    expect(row).to_contain_text("agent")
+    expect(page).to_have_title(re.compile(r"^\(1\) Queue"))
+    assert gw.upstream_calls("generate_image") == []
+    row.locator("button.approve").click()
+    expect(row).to_have_count(0)
+    result = agent.wait()
+    assert not result.is_error
+    assert [block.type for block in result.content] == ["image", "image"]
+    assert len(gw.upstream_calls("generate_image")) == 1
+    page.goto(f"{gw.base_url}/requests/{request_id}")
+    expect(page.locator("[data-status]")).to_have_text("succeeded")
+    expect(page.locator(".timeline")).to_contain_text("Approved by ana")
+    expect(page.locator(".timeline .channel").first).to_have_text("via web")
+    expect(page.locator("img.thumb")).to_have_count(2)
+    assert page.locator("img.thumb").first.evaluate("img => img.naturalWidth") > 0
+    assert arrived < 15
+
+
+def test_a_rejection_with_a_reason_reaches_the_agent(page: Page, gw: RunningGateway) -> None:
+    sign_in(page, gw, "ana")
+    agent, request_id = held(gw, page)
+    row = page.locator(f'tr[data-request-id="{request_id}"]')
+    row.locator("summary").click()
+    row.locator("input[name=reason]").fill("too dear for a test")
+    row.locator("form.reject-form button").click()
+    expect(row).to_have_count(0)
+    result = agent.wait()
+    assert result.is_error
+    text = result.content[0]
+    assert isinstance(text, TextContent)
+    assert text.text.startswith("[REJECTED] by ana: too dear for a test")
+    assert gw.upstream_calls() == []
+
+
+def test_edit_and_approve_checks_the_schema_then_runs_the_edited_call(page: Page, gw: RunningGateway) -> None:
+    sign_in(page, gw, "ana")
+    agent, request_id = held(gw, page)
+    page.goto(f"{gw.base_url}/requests/{request_id}#edit")
+    editor = page.locator("#edit-arguments")
+    editor.fill('{"prompt": "one lighthouse", "provider": "openai", "model": "gpt-image-1", "n": "many"}')
+    page.click("#edit-approve")
+    expect(page.locator("#edit-error")).to_contain_text("do not fit the tool")
+    expect(page.locator("[data-status]")).to_have_text("pending")
+    editor.fill('{"prompt": "one lighthouse", "provider": "openai", "model": "gpt-image-1", "n": 1}')
+    page.click("#edit-approve")
+    result = agent.wait()
+    assert [block.type for block in result.content] == ["image"]
+    assert gw.upstream_calls("generate_image")[0]["arguments"]["n"] == 1
+    page.goto(f"{gw.base_url}/requests/{request_id}")
+    expect(page.locator("#edited-arguments")).to_contain_text('"n": 1')
+    expect(page.locator(".timeline")).to_contain_text("with edited arguments")
+
+
+def test_filter_the_history_and_export_csv(page: Page, gw: RunningGateway) -> None:
+    assert not call_now(gw, "get_model_capabilities", {}).is_error
+    denied = call_now(gw, "generate_image", {**DEAR, "directory": "/etc"})
+    assert denied.is_error
+    sign_in(page, gw, "vic", "/history")
+    outcomes = set(page.locator("tbody tr").evaluate_all("rows => rows.map(r => r.dataset.outcome)"))
+    assert {"allow", "deny"} <= outcomes
+    page.select_option("select[name=outcome]", "deny")
+    page.click("#history-filters button[type=submit]")
+    page.wait_for_url(re.compile(r".*outcome=deny.*"))
+    shown = page.locator("tbody tr").evaluate_all("rows => rows.map(r => r.dataset.outcome)")
+    assert shown == ["deny"]
+    expect(page.locator("tbody")).to_contain_text("Saving images to server folders is not allowed.")
+    with page.expect_download() as download:
+        page.click("#export-csv")
+    rows = list(csv.DictReader(io.StringIO(download.value.path().read_text())))
+    assert [r["outcome"] for r in rows] == ["deny"]
+    assert rows[0]["tool"] == "generate_image"
+
+
+def test_a_policy_edit_with_an_error_is_refused_at_its_line_then_the_fix_is_saved(
+    page: Page, gw: RunningGateway
+) -> None:
+    sign_in(page, gw, "root", "/rules")
+    source = page.locator("#policy-source")
+    original = source.input_value()
+    broken = original.replace("max: 30,", "max: lots,")
+    assert broken != original
+    source.fill(broken)
+    problem = page.locator("#policy-problems .problem").first
+    expect(problem).to_contain_text("/tools/generate_image/limits/0/max")  # checked as you type
+    line = int(problem.get_attribute("data-line") or 0)
+    assert "max: lots" in broken.splitlines()[line - 1]
+    page.fill("input[name=comment]", "try a limit")
+    page.click("#policy-save")
+    expect(page.locator("#policy-status")).to_contain_text("nothing was changed")
+    assert page.locator("tr[data-version]").count() == 1
+    page.locator("#policy-source").fill(original.replace("max: 30,", "max: 12,"))
+    expect(page.locator("#policy-status")).to_contain_text("No problems")
+    page.fill("input[name=comment]", "a tighter rate")
+    page.click("#policy-save")
+    expect(page.locator(".flash")).to_contain_text("Policy version 2 is now in force")
+    expect(page.locator(".tool-rule", has_text="generate_image")).to_contain_text("at most 12 calls per minute")
+    rule = gw.state.gateway.policy.current().policy.rule_for("generate_image")
+    assert rule is not None and rule.limits[0].max_display == 12  # in force at once in this process
+    assert page.locator("tr[data-version]").count() == 2
+
+
+def test_simulate_a_call(page: Page, gw: RunningGateway) -> None:
+    sign_in(page, gw, "vic", "/rules")
+    page.select_option("select[name=grant]", "agent")
+    page.fill("input[name=tool]", "generate_image")
+    page.fill(
+        "#simulate textarea[name=arguments]", '{"prompt": "x", "provider": "openai", "model": "gpt-image-1", "n": 4}'
+    )
+    page.click("#simulate button[type=submit]")
+    expect(page.locator("#simulation-outcome")).to_have_text("hold")
+    expect(page.locator("#simulation")).to_contain_text("/tools/generate_image/require_approval")
+    expect(page.locator("#simulation-cost")).to_have_text(re.compile(r"^\$\d"))
+    page.fill(
+        "#simulate textarea[name=arguments]",
+        '{"prompt": "x", "provider": "openai", "model": "gpt-image-1", "directory": "/tmp"}',
+    )
+    page.click("#simulate button[type=submit]")
+    expect(page.locator("#simulation-outcome")).to_have_text("deny")
+    assert gw.upstream_calls() == []
+
+
+def test_rollback_to_an_earlier_version(page: Page, gw: RunningGateway) -> None:
+    sign_in(page, gw, "root", "/rules")
+    original = page.locator("#policy-source").input_value()
+    page.locator("#policy-source").fill(original.replace("cost.usd > 0.10", "cost.usd > 0.50"))
+    page.fill("input[name=comment]", "hold less")
+    page.click("#policy-save")
+    expect(page.locator(".flash")).to_contain_text("version 2")
+    first = page.locator('tr[data-version="1"]')
+    first.locator("summary").click()
+    first.locator("input[name=comment]").fill("back to the reviewed policy")
+    first.locator("button[type=submit]").click()
+    expect(page.locator(".flash")).to_contain_text("version 3 (a copy of 1)")
+    assert page.locator("#policy-source").input_value() == original
+    page.goto(f"{gw.base_url}/rules/versions/2")
+    expect(page.locator("pre.diff .add")).to_have_text(['+      when: "cost.usd > 0.50"'])
+    expect(page.locator("pre.diff .del")).to_have_text(['-      when: "cost.usd > 0.10"'])
+
+
+def test_a_viewer_sees_the_queue_but_cannot_approve(page: Page, gw: RunningGateway) -> None:
+    sign_in(page, gw, "vic")
+    agent, request_id = held(gw, page)
+    row = page.locator(f'tr[data-request-id="{request_id}"]')
+    expect(row.locator("button")).to_have_count(0)
+    token = page.locator("form[action='/logout'] input[name=csrf_token]").get_attribute("value")
+    answer = page.request.post(
+        f"{gw.base_url}/requests/{request_id}/approve",
+        form={"csrf_token": token or ""},
+        headers={"Accept": "application/json"},
+    )
+    assert answer.status == 403
+    page.goto(f"{gw.base_url}/requests/{request_id}")
+    expect(page.locator("[data-status]")).to_have_text("pending")
+    expect(page.locator("#approve-button")).to_have_count(0)
+    assert gw.upstream_calls() == []
+    page.context.close()
+    del agent  # its call stays held until the gateway stops
+
+
+def test_a_post_without_its_csrf_token_is_refused(page: Page, gw: RunningGateway) -> None:
+    sign_in(page, gw, "ana")
+    agent, request_id = held(gw, page)
+    answer = page.request.post(f"{gw.base_url}/requests/{request_id}/approve", form={"comment": "sneaky"})
+    assert answer.status == 403
+    assert "CSRF" in answer.text()
+    forged = page.request.post(f"{gw.base_url}/requests/{request_id}/approve", form={"csrf_token": "forged"})
+    assert forged.status == 403
+    page.reload()
+    expect(page.locator(f'tr[data-request-id="{request_id}"]')).to_have_count(1)
+    assert gw.upstream_calls() == []
+    del agent
+
+
+def test_an_argument_with_markup_renders_as_text(page: Page, gw: RunningGateway) -> None:
+    sign_in(page, gw, "ana")
+    page.on("dialog", lambda dialog: dialog.dismiss())
+    evil = "<script>window.__pwned = 1</script><img src=x onerror=window.__pwned=2>"
+    agent, request_id = held(gw, page, {**DEAR, "prompt": evil})
+    row = page.locator(f'tr[data-request-id="{request_id}"]')
+    expect(row.locator(".args-peek")).to_contain_text("<script>window.__pwned = 1</script>")
+    assert page.evaluate("window.__pwned") is None
+    assert row.locator("script, img").count() == 0
+    page.goto(f"{gw.base_url}/requests/{request_id}")
+    expect(page.locator("#arguments")).to_contain_text(evil)
+    assert page.evaluate("window.__pwned") is None
+    assert page.locator("#arguments script, #arguments img").count() == 0
+    row_reject = page.locator("#reject-button")
+    page.fill("input[name=reason]", "no markup please")
+    row_reject.click()
+    assert agent.wait().is_error
