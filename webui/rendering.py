@@ -62,6 +62,10 @@ def _left(deadline: datetime | None) -> str:
     return "expired" if seconds <= 0 else _span(seconds)
 
 
+def _duration(seconds: float | None) -> str:
+    return "—" if seconds is None else _span(seconds) if seconds >= 1 else f"{seconds:.1f}s"
+
+
 def _usd(value: float | int | None) -> str:
     if value is None:
         return "—"
@@ -110,6 +114,7 @@ def _build_environment() -> Environment:
         ago=_ago,
         left=_left,
         usd=_usd,
+        duration=_duration,
         micros=_micros,
         when=_when,
         iso=_iso,

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from service.approvals.schemas import RequestDetail
+from service.audit.queries import DayUsage
+from service.grants.schemas import GrantPublic
 
 _ACTION_LABELS = {
     "request.created": "Held",
@@ -96,3 +98,46 @@ def image_blocks(result: dict[str, Any] | None) -> list[dict[str, str]]:
         if isinstance(block, dict) and block.get("type") == "image" and isinstance(block.get("data"), str):
             blocks.append({"mime_type": str(block.get("mimeType", "")), "data": block["data"]})
     return blocks
+
+
+@dataclass
+class GrantRow:
+    grant: GrantPublic
+    calls: list[int]
+    spend_micros: list[int]
+    last_call: datetime | None
+    bars: list[tuple[float, float, str]]  # (x, height, title) of the calls-per-day sparkline
+
+    @property
+    def total_calls(self) -> int:
+        return sum(self.calls)
+
+    @property
+    def total_spend_micros(self) -> int:
+        return sum(self.spend_micros)
+
+
+def usage_rows(
+    grants: list[GrantPublic],
+    usage: dict[int, dict[str, DayUsage]],
+    ran: dict[int, dict[str, int]],
+    last: dict[int, datetime | None],
+    since: datetime,
+    days: int,
+) -> list[GrantRow]:
+    """Each grant with its calls and estimated spend per day (allowed at once, plus held calls that ran)."""
+    day_keys = [(since + timedelta(days=i)).strftime("%Y-%m-%d") for i in range(days)]
+    rows = []
+    for grant in grants:
+        per_day = usage.get(grant.id, {})
+        calls = [per_day[d].calls if d in per_day else 0 for d in day_keys]
+        spend = [
+            (per_day[d].allowed_cost_micros if d in per_day else 0) + ran.get(grant.id, {}).get(d, 0) for d in day_keys
+        ]
+        peak = max(calls) or 1
+        bars = [
+            (i * 10.0, round(20 * n / peak, 1), f"{d}: {n} calls")
+            for i, (d, n) in enumerate(zip(day_keys, calls, strict=True))
+        ]
+        rows.append(GrantRow(grant, calls, spend, last.get(grant.id) or grant.last_used_at, bars))
+    return rows

@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlmodel import Session
 
 from service.audit.models import AuditEvent
-from service.audit.repository import HistoryRepository
+from service.audit.repository import HistoryRepository, UsageRepository
 from service.audit.schemas import HistoryWhere
 from service.audit.service import as_row, format_rows
 from service.errors import InvalidInput
@@ -86,3 +86,30 @@ def export_chunks(events: Iterable[AuditEvent], fmt: str, *, header: bool) -> It
     if fmt not in EXPORT_FORMATS:
         raise InvalidInput(f"export as {' or '.join(EXPORT_FORMATS)}")
     yield from format_rows((as_row(e) for e in events), fmt, header=header)
+
+
+@dataclass
+class DayUsage:
+    calls: int = 0
+    allowed_cost_micros: int = 0
+
+
+def usage_by_grant(session: Session, since: datetime) -> dict[int, dict[str, DayUsage]]:
+    """Per grant and UTC day: the calls decided, and the cost of those allowed at once."""
+    usage: dict[int, dict[str, DayUsage]] = {}
+    for grant_id, day, calls, cost in UsageRepository(session).calls_per_grant_day(since):
+        usage.setdefault(grant_id, {})[day] = DayUsage(calls, cost)
+    return usage
+
+
+def calls_by_outcome_per_hour(session: Session, since: datetime) -> dict[str, dict[str, int]]:
+    """Per UTC hour ('YYYY-MM-DD HH:00'), the count of call decisions by outcome."""
+    hours: dict[str, dict[str, int]] = {}
+    for hour, outcome, count in UsageRepository(session).calls_per_outcome_hour(since):
+        hours.setdefault(hour, {})[outcome] = count
+    return hours
+
+
+def last_calls(session: Session, grant_ids: Iterable[int]) -> dict[int, datetime | None]:
+    repo = UsageRepository(session)
+    return {grant_id: repo.last_call_at(grant_id) for grant_id in grant_ids}

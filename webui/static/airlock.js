@@ -30,6 +30,18 @@ window.Airlock = (function () {
     toastTimer = setTimeout(function () { el.hidden = true; }, 5000);
   }
 
+  // Copy buttons: <button data-copy="ID"> copies the text of the element with that id.
+  document.addEventListener("click", function (event) {
+    const button = event.target.closest("[data-copy]");
+    if (!button) return;
+    const source = document.getElementById(button.dataset.copy);
+    if (!source || !navigator.clipboard) return;
+    navigator.clipboard.writeText(source.textContent).then(
+      function () { toast("Copied."); },
+      function () { toast("Copy failed: select the text and copy it by hand.", true); }
+    );
+  });
+
   document.addEventListener("DOMContentLoaded", function () {
     tickCountdowns();
     setInterval(tickCountdowns, 1000);
