@@ -241,3 +241,61 @@ def test_an_argument_with_markup_renders_as_text(page: Page, gw: RunningGateway)
     page.fill("input[name=reason]", "no markup please")
     row_reject.click()
     assert agent.wait().is_error
+
+
+def test_approve_and_remember_then_revoke_the_standing_approval(page: Page, gw: RunningGateway) -> None:
+    sign_in(page, gw, "ana")
+    agent, request_id = held(gw, page)
+    page.goto(f"{gw.base_url}/requests/{request_id}")
+    page.select_option("select[name=remember]", "arguments")
+    page.select_option("select[name=duration]", "8h")
+    page.click("#approve-button")
+    assert not agent.wait().is_error
+    expect(page.locator(".timeline")).to_contain_text("and remembered")
+    again = call_now(gw, "generate_image", DEAR)  # the same call now passes without asking
+    assert not again.is_error and len(gw.upstream_calls("generate_image")) == 2
+    page.goto(f"{gw.base_url}/approvals/standing")
+    row = page.locator("tr[data-standing-id]")
+    expect(row).to_have_count(1)
+    expect(row).to_contain_text("generate_image")
+    expect(row).to_contain_text("these arguments")
+    row.locator("button").click()
+    expect(page.locator(".flash")).to_contain_text("is revoked")
+    expect(page.locator("tr[data-standing-id]")).to_have_count(0)
+    page.goto(gw.base_url + "/")
+    agent, _ = held(gw, page)  # held again: the standing approval is gone
+    page.locator("tr[data-request-id] summary").click()
+    page.locator("tr[data-request-id] input[name=reason]").fill("enough")
+    page.locator("tr[data-request-id] form.reject-form button").click()
+    assert agent.wait().is_error
+
+
+def test_keyboard_shortcuts_and_a_batch_decision(page: Page, gw: RunningGateway) -> None:
+    sign_in(page, gw, "ana")
+    first, _ = held(gw, page, {**DEAR, "prompt": "first"})
+    second = AgentCall(gw, "generate_image", {**DEAR, "prompt": "second"}).start()
+    expect(page.locator("tr[data-request-id]")).to_have_count(2)
+    expect(page).to_have_title(re.compile(r"^\(2\) Queue"))
+    page.keyboard.press("?")
+    expect(page.locator("#help")).to_be_visible()
+    page.keyboard.press("Escape")
+    page.keyboard.press("j")
+    expect(page.locator("tr.selected")).to_have_count(1)
+    expect(page.locator("tr.selected .args-peek")).to_contain_text("second")  # newest first
+    page.keyboard.press("a")
+    assert [b.type for b in second.wait().content] == ["image", "image"]
+    expect(page.locator("tr[data-request-id]")).to_have_count(1)
+    expect(page).to_have_title(re.compile(r"^\(1\) Queue"))
+    third = AgentCall(gw, "generate_image", {**DEAR, "prompt": "third"}).start()
+    expect(page.locator("tr[data-request-id]")).to_have_count(2)
+    page.locator("#check-all").check()
+    page.fill("#batch-form input[name=reason]", "batch says no")
+    page.click("#batch-form button[value=reject]")
+    expect(page.locator(".flash")).to_contain_text("Rejected")
+    for agent in (first, third):
+        result = agent.wait()
+        assert result.is_error
+        text = result.content[0]
+        assert isinstance(text, TextContent) and "batch says no" in text.text
+    expect(page.locator("tr[data-request-id]")).to_have_count(0)
+    expect(page.locator("#queue-empty")).to_be_visible()

@@ -19,7 +19,7 @@ from service.approvals.events import EventBus
 from service.approvals.schemas import ApprovalEvent
 from tests.gateway.harness import RunningGateway, run_gateway
 from tests.policy.helpers import fixture
-from tests.webui.conftest import add_people, password_of
+from tests.webui.conftest import add_people, call_now, password_of
 from webui.live import LiveHub
 
 PAGES = ("/", "/history", "/rules", "/rules/versions/1", "/queue/rows", "/history/export?format=jsonl")
@@ -208,3 +208,73 @@ def test_static_files_are_served(gw: RunningGateway, tmp_path: Path) -> None:
     with client(gw) as web:
         assert "WebSocket" in web.get("/static/queue.js").text
         assert web.get("/static/airlock.css").headers["content-type"].startswith("text/css")
+
+
+def test_an_admin_creates_a_grant_whose_token_is_shown_once_and_then_revokes_it(gw: RunningGateway) -> None:
+    with signed_in(gw, "root") as web:
+        token = csrf_of(web.get("/grants").text)
+        created = web.post(
+            "/grants",
+            data={
+                "csrf_token": token,
+                "name": "pages-bot",
+                "owner": "ana",
+                "labels": "team=qa",
+                "upstream": "imagegen",
+            },
+        )
+        assert created.status_code == 200 and created.headers["cache-control"] == "no-store"
+        secret = re.search(r'<code id="new-token">(alk_[^<]+)</code>', created.text)
+        assert secret is not None
+        assert f"&#34;Authorization&#34;: &#34;Bearer {secret.group(1)}&#34;" in created.text  # the MCP client config
+        assert f"{gw.base_url}/mcp" in created.text
+        listed = web.get("/grants").text
+        assert 'data-grant="pages-bot"' in listed and secret.group(1) not in listed and "team=qa" in listed
+        again = web.post("/grants", data={"csrf_token": token, "name": "pages-bot"})
+        assert again.status_code == 409 and "already exists" in again.text
+        assert web.post("/grants/pages-bot/revoke", data={"csrf_token": token}).status_code == 303
+        assert 'data-grant="pages-bot"' not in web.get("/grants").text
+        assert "revoked" in web.get("/grants", params={"revoked": "1"}).text
+    with signed_in(gw, "ana") as web:
+        token = csrf_of(web.get("/grants").text)
+        assert 'id="create-grant"' not in web.get("/grants").text
+        assert web.post("/grants", data={"csrf_token": token, "name": "not-mine"}).status_code == 403
+
+
+def test_users_are_managed_by_admins_only(gw: RunningGateway) -> None:
+    with signed_in(gw, "ana") as web:
+        assert web.get("/users").status_code == 403
+        assert 'href="/users"' not in web.get("/").text
+    with signed_in(gw, "root") as web:
+        token = csrf_of(web.get("/users").text)
+        created = web.post("/users", data={"csrf_token": token, "username": "zoe", "role": "viewer"})
+        password = re.search(r'<code id="secret-password">([^<]+)</code>', created.text)
+        assert password is not None and "alku_" in created.text
+        assert web.post("/users/zoe/role", data={"csrf_token": token, "role": "approver"}).status_code == 303
+        assert web.post("/users/zoe/slack", data={"csrf_token": token, "slack_user_id": "U0ZOE123"}).status_code == 303
+        bad_slack = web.post("/users/zoe/slack", data={"csrf_token": token, "slack_user_id": "zoe"})
+        assert bad_slack.status_code == 400 and "is not a Slack user id" in bad_slack.text
+        issued = web.post("/users/zoe/tokens", data={"csrf_token": token, "name": "ci"})
+        assert re.search(r'<code id="secret-token">alku_', issued.text)
+        reset = web.post("/users/zoe/password", data={"csrf_token": token})
+        new_password = re.search(r'<code id="secret-password">([^<]+)</code>', reset.text)
+        assert new_password is not None and new_password.group(1) != password.group(1)
+        row = re.search(r'<tr data-username="zoe">.*?</tr>', web.get("/users").text, flags=re.S)
+        assert row is not None and "approver" in row.group(0) and "U0ZOE123" in row.group(0) and "ci" in row.group(0)
+    with client(gw) as web:
+        form = csrf_of(web.get("/login").text)
+        old = web.post("/login", data={"username": "zoe", "password": password.group(1), "csrf_token": form})
+        assert old.status_code == 401
+        new = web.post(
+            "/login", data={"username": "zoe", "password": new_password.group(1), "csrf_token": csrf_of(old.text)}
+        )
+        assert new.status_code == 303
+
+
+def test_the_dashboard_draws_its_charts_on_the_server(gw: RunningGateway) -> None:
+    assert not call_now(gw, "get_model_capabilities", {}).is_error
+    with signed_in(gw, "vic") as web:
+        page = web.get("/dashboard").text
+        assert 'id="stat-pending"' in page
+        assert re.search(r'<rect [^>]*fill="#17803d"><title>\d\d:00: \d+ allow</title>', page)  # this hour's call
+        assert "<script" not in page.split("</head>")[1]  # readable without JavaScript
