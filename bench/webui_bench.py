@@ -154,6 +154,12 @@ def timed_pages(web: httpx2.Client, label: str) -> None:
         + (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
         + "&outcome=hold",
         "text search 'folders'": "/history?q=folders",
+        # The worst cases: a filter that matches nothing walks the whole log, and the oldest day of it.
+        "text matching nothing": "/history?q=no-such-text-anywhere",
+        "oldest day, tool=search": "/history?tool=search&since="
+        + (datetime.now(UTC) - timedelta(days=30)).strftime("%Y-%m-%dT%H:%M")
+        + "&until="
+        + (datetime.now(UTC) - timedelta(days=29)).strftime("%Y-%m-%dT%H:%M"),
     }
     print(f"  {label}: history page, server time (request to last byte over loopback), 15 rounds each")
     for name, url in cases.items():

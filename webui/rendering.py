@@ -186,7 +186,8 @@ class SecurityHeaders:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        # FastAPI's own API docs pages load their scripts from a CDN; they are not the web UI.
+        if scope["type"] != "http" or str(scope.get("path", "")).startswith(("/docs", "/redoc")):
             await self.app(scope, receive, send)
             return
 

@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from service.api.deps import StateDep
 from service.approvals import queries
+from service.approvals import service as approvals
 from service.approvals.schemas import RequestPublic, Verdict
 from service.errors import AirlockError, InvalidInput
 from webui.auth import Approver, CheckedForm, Viewer, field
@@ -45,7 +46,7 @@ async def queue_rows(state: StateDep, user: Viewer) -> Response:
 @router.get("/queue/rows/{request_id}")
 async def queue_row(request_id: int, state: StateDep, user: Viewer) -> Response:
     """The row of one request while it is pending; 204 once it has left the queue."""
-    item = await in_session(state, lambda s: queries.detail(s, request_id))
+    item = await in_session(state, lambda s: queries.public(s, approvals.get(s, request_id)))
     if item.status != "pending":
         return Response(status_code=204)
     html = render_fragment("_queue_row.html", {"item": item, "user": user, "csrf_token": user.csrf_token})

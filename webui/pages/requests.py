@@ -10,6 +10,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
+from sqlmodel import Session
 
 from service.api.deps import StateDep
 from service.approvals import queries
@@ -31,8 +32,10 @@ IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 async def _detail_page(
     request: Request, state: StateDep, request_id: int, *, edit_text: str | None = None, edit_error: str | None = None
 ) -> Response:
-    detail: RequestDetail = await in_session(state, lambda s: queries.detail(s, request_id))
-    images = await in_session(state, lambda s: image_blocks(approvals.get(s, request_id).result))
+    def load(session: Session) -> tuple[RequestDetail, list[dict[str, str]]]:
+        return queries.detail(session, request_id), image_blocks(approvals.get(session, request_id).result)
+
+    detail, images = await in_session(state, load)
     arguments = detail.edited_arguments if detail.edited_arguments is not None else detail.arguments
     context = {
         "title": detail.public_id,
