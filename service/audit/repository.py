@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, case, delete, func, insert, or_, update
+from sqlalchemy import Connection, Engine, Table, case, delete, false, func, insert, or_, update
 from sqlmodel import Session, col, select
 
 from service.audit.models import AuditChainHead, AuditEvent
@@ -182,11 +182,26 @@ class HistoryRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
+    def _first_seq_at_or_after(self, moment: datetime) -> int | None:
+        return self.session.exec(
+            select(AuditEvent.seq)
+            .where(col(AuditEvent.occurred_at) >= moment)
+            .order_by(col(AuditEvent.occurred_at))
+            .limit(1)
+        ).first()
+
     def _filtered(self, query: Any, where: HistoryWhere) -> Any:
+        # Events are appended in time order under the chain's lock, so a time range is also a range of seq. Bounding
+        # seq as well lets the (filter, seq) indexes walk only that range instead of the log from its newest end.
         if where.since is not None:
             query = query.where(col(AuditEvent.occurred_at) >= where.since)
+            first = self._first_seq_at_or_after(where.since)
+            query = query.where(col(AuditEvent.seq) >= first) if first is not None else query.where(false())
         if where.until is not None:
             query = query.where(col(AuditEvent.occurred_at) < where.until)
+            after = self._first_seq_at_or_after(where.until)
+            if after is not None:
+                query = query.where(col(AuditEvent.seq) < after)
         if where.tool:
             query = query.where(AuditEvent.tool == where.tool)
         if where.grant_id is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from datetime import UTC, datetime, timedelta
 
 from sqlmodel import Session
 
@@ -104,3 +105,29 @@ def test_an_export_follows_the_filter_in_batches(session: Session, hasher: Token
     assert [r["tool"] for r in rows] == ["echo"] * 9
     lines = "".join(export_chunks(rest, "jsonl", header=False)).splitlines()
     assert [json.loads(line)["seq"] for line in lines] == [e.seq for e in rest]
+
+
+def test_a_time_range_keeps_exactly_the_events_inside_it(session: Session, hasher: TokenHasher) -> None:
+    t0 = datetime(2026, 11, 1, tzinfo=UTC)
+    moments = iter(t0 + timedelta(hours=i) for i in range(10))
+    for i in range(10):
+        record(
+            session,
+            AuditRecord(kind="call", action="call.allowed", actor="a", tool=f"t{i}"),
+            clock=lambda: next(moments),
+        )
+    session.flush()
+
+    def tools(since: datetime | None, until: datetime | None) -> list[str | None]:
+        page = history_page(session, HistoryFilter(since=since, until=until), cursor=None)
+        return [e.tool for e in page.events]
+
+    assert tools(t0 + timedelta(hours=3), t0 + timedelta(hours=6)) == ["t5", "t4", "t3"]
+    assert tools(t0 + timedelta(hours=8), None) == ["t9", "t8"]
+    assert tools(None, t0 + timedelta(hours=1)) == ["t0"]
+    assert tools(t0 + timedelta(days=1), None) == []  # after the newest event
+    assert [e.tool for e in history_after(session, HistoryFilter(since=t0 + timedelta(hours=7)), after_seq=0)] == [
+        "t7",
+        "t8",
+        "t9",
+    ]
