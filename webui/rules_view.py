@@ -6,7 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from service.policy.document import ConditionSpec, DenyIfSpec, LimitSpec, PolicyDocument, RequireApprovalSpec
+from service.policy.document import (
+    ConditionSpec,
+    DenyIfSpec,
+    LimitSpec,
+    PolicyDocument,
+    RequireApprovalSpec,
+    ToolRuleSpec,
+)
 
 
 @dataclass
@@ -84,16 +91,22 @@ def _checks(
     return lines
 
 
+def _summary(rule: ToolRuleSpec) -> str:
+    """One word for the tool's card: what happens to its calls at most."""
+    if rule.action in ("deny", "require_approval"):
+        return "deny" if rule.action == "deny" else "hold"
+    approval = rule.require_approval
+    if approval is not None:
+        always = not approval.conditions and (approval.when or "true").strip() == "true"
+        return "hold" if always else "may_hold"
+    return "may_deny" if rule.deny_if or rule.require or rule.limits else "allow"
+
+
 def describe(document: PolicyDocument) -> dict[str, Any]:
     tools = []
     for name, rule in document.tools.items():
         pointer = f"/tools/{_escape(name)}"
-        action = rule.action or (
-            "require_approval"
-            if rule.require_approval and not rule.require_approval.when and not rule.require_approval.conditions
-            else "allow"
-        )
-        section = ToolSection(name, pointer, action, rule.description)
+        section = ToolSection(name, pointer, _summary(rule), rule.description)
         if rule.action == "deny":
             section.lines.append(RuleLine(pointer, "deny", f"always denied — “{rule.on_deny or 'denied by policy'}”"))
         section.lines += _checks(pointer, rule.deny_if, rule.require, rule.limits)
@@ -102,6 +115,8 @@ def describe(document: PolicyDocument) -> dict[str, Any]:
             section.lines.append(RuleLine(f"{pointer}/cost", "cost", f"cost from {source}"))
         if rule.require_approval is not None:
             section.lines.append(RuleLine(f"{pointer}/require_approval", "hold", _approval(rule.require_approval)))
+        elif rule.action == "require_approval":
+            section.lines.append(RuleLine(pointer, "hold", "always held for approval (by an approver or an admin)"))
         tools.append(section)
     everywhere = _checks(
         "/all_tools", document.all_tools.deny_if, document.all_tools.require, document.all_tools.limits

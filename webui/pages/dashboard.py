@@ -43,7 +43,7 @@ async def dashboard(request: Request, state: StateDep, user: Viewer) -> Response
     hour_keys = [(day_start + timedelta(hours=i)).strftime("%Y-%m-%d %H:00") for i in range(24)]
     outcome_series = {o: [float(data["hours"].get(h, {}).get(o, 0)) for h in hour_keys] for o in OUTCOMES}
     calls_chart = stacked_columns(
-        hour_keys, outcome_series, colours=PALETTE, label_every=3, category_label=lambda h: h[11:16]
+        hour_keys, outcome_series, colours=PALETTE, width=1160, label_every=2, category_label=lambda h: h[11:16]
     )
     day_keys = [(week_start + timedelta(days=i)).strftime("%Y-%m-%d") for i in range(DAYS)]
     spend_series: dict[str, list[float]] = {}
@@ -56,7 +56,7 @@ async def dashboard(request: Request, state: StateDep, user: Viewer) -> Response
         if any(values):
             spend_series[data["names"].get(grant_id, f"grant {grant_id}")] = values
     spend_chart = stacked_columns(
-        day_keys, spend_series, category_label=lambda d: d[5:], value_label=lambda v: f"${v:,.2f}"
+        day_keys, spend_series, width=600, category_label=lambda d: d[5:], value_label=lambda v: f"${v:,.2f}"
     )
     held_chart = horizontal_bars([(tool, float(n)) for tool, n in data["queue"].held_tools])
     context = {
