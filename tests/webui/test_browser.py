@@ -83,6 +83,14 @@ def test_a_rejection_with_a_reason_reaches_the_agent(page: Page, gw: RunningGate
     assert isinstance(text, TextContent)
     assert text.text.startswith("[REJECTED] by ana: too dear for a test")
     assert gw.upstream_calls() == []
+    token = page.locator("form[action='/logout'] input[name=csrf_token]").get_attribute("value")
+    late = page.request.post(
+        f"{gw.base_url}/requests/{request_id}/approve", form={"csrf_token": token or ""}, max_redirects=0
+    )
+    assert late.status == 303  # a late second decision is news on the request's page, not an error page
+    page.goto(gw.base_url + late.headers["location"])
+    expect(page.locator(".flash")).to_contain_text(f"R-{request_id} was already rejected by ana")
+    expect(page.locator("[data-status]")).to_have_text("rejected")
 
 
 def test_edit_and_approve_checks_the_schema_then_runs_the_edited_call(page: Page, gw: RunningGateway) -> None:

@@ -18,7 +18,7 @@ from service.approvals import service as approvals
 from service.approvals.schemas import Remember, RequestDetail, Verdict
 from service.arguments import REDACTED
 from service.durations import parse_duration
-from service.errors import InvalidInput, NotFound
+from service.errors import Conflict, InvalidInput, NotFound
 from webui.auth import Approver, CheckedForm, Viewer, field
 from webui.errors import wants_json
 from webui.rendering import redirect_with_flash, render_html, safe_next
@@ -126,6 +126,8 @@ async def approve(request: Request, request_id: int, form: CheckedForm, state: S
             arguments=arguments,
             remember=_remember(form),
         )
+    except Conflict as exc:
+        return _already_decided(request, request_id, exc)
     except InvalidInput as exc:
         if arguments is None or wants_json(request):
             raise
@@ -136,5 +138,15 @@ async def approve(request: Request, request_id: int, form: CheckedForm, state: S
 
 @router.post("/requests/{request_id}/reject")
 async def reject(request: Request, request_id: int, form: CheckedForm, state: StateDep, user: Approver) -> Response:
-    public = await decide_from_web(state, user, request_id, Verdict.REJECT, reason=field(form, "reason"))
+    try:
+        public = await decide_from_web(state, user, request_id, Verdict.REJECT, reason=field(form, "reason"))
+    except Conflict as exc:
+        return _already_decided(request, request_id, exc)
     return _answer(request, form, f"Rejected {public.public_id}.", request_id)
+
+
+def _already_decided(request: Request, request_id: int, exc: Conflict) -> Response:
+    """A late second decision (a double click, or Slack got there first) is news, not an error page."""
+    if wants_json(request):
+        return JSONResponse({"error": exc.message}, status_code=exc.status_code)
+    return redirect_with_flash(f"/requests/{request_id}", exc.message)
