@@ -1,4 +1,5 @@
-"""Deciding a call without making it, against the policy in force: what `policy simulate` and the rules page show.
+"""Deciding a call without making it, against the policy in force: what `policy simulate` and the rules page show,
+and how the policy prices a call (the request page's cost breakdown).
 
 The counters are read (Redis when configured) through DryRunCounters, so a simulation never counts."""
 
@@ -12,7 +13,15 @@ from typing import Any
 from sqlmodel import Session
 
 from service.grants.service import grant_info
-from service.policy import CounterStore, DryRunCounters, EstimatorRegistry, PolicyEngine, ToolCall
+from service.policy import (
+    CompiledPolicy,
+    CostError,
+    CounterStore,
+    DryRunCounters,
+    EstimatorRegistry,
+    PolicyEngine,
+    ToolCall,
+)
 from service.policy_versions.service import compiled_current
 
 
@@ -50,3 +59,16 @@ def simulate_call(
         errors=tuple(decision.errors),
         policy_version=version.id if version is not None else None,
     )
+
+
+def explain_cost(policy: CompiledPolicy, tool: str, arguments: Mapping[str, Any]) -> dict[str, Any] | None:
+    """How the policy in force prices a call (model, quality, unit price, count...), or None when it has no
+    estimator for the tool or cannot price these arguments."""
+    rule = policy.rule_for(tool)
+    if rule is None or rule.cost is None:
+        return None
+    try:
+        estimate = rule.cost.estimate(tool, arguments, explain=True)
+    except CostError as exc:
+        return {"error": str(exc)}
+    return {**(estimate.breakdown or {}), "total_usd": estimate.usd}

@@ -64,6 +64,9 @@ def test_a_held_call_appears_live_and_an_approval_gives_the_agent_its_images(pag
     expect(page.locator("[data-status]")).to_have_text("succeeded")
     expect(page.locator(".timeline")).to_contain_text("Approved by ana")
     expect(page.locator(".timeline .channel").first).to_have_text("via web")
+    expect(page.locator("#cost-breakdown")).to_have_text(
+        re.compile(r"^2 \u00d7 \$0\.\d+ \(gpt-image-1, .* quality, square\)$")
+    )
     expect(page.locator("img.thumb")).to_have_count(2)
     assert page.locator("img.thumb").first.evaluate("img => img.naturalWidth") > 0
     assert arrived < 15

@@ -19,6 +19,7 @@ from service.approvals.schemas import Remember, RequestDetail, Verdict
 from service.arguments import REDACTED
 from service.durations import parse_duration
 from service.errors import Conflict, InvalidInput, NotFound
+from service.policy_versions.simulate import explain_cost
 from webui.auth import Approver, CheckedForm, Viewer, field
 from webui.errors import wants_json
 from webui.rendering import redirect_with_flash, render_html, safe_next
@@ -32,16 +33,23 @@ IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 async def _detail_page(
     request: Request, state: StateDep, request_id: int, *, edit_text: str | None = None, edit_error: str | None = None
 ) -> Response:
-    def load(session: Session) -> tuple[RequestDetail, list[dict[str, str]]]:
-        return queries.detail(session, request_id), image_blocks(approvals.get(session, request_id).result)
+    def load(session: Session) -> tuple[RequestDetail, list[dict[str, str]], dict[str, Any] | None]:
+        stored = approvals.get(session, request_id)
+        policy = state.gateway.policy.current().policy
+        return (
+            queries.detail(session, request_id),
+            image_blocks(stored.result),
+            explain_cost(policy, stored.tool, stored.edited_arguments or stored.arguments),
+        )
 
-    detail, images = await in_session(state, load)
+    detail, images, cost = await in_session(state, load)
     arguments = detail.edited_arguments if detail.edited_arguments is not None else detail.arguments
     context = {
         "title": detail.public_id,
         "item": detail,
         "timeline": timeline(detail),
         "decided_via": decided_via(detail),
+        "cost": cost,
         "images": images,
         "edit_text": edit_text if edit_text is not None else json.dumps(arguments, indent=2, ensure_ascii=False),
         "edit_error": edit_error,
