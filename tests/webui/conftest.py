@@ -41,12 +41,14 @@ def password_of(username: str) -> str:
 
 
 def add_people(gw: RunningGateway) -> None:
+    """root (admin), ana (approver) and vic (viewer), with known passwords; their API tokens go to gw.user_tokens."""
     runtime = gw.state.runtime
     with unit_of_work(runtime.engine) as session:
         for username, role in PEOPLE.items():
-            create_user(
+            created = create_user(
                 session, runtime.hasher, username=username, role=role, actor="test", password=password_of(username)
             )
+            gw.user_tokens[username] = created.api_token
 
 
 @pytest.fixture

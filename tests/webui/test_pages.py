@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx2
 import pytest
@@ -19,7 +21,8 @@ from service.approvals.events import EventBus
 from service.approvals.schemas import ApprovalEvent
 from tests.gateway.harness import RunningGateway, run_gateway
 from tests.policy.helpers import fixture
-from tests.webui.conftest import add_people, call_now, password_of
+from tests.webui.conftest import DEAR, AgentCall, add_people, call_now, password_of
+from webui.auth import secure_cookies
 from webui.live import LiveHub
 
 PAGES = ("/", "/history", "/rules", "/rules/versions/1", "/queue/rows", "/history/export?format=jsonl")
@@ -278,3 +281,33 @@ def test_the_dashboard_draws_its_charts_on_the_server(gw: RunningGateway) -> Non
         assert 'id="stat-pending"' in page
         assert re.search(r'<rect [^>]*fill="#17803d"><title>\d\d:00: \d+ allow</title>', page)  # this hour's call
         assert "<script" not in page.split("</head>")[1]  # readable without JavaScript
+
+
+def test_the_request_page_says_via_which_channel_it_was_decided(gw: RunningGateway) -> None:
+    agent = AgentCall(gw, "generate_image", {**DEAR, "prompt": "decided over the REST API"}).start()
+    with signed_in(gw, "vic") as web:
+        deadline = time.monotonic() + 15
+        while not (rows := re.findall(r'data-request-id="(\d+)"', web.get("/queue/rows").text)):
+            assert time.monotonic() < deadline, "the call was not held"
+            time.sleep(0.05)
+        request_id = rows[0]
+        approved = httpx2.post(
+            f"{gw.base_url}/api/requests/{request_id}/approve",
+            json={"comment": "fine"},
+            headers={"Authorization": f"Bearer {gw.user_tokens['ana']}"},
+        )
+        assert approved.status_code == 200, approved.text
+        assert not agent.wait().is_error
+        page = web.get(f"/requests/{request_id}").text
+        assert "ana via api at" in page
+        assert '<span class="tag channel">via api</span>' in page
+        assert web.get(f"/queue/rows/{request_id}").status_code == 204  # it left the queue
+
+
+def test_cookies_are_secure_when_airlock_is_reached_over_https() -> None:
+    def state(public_url: str | None) -> SimpleNamespace:
+        return SimpleNamespace(runtime=SimpleNamespace(settings=SimpleNamespace(public_url=public_url)))
+
+    assert secure_cookies(state("https://airlock.example.com"))
+    assert not secure_cookies(state("http://127.0.0.1:8080"))
+    assert not secure_cookies(state(None))
