@@ -6,6 +6,7 @@ here: that rule lives in approvals.service.may_decide, and the UI only asks it.
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -73,6 +74,8 @@ async def load_user(state: Any, cookie: str | None) -> WebUser | None:
     user = await anyio.to_thread.run_sync(load)
     if user is None or user.disabled_at is not None:
         return None
+    if not hmac.compare_digest(session.credential, signer.credential_of(user.password_hash)):
+        return None  # the password changed (a reset) since this session began
     return WebUser(user, session, signer.csrf_token(session))
 
 

@@ -31,6 +31,8 @@ class WebSession:
     username: str
     nonce: str
     expires_at: float
+    credential: str = ""
+    """A keyed digest of the user's password hash when the session began: a new password ends every session."""
 
 
 class SessionSigner:
@@ -47,9 +49,16 @@ class SessionSigner:
         mac = hmac.new(self._key, f"{purpose}:{value}".encode(), hashlib.sha256).digest()
         return base64.urlsafe_b64encode(mac).decode("ascii").rstrip("=")
 
-    def issue(self, username: str) -> tuple[str, WebSession]:
-        session = WebSession(username, secrets.token_urlsafe(16), self._clock() + SESSION_SECONDS)
-        body = json.dumps({"u": session.username, "n": session.nonce, "e": int(session.expires_at)})
+    def credential_of(self, password_hash: str) -> str:
+        return self._sign("credential", password_hash)[:22]
+
+    def issue(self, username: str, password_hash: str = "") -> tuple[str, WebSession]:
+        session = WebSession(
+            username, secrets.token_urlsafe(16), self._clock() + SESSION_SECONDS, self.credential_of(password_hash)
+        )
+        body = json.dumps(
+            {"u": session.username, "n": session.nonce, "e": int(session.expires_at), "c": session.credential}
+        )
         payload = base64.urlsafe_b64encode(body.encode("utf-8")).decode("ascii").rstrip("=")
         return f"{payload}.{self._sign('session', payload)}", session
 
@@ -62,7 +71,7 @@ class SessionSigner:
             return None
         try:
             data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-            session = WebSession(str(data["u"]), str(data["n"]), float(data["e"]))
+            session = WebSession(str(data["u"]), str(data["n"]), float(data["e"]), str(data.get("c", "")))
         except (ValueError, KeyError, TypeError):
             return None
         return session if session.expires_at > self._clock() else None

@@ -272,6 +272,10 @@ def test_users_are_managed_by_admins_only(gw: RunningGateway) -> None:
             "/login", data={"username": "zoe", "password": new_password.group(1), "csrf_token": csrf_of(old.text)}
         )
         assert new.status_code == 303
+        assert web.get("/").status_code == 200
+        with signed_in(gw, "root") as admin:
+            admin.post("/users/zoe/password", data={"csrf_token": csrf_of(admin.get("/users").text)})
+        assert web.get("/").status_code == 303  # a new password ends the sessions that began with the old one
 
 
 def test_the_dashboard_draws_its_charts_on_the_server(gw: RunningGateway) -> None:

@@ -49,15 +49,15 @@ async def login(request: Request, state: StateDep) -> Response:
     ):
         raise Forbidden("this sign-in form expired or did not come from Airlock (CSRF check failed); reload it")
 
-    def check() -> None:
+    def check() -> str:
         with unit_of_work(state.runtime.engine) as session:
-            users.authenticate_password(session, username, password)
+            return users.authenticate_password(session, username, password).password_hash
 
     try:
-        await anyio.to_thread.run_sync(check)
+        password_hash = await anyio.to_thread.run_sync(check)
     except NotAuthenticated as exc:
         return _login_page(request, state, error=exc.message, username=username, status=401)
-    cookie, _session = signer_for(state).issue(username)
+    cookie, _session = signer_for(state).issue(username, password_hash)
     response = RedirectResponse(safe_next(field(form, "next")), status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
