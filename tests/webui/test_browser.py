@@ -8,7 +8,7 @@ import re
 import time
 
 from mcp.types import TextContent
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, WebSocketRoute, expect
 
 from tests.gateway.harness import RunningGateway
 from tests.webui.conftest import DEAR, AgentCall, call_now, sign_in
@@ -310,3 +310,23 @@ def test_keyboard_shortcuts_and_a_batch_decision(page: Page, gw: RunningGateway)
         assert isinstance(text, TextContent) and "batch says no" in text.text
     expect(page.locator("tr[data-request-id]")).to_have_count(0)
     expect(page.locator("#queue-empty")).to_be_visible()
+
+
+def test_the_queue_reconnects_by_itself_and_catches_up(page: Page, gw: RunningGateway) -> None:
+    sockets: list[WebSocketRoute] = []
+
+    def through(route: WebSocketRoute) -> None:
+        route.connect_to_server()
+        sockets.append(route)
+
+    page.route_web_socket(re.compile(r".*/ws/queue$"), through)
+    sign_in(page, gw, "ana")
+    expect(page.locator("#live-status")).to_have_attribute("data-state", "live")
+    page.evaluate("window.__same_page = true")
+    sockets[0].close()  # the connection drops (a restart, a proxy timeout)
+    agent = AgentCall(gw, "generate_image", DEAR).start()  # held while the page is not connected
+    expect(page.locator("tr[data-request-id]")).to_have_count(1)  # caught up after reconnecting
+    expect(page.locator("#live-status")).to_have_attribute("data-state", "live")
+    assert len(sockets) >= 2 and page.evaluate("window.__same_page") is True
+    page.locator("tr[data-request-id] button.approve").click()
+    assert not agent.wait().is_error
