@@ -25,7 +25,17 @@ from tests.webui.conftest import DEAR, AgentCall, add_people, call_now, password
 from webui.auth import secure_cookies
 from webui.live import LiveHub
 
-PAGES = ("/", "/history", "/rules", "/rules/versions/1", "/queue/rows", "/history/export?format=jsonl")
+PAGES = (
+    "/",
+    "/history",
+    "/rules",
+    "/rules/versions/1",
+    "/queue/rows",
+    "/history/export?format=jsonl",
+    "/grants",
+    "/approvals/standing",
+    "/dashboard",
+)
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +110,11 @@ def test_a_viewer_reads_everything_and_changes_nothing(gw: RunningGateway) -> No
             ("/queue/batch", {"action": "approve", "request_id": "1"}),
             ("/requests/1/approve", {}),
             ("/requests/1/reject", {"reason": "no"}),
+            ("/approvals/standing/1/revoke", {}),
+            ("/grants", {"name": "viewer-bot"}),
+            ("/grants/agent/revoke", {}),
+            ("/users", {"username": "eve", "role": "admin"}),
+            ("/users/vic/role", {"role": "admin"}),
         ):
             answer = web.post(path, data={**data, "csrf_token": token})
             assert answer.status_code == 403, path
