@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from bench import approvals_bench, gateway_bench, policy_bench
+from bench import approvals_bench, gateway_bench, policy_bench, webui_bench
 
 
 def main() -> None:
     policy_bench.main()
     gateway_bench.main()
     approvals_bench.main()
+    webui_bench.main()
 
 
 if __name__ == "__main__":

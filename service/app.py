@@ -1,4 +1,4 @@
-"""The Airlock process: one ASGI app serving MCP at /mcp, and health, readiness and metrics.
+"""The Airlock process: one ASGI app serving MCP at /mcp, the REST API, the web UI, health, readiness and metrics.
 
 Everything heavy (database engine, upstream children, the audit writer) is built in the lifespan, never at import.
 """
@@ -45,6 +45,8 @@ from service.policy_versions.holder import PolicyHolder
 from service.replicas import ReplicaLink
 from service.runtime import Runtime
 from service.slack import endpoints as slack_api
+from webui import install as install_webui
+from webui import on_start as start_webui
 
 if TYPE_CHECKING:
     from service.slack.service import SlackChannel
@@ -170,6 +172,7 @@ def create_app(settings: Settings) -> ASGIApp:
         async with running(settings) as state:
             holder["state"] = state
             app.state.airlock = state
+            start_webui(app, state)
             try:
                 yield
             finally:
@@ -200,6 +203,8 @@ def create_app(settings: Settings) -> ASGIApp:
             state.metrics.upstream_up.labels(name).set(1 if connection.state.connected else 0)
             state.metrics.upstream_restarts.labels(name).set(connection.state.restarts)
         return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    install_webui(api)  # after the API's routes: the web UI's pages live under / and render errors as pages
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":

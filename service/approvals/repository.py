@@ -10,6 +10,7 @@ from sqlalchemy import Table, and_, func, or_, update
 from sqlmodel import Session, col, select
 
 from service.approvals.models import ApprovalVote, RequestStatus, StandingApproval, ToolCallRequest
+from service.db.dates import utc_day
 
 REQUESTS: Table = ToolCallRequest.__table__  # type: ignore[attr-defined]
 OPEN_STATUSES = (RequestStatus.PENDING, RequestStatus.APPROVED, RequestStatus.EXECUTING)
@@ -172,3 +173,53 @@ class ApprovalRepository:
         if grant_id is not None:
             query = query.where(StandingApproval.grant_id == grant_id)
         return list(self.session.exec(query.order_by(col(StandingApproval.id).desc())).all())
+
+
+class ApprovalStatsRepository:
+    """Counts over the queue for the dashboard and the grants page."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def pending_total(self) -> int:
+        return int(
+            self.session.exec(
+                select(func.count())
+                .select_from(ToolCallRequest)
+                .where(ToolCallRequest.status == RequestStatus.PENDING.value)
+            ).one()
+        )
+
+    def decision_times(self, since: datetime, limit: int = 20_000) -> list[tuple[datetime, datetime]]:
+        """(created, decided) of requests a person decided since then, newest first."""
+        rows = self.session.exec(
+            select(ToolCallRequest.created_at, ToolCallRequest.decided_at)
+            .where(col(ToolCallRequest.decided_by).is_not(None), col(ToolCallRequest.decided_at) >= since)
+            .order_by(col(ToolCallRequest.id).desc())
+            .limit(limit)
+        ).all()
+        return [(created, decided) for created, decided in rows if decided is not None]
+
+    def held_tools(self, since: datetime, limit: int = 10) -> list[tuple[str, int]]:
+        count = func.count()
+        rows = self.session.exec(
+            select(ToolCallRequest.tool, count)
+            .where(col(ToolCallRequest.created_at) >= since)
+            .group_by(col(ToolCallRequest.tool))
+            .order_by(count.desc())
+            .limit(limit)
+        ).all()
+        return [(str(tool), int(n)) for tool, n in rows]
+
+    def ran_cost_per_grant_day(self, since: datetime) -> list[tuple[int, str, int]]:
+        """(grant id, UTC day, estimated cost of the held calls that ran, in micro-USD)."""
+        day = utc_day(self.session, ToolCallRequest.created_at)
+        rows = self.session.exec(
+            select(ToolCallRequest.grant_id, day, func.sum(func.coalesce(ToolCallRequest.cost_micros, 0)))
+            .where(
+                col(ToolCallRequest.created_at) >= since,
+                ToolCallRequest.status == RequestStatus.SUCCEEDED.value,
+            )
+            .group_by(col(ToolCallRequest.grant_id), day)
+        ).all()
+        return [(int(g), str(d), int(c or 0)) for g, d, c in rows]

@@ -20,6 +20,11 @@ class AuditEvent(SQLModel, table=True):
         Index("ix_audit_events_grant_occurred_at", "grant_id", "occurred_at"),
         Index("ix_audit_events_outcome_occurred_at", "outcome", "occurred_at"),
         Index("ix_audit_events_request_id", "request_id"),
+        # The history page filters and pages newest first by seq: one (filter, seq) index per filter it offers.
+        Index("ix_audit_events_tool_seq", "tool", "seq"),
+        Index("ix_audit_events_outcome_seq", "outcome", "seq"),
+        Index("ix_audit_events_grant_id_seq", "grant_id", "seq"),
+        Index("ix_audit_events_actor_seq", "actor", "seq"),
     )
 
     id: int | None = Field(default=None, sa_column=Column(BIG_ID, primary_key=True, autoincrement=True))

@@ -8,10 +8,12 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, delete, func, insert, update
+from sqlalchemy import Connection, Engine, Table, case, delete, false, func, insert, or_, update
 from sqlmodel import Session, col, select
 
 from service.audit.models import AuditChainHead, AuditEvent
+from service.audit.schemas import HistoryWhere
+from service.db.dates import utc_day, utc_hour
 from service.db.engine import write_turn
 
 HEAD_TABLE: Table = AuditChainHead.__table__  # type: ignore[attr-defined]
@@ -174,3 +176,101 @@ class DriverAppender:
             with contextlib.suppress(Exception):
                 self._connection.invalidate()
             self._connection = None
+
+
+class HistoryRepository:
+    """The audit history as the web UI pages through it: filtered, by keyset on seq (never OFFSET)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def _first_seq_at_or_after(self, moment: datetime) -> int | None:
+        return self.session.exec(
+            select(AuditEvent.seq)
+            .where(col(AuditEvent.occurred_at) >= moment)
+            .order_by(col(AuditEvent.occurred_at))
+            .limit(1)
+        ).first()
+
+    def _filtered(self, query: Any, where: HistoryWhere) -> Any:
+        # Events are appended in time order under the chain's lock, so a time range is also a range of seq. Bounding
+        # seq as well lets the (filter, seq) indexes walk only that range instead of the log from its newest end.
+        if where.since is not None:
+            query = query.where(col(AuditEvent.occurred_at) >= where.since)
+            first = self._first_seq_at_or_after(where.since)
+            query = query.where(col(AuditEvent.seq) >= first) if first is not None else query.where(false())
+        if where.until is not None:
+            query = query.where(col(AuditEvent.occurred_at) < where.until)
+            after = self._first_seq_at_or_after(where.until)
+            if after is not None:
+                query = query.where(col(AuditEvent.seq) < after)
+        if where.tool:
+            query = query.where(AuditEvent.tool == where.tool)
+        if where.grant_id is not None:
+            query = query.where(AuditEvent.grant_id == where.grant_id)
+        if where.outcome:
+            query = query.where(AuditEvent.outcome == where.outcome)
+        if where.actor:
+            query = query.where(AuditEvent.actor == where.actor)
+        if where.channel:
+            query = query.where(col(AuditEvent.details)["channel"].as_string() == where.channel)
+        if where.text:
+            pattern = "%" + where.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            query = query.where(
+                or_(
+                    col(AuditEvent.tool).ilike(pattern, escape="\\"),
+                    col(AuditEvent.reason).ilike(pattern, escape="\\"),
+                )
+            )
+        return query
+
+    def newest_first(self, where: HistoryWhere, *, before_seq: int | None, limit: int) -> list[AuditEvent]:
+        query = self._filtered(select(AuditEvent), where)
+        if before_seq is not None:
+            query = query.where(col(AuditEvent.seq) < before_seq)
+        return list(self.session.exec(query.order_by(col(AuditEvent.seq).desc()).limit(limit)).all())
+
+    def oldest_first(self, where: HistoryWhere, *, after_seq: int, limit: int) -> list[AuditEvent]:
+        query = self._filtered(select(AuditEvent).where(col(AuditEvent.seq) > after_seq), where)
+        return list(self.session.exec(query.order_by(col(AuditEvent.seq)).limit(limit)).all())
+
+
+CALL_DECISIONS = ("call.allowed", "call.denied", "call.rate_limited", "call.held")
+
+
+class UsageRepository:
+    """Counts over the audit log for the grants page and the dashboard."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def calls_per_grant_day(self, since: datetime) -> list[tuple[int, str, int, int]]:
+        """(grant id, UTC day, calls decided, cost of the calls allowed at once in micro-USD)."""
+        day = utc_day(self.session, AuditEvent.occurred_at)
+        allowed_cost = func.sum(
+            case((col(AuditEvent.action) == "call.allowed", func.coalesce(AuditEvent.cost_micros, 0)), else_=0)
+        )
+        rows = self.session.exec(
+            select(AuditEvent.grant_id, day, func.count(), allowed_cost)
+            .where(col(AuditEvent.occurred_at) >= since, col(AuditEvent.action).in_(CALL_DECISIONS))
+            .group_by(col(AuditEvent.grant_id), day)
+        ).all()
+        return [(int(g), str(d), int(n), int(c or 0)) for g, d, n, c in rows if g is not None]
+
+    def calls_per_outcome_hour(self, since: datetime) -> list[tuple[str, str, int]]:
+        hour = utc_hour(self.session, AuditEvent.occurred_at)
+        rows = self.session.exec(
+            select(hour, AuditEvent.outcome, func.count())
+            .where(col(AuditEvent.occurred_at) >= since, col(AuditEvent.action).in_(CALL_DECISIONS))
+            .group_by(hour, col(AuditEvent.outcome))
+        ).all()
+        return [(str(h), str(o), int(n)) for h, o, n in rows]
+
+    def last_call_at(self, grant_id: int) -> datetime | None:
+        """The newest call of a grant: the (grant_id, seq) index answers it without a scan."""
+        return self.session.exec(
+            select(AuditEvent.occurred_at)
+            .where(AuditEvent.grant_id == grant_id, AuditEvent.kind == "call")
+            .order_by(col(AuditEvent.seq).desc())
+            .limit(1)
+        ).first()

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 
@@ -32,3 +33,17 @@ class ChainReport:
     head_seq: int
     problem: str | None = None
     first_bad_seq: int | None = None
+
+
+@dataclass(frozen=True)
+class HistoryWhere:
+    """The history's filters in database terms (names already resolved to ids, users to actors)."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    tool: str | None = None
+    grant_id: int | None = None
+    outcome: str | None = None
+    actor: str | None = None
+    channel: str | None = None
+    text: str | None = None

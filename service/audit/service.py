@@ -11,7 +11,7 @@ import csv
 import hashlib
 import io
 import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -175,13 +175,19 @@ def as_row(event: AuditEvent) -> dict[str, Any]:
 def export(session: Session, *, since: datetime | None, until: datetime | None, fmt: str) -> Iterator[str]:
     """Stream the events as JSON lines or CSV, one chunk per event, without loading them all."""
     rows = (as_row(e) for e in AuditRepository(session).iter_range(since, until))
+    yield from format_rows(rows, fmt)
+
+
+def format_rows(rows: Iterable[dict[str, Any]], fmt: str, *, header: bool = True) -> Iterator[str]:
+    """Rows (from as_row) as JSON lines or CSV, one chunk per row; CSV starts with its header unless told not to."""
     if fmt == "jsonl":
         for row in rows:
             yield json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n"
         return
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=EXPORT_FIELDS, lineterminator="\n")
-    writer.writeheader()
+    if header:
+        writer.writeheader()
     for row in rows:
         row["argument_keys"] = json.dumps(row["argument_keys"]) if row["argument_keys"] is not None else ""
         row["details"] = json.dumps(row["details"], ensure_ascii=False)

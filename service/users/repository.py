@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import update
@@ -46,3 +47,9 @@ class UserRepository:
             .where(ApiToken.token_hash == token_hash)
         ).first()
         return (row[0], row[1]) if row is not None else None
+
+    def tokens_of(self, user_id: int) -> Sequence[ApiToken]:  # `list` is a method of this class
+        return self.session.exec(select(ApiToken).where(ApiToken.user_id == user_id).order_by(col(ApiToken.id))).all()
+
+    def token(self, token_id: int) -> ApiToken | None:
+        return self.session.get(ApiToken, token_id)

@@ -153,3 +153,70 @@ def authenticate_token(session: Session, hasher: TokenHasher, token: str) -> Use
         api_token.last_used_at = utcnow()
         session.add(api_token)
     return user
+
+
+def _admin_event(session: Session, action: str, actor: str, details: dict[str, object]) -> None:
+    record(session, AuditRecord(kind="admin", action=action, actor=actor, details=dict(details)))
+
+
+def set_role(session: Session, username: str, role: Role, *, actor: str) -> User:
+    user = get_user(session, username)
+    if user.role is not role:
+        previous = user.role
+        user.role = role
+        session.add(user)
+        _admin_event(
+            session, "user.role_changed", actor, {"username": username, "from": previous.value, "to": role.value}
+        )
+    return user
+
+
+def set_slack_user_id(session: Session, username: str, slack_user_id: str | None, *, actor: str) -> User:
+    """Map a person to their Slack user (None removes the mapping); one Airlock user per Slack user."""
+    if slack_user_id is not None and not _SLACK_USER.match(slack_user_id):
+        raise InvalidInput(f"{slack_user_id!r} is not a Slack user id (they look like U024BE7LH)")
+    user = get_user(session, username)
+    if slack_user_id is not None:
+        other = UserRepository(session).by_slack_user(slack_user_id)
+        if other is not None and other.id != user.id:
+            raise AlreadyExists(f"Slack user {slack_user_id} is already mapped to {other.username}")
+    if user.slack_user_id != slack_user_id:
+        user.slack_user_id = slack_user_id
+        session.add(user)
+        _admin_event(session, "user.slack_changed", actor, {"username": username, "slack_user_id": slack_user_id})
+    return user
+
+
+def reset_password(session: Session, username: str, *, actor: str) -> str:
+    """A new generated password, shown once; the old one stops working at once."""
+    user = get_user(session, username)
+    password = new_password()
+    user.password_hash = hash_password(password)
+    session.add(user)
+    _admin_event(session, "user.password_reset", actor, {"username": username})
+    return password
+
+
+def list_api_tokens(session: Session, username: str) -> list[ApiToken]:
+    user = get_user(session, username)
+    assert user.id is not None
+    return list(UserRepository(session).tokens_of(user.id))
+
+
+def new_api_token(session: Session, hasher: TokenHasher, username: str, *, name: str, actor: str) -> str:
+    if not name.strip() or len(name) > 64:
+        raise InvalidInput("name the token (up to 64 characters), so you know later where it is used")
+    token = issue_api_token(session, hasher, get_user(session, username), name=name.strip(), actor=actor)
+    _admin_event(session, "user.token_issued", actor, {"username": username, "name": name.strip()})
+    return token
+
+
+def revoke_api_token(session: Session, username: str, token_id: int, *, actor: str) -> None:
+    user = get_user(session, username)
+    token = UserRepository(session).token(token_id)
+    if token is None or token.user_id != user.id:
+        raise NotFound(f"{username} has no API token {token_id}")
+    if token.revoked_at is None:
+        token.revoked_at = utcnow()
+        session.add(token)
+        _admin_event(session, "user.token_revoked", actor, {"username": username, "token": token.token_prefix})

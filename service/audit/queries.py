@@ -1,0 +1,115 @@
+"""The read side of the audit log for people: filtered history pages (newest first, by keyset) and filtered exports.
+
+The filters are the ones the web UI offers: a time range, tool, grant (by name), outcome, approver (by username),
+channel, and free text over the tool and the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlmodel import Session
+
+from service.audit.models import AuditEvent
+from service.audit.repository import HistoryRepository, UsageRepository
+from service.audit.schemas import HistoryWhere
+from service.audit.service import as_row, format_rows
+from service.errors import InvalidInput
+from service.grants.repository import GrantRepository
+
+EXPORT_FORMATS = ("csv", "jsonl")
+
+
+@dataclass(frozen=True)
+class HistoryFilter:
+    since: datetime | None = None
+    until: datetime | None = None
+    tool: str | None = None
+    grant: str | None = None
+    outcome: str | None = None
+    approver: str | None = None
+    channel: str | None = None
+    text: str | None = None
+
+
+@dataclass
+class HistoryPage:
+    events: list[AuditEvent]
+    next_cursor: str | None
+
+
+def _where(session: Session, filters: HistoryFilter) -> HistoryWhere | None:
+    """None when the filter cannot match anything (a grant that does not exist)."""
+    grant_id = None
+    if filters.grant:
+        grant = GrantRepository(session).by_name(filters.grant)
+        if grant is None:
+            return None
+        grant_id = grant.id
+    return HistoryWhere(
+        since=filters.since,
+        until=filters.until,
+        tool=filters.tool or None,
+        grant_id=grant_id,
+        outcome=filters.outcome or None,
+        actor=f"user:{filters.approver}" if filters.approver else None,
+        channel=filters.channel or None,
+        text=filters.text or None,
+    )
+
+
+def history_page(session: Session, filters: HistoryFilter, *, cursor: str | None, limit: int = 50) -> HistoryPage:
+    if cursor is not None and not cursor.isdigit():
+        raise InvalidInput("cursor must be the next_cursor of a previous page")
+    where = _where(session, filters)
+    if where is None:
+        return HistoryPage([], None)
+    rows = HistoryRepository(session).newest_first(where, before_seq=int(cursor) if cursor else None, limit=limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return HistoryPage(rows, str(rows[-1].seq) if more and rows else None)
+
+
+def history_after(session: Session, filters: HistoryFilter, *, after_seq: int, limit: int = 2000) -> list[AuditEvent]:
+    """The next batch of an export, oldest first. Each batch can run in its own short transaction, so a long export
+    never holds SQLite's write lock (every transaction there begins IMMEDIATE) while the agents' calls wait."""
+    where = _where(session, filters)
+    if where is None:
+        return []
+    return HistoryRepository(session).oldest_first(where, after_seq=after_seq, limit=limit)
+
+
+def export_chunks(events: Iterable[AuditEvent], fmt: str, *, header: bool) -> Iterator[str]:
+    """Events as JSON lines or CSV rows, one chunk per event (CSV with its header line first when asked)."""
+    if fmt not in EXPORT_FORMATS:
+        raise InvalidInput(f"export as {' or '.join(EXPORT_FORMATS)}")
+    yield from format_rows((as_row(e) for e in events), fmt, header=header)
+
+
+@dataclass
+class DayUsage:
+    calls: int = 0
+    allowed_cost_micros: int = 0
+
+
+def usage_by_grant(session: Session, since: datetime) -> dict[int, dict[str, DayUsage]]:
+    """Per grant and UTC day: the calls decided, and the cost of those allowed at once."""
+    usage: dict[int, dict[str, DayUsage]] = {}
+    for grant_id, day, calls, cost in UsageRepository(session).calls_per_grant_day(since):
+        usage.setdefault(grant_id, {})[day] = DayUsage(calls, cost)
+    return usage
+
+
+def calls_by_outcome_per_hour(session: Session, since: datetime) -> dict[str, dict[str, int]]:
+    """Per UTC hour ('YYYY-MM-DD HH:00'), the count of call decisions by outcome."""
+    hours: dict[str, dict[str, int]] = {}
+    for hour, outcome, count in UsageRepository(session).calls_per_outcome_hour(since):
+        hours.setdefault(hour, {})[outcome] = count
+    return hours
+
+
+def last_calls(session: Session, grant_ids: Iterable[int]) -> dict[int, datetime | None]:
+    repo = UsageRepository(session)
+    return {grant_id: repo.last_call_at(grant_id) for grant_id in grant_ids}

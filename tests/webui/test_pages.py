@@ -1,0 +1,332 @@
+"""The web UI's handlers over plain HTTP: sign-in, roles on every page and action, CSRF, errors as pages, headers,
+the live socket's checks. One Airlock serves the whole module (the tests only read, or change what they own)."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import SimpleNamespace
+
+import httpx2
+import pytest
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
+from websockets.typing import Origin
+
+from service.approvals.events import EventBus
+from service.approvals.schemas import ApprovalEvent
+from tests.gateway.harness import RunningGateway, run_gateway
+from tests.policy.helpers import fixture
+from tests.webui.conftest import DEAR, AgentCall, add_people, call_now, password_of
+from webui.auth import secure_cookies
+from webui.live import LiveHub
+
+PAGES = (
+    "/",
+    "/history",
+    "/rules",
+    "/rules/versions/1",
+    "/queue/rows",
+    "/history/export?format=jsonl",
+    "/grants",
+    "/approvals/standing",
+    "/dashboard",
+)
+
+
+@pytest.fixture(scope="module")
+def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway]:
+    tmp_path = tmp_path_factory.mktemp("pages")
+    with run_gateway(
+        tmp_path, database_url=f"sqlite:///{tmp_path}/airlock.db", policy=fixture("airlock-demo.yaml")
+    ) as running:
+        add_people(running)
+        yield running
+
+
+def client(gw: RunningGateway) -> httpx2.Client:
+    return httpx2.Client(base_url=gw.base_url, follow_redirects=False, timeout=30)
+
+
+def csrf_of(html: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert found is not None, "the page has no CSRF field"
+    return found.group(1)
+
+
+@contextmanager
+def signed_in(gw: RunningGateway, username: str) -> Iterator[httpx2.Client]:
+    with client(gw) as web:
+        token = csrf_of(web.get("/login").text)
+        answer = web.post("/login", data={"username": username, "password": password_of(username), "csrf_token": token})
+        assert answer.status_code == 303, answer.text
+        yield web
+
+
+def test_every_page_needs_a_session(gw: RunningGateway) -> None:
+    with client(gw) as web:
+        for path in PAGES:
+            answer = web.get(path)
+            assert answer.status_code == 303, path
+            assert answer.headers["location"].startswith("/login?next=")
+
+
+def test_sign_in_needs_the_forms_csrf_token_and_the_right_password(gw: RunningGateway) -> None:
+    with client(gw) as web:
+        form = web.get("/login")
+        assert 'name="username"' in form.text and 'name="password"' in form.text
+        refused = web.post("/login", data={"username": "ana", "password": password_of("ana")})
+        assert refused.status_code == 403 and "CSRF" in refused.text
+        wrong = web.post("/login", data={"username": "ana", "password": "nope", "csrf_token": csrf_of(form.text)})
+        assert wrong.status_code == 401 and "wrong username or password" in wrong.text
+        right = web.post(
+            "/login",
+            data={
+                "username": "ana",
+                "password": password_of("ana"),
+                "csrf_token": csrf_of(wrong.text),
+                "next": "//evil.example/",
+            },
+        )
+        assert right.status_code == 303 and right.headers["location"] == "/"  # never an open redirect
+        cookie = right.headers["set-cookie"]
+        assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Secure" not in cookie
+        assert web.get("/").status_code == 200
+
+
+def test_a_viewer_reads_everything_and_changes_nothing(gw: RunningGateway) -> None:
+    with signed_in(gw, "vic") as web:
+        for path in PAGES:
+            assert web.get(path).status_code == 200, path
+        token = csrf_of(web.get("/").text)
+        source = fixture("airlock-demo.yaml")
+        for path, data in (
+            ("/rules", {"source": source, "comment": "mine now"}),
+            ("/rules/versions/1/rollback", {"comment": "mine now"}),
+            ("/queue/batch", {"action": "approve", "request_id": "1"}),
+            ("/requests/1/approve", {}),
+            ("/requests/1/reject", {"reason": "no"}),
+            ("/approvals/standing/1/revoke", {}),
+            ("/grants", {"name": "viewer-bot"}),
+            ("/grants/agent/revoke", {}),
+            ("/users", {"username": "eve", "role": "admin"}),
+            ("/users/vic/role", {"role": "admin"}),
+        ):
+            answer = web.post(path, data={**data, "csrf_token": token})
+            assert answer.status_code == 403, path
+            assert "role" in answer.text and "Traceback" not in answer.text
+
+
+def test_an_approver_may_decide_but_not_configure(gw: RunningGateway) -> None:
+    with signed_in(gw, "ana") as web:
+        token = csrf_of(web.get("/rules").text)
+        assert 'id="policy-form"' not in web.get("/rules").text  # no editor for a non-admin
+        refused = web.post("/rules", data={"source": "version: '1'", "comment": "x", "csrf_token": token})
+        assert refused.status_code == 403
+        missing = web.post("/requests/99999/approve", data={"csrf_token": token})
+        assert missing.status_code == 404 and "no request R-99999" in missing.text
+
+
+def test_every_form_posts_its_csrf_token_and_posts_without_it_are_refused(gw: RunningGateway) -> None:
+    with signed_in(gw, "root") as web:
+        page = web.get("/rules").text
+        forms = re.findall(r'<form method="post".*?</form>', page, flags=re.S)
+        assert forms and all('name="csrf_token"' in form for form in forms)
+        for path in ("/rules", "/rules/check", "/logout", "/requests/1/approve", "/queue/batch"):
+            answer = web.post(path, data={"source": "x", "comment": "x"})
+            assert answer.status_code == 403, path
+        with signed_in(gw, "root") as other:
+            foreign = csrf_of(other.get("/").text)  # another session's token
+        assert web.post("/rules/check", data={"source": "x", "csrf_token": foreign}).status_code == 403
+
+
+def test_the_policy_check_lists_problems_with_their_lines(gw: RunningGateway) -> None:
+    with signed_in(gw, "vic") as web:
+        token = csrf_of(web.get("/").text)
+        good = web.post("/rules/check", data={"source": fixture("airlock-demo.yaml"), "csrf_token": token}).json()
+        assert good == {"ok": True, "problems": []}
+        bad_source = 'version: "1"\ntools:\n  t:\n    action: maybe\n'
+        bad = web.post("/rules/check", data={"source": bad_source, "csrf_token": token}).json()
+        assert not bad["ok"]
+        assert bad["problems"][0]["path"] == "/tools/t/action" and bad["problems"][0]["line"] == 4
+
+
+def test_errors_are_friendly_pages_and_the_api_keeps_json(gw: RunningGateway) -> None:
+    with signed_in(gw, "vic") as web:
+        missing = web.get("/no/such/page")
+        assert missing.status_code == 404 and "text/html" in missing.headers["content-type"]
+        assert "There is no page at this address." in missing.text
+        bad = web.get("/requests/not-a-number")
+        assert bad.status_code == 400 and "Traceback" not in bad.text
+        bad_filter = web.get("/history", params={"since": "yesterday-ish"})
+        assert bad_filter.status_code == 400 and "2026-11-24T09:00" in bad_filter.text
+    with client(gw) as api:
+        answer = api.get("/api/requests")
+        assert answer.status_code == 401 and answer.json() == {
+            "error": "an API token is required: Authorization: Bearer <token>"
+        }
+        assert api.get("/api/nothing").json() == {"detail": "Not Found"}
+
+
+def test_pages_carry_a_strict_content_security_policy(gw: RunningGateway) -> None:
+    with signed_in(gw, "vic") as web:
+        for path in ("/", "/login", "/static/queue.js", "/nope"):
+            headers = web.get(path).headers
+            csp = headers["content-security-policy"]
+            assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp
+            assert headers["x-content-type-options"] == "nosniff"
+        page = web.get("/").text
+        assert re.search(r"<script(?![^>]*\bsrc=)[^>]*>", page) is None  # no inline scripts
+        assert re.search(r"\son[a-z]+\s*=", page) is None  # no inline event handlers
+
+
+def test_the_history_exports_the_current_filter(gw: RunningGateway) -> None:
+    with signed_in(gw, "vic") as web:
+        page = web.get("/history", params={"outcome": "deny", "tool": "generate_image"}).text
+        assert "/history/export?tool=generate_image&amp;outcome=deny&amp;format=csv" in page
+        exported = web.get("/history/export", params={"format": "csv", "action": "x", "outcome": "nothing-has-this"})
+        assert exported.headers["content-type"].startswith("text/csv")
+        assert exported.text.splitlines() == [exported.text.splitlines()[0]]  # the header line only
+        assert exported.text.startswith("seq,occurred_at,kind,action")
+        assert web.get("/history/export", params={"format": "xml"}).status_code == 400
+
+
+def test_the_live_socket_wants_a_session_and_the_same_origin(gw: RunningGateway) -> None:
+    url = gw.base_url.replace("http://", "ws://") + "/ws/queue"
+    with signed_in(gw, "vic") as web:
+        cookie = f"airlock_session={web.cookies['airlock_session']}"
+    with connect(url, origin=Origin(gw.base_url), additional_headers={"Cookie": cookie}) as socket:
+        assert json.loads(socket.recv(timeout=10)) == {"kind": "hello"}
+    for origin, headers in ((gw.base_url, {}), ("http://evil.example", {"Cookie": cookie})):
+        with pytest.raises(InvalidStatus) as refused:
+            connect(url, origin=Origin(origin), additional_headers=headers)
+        assert refused.value.response.status_code == 403
+
+
+def test_the_hub_hands_events_to_every_page_and_forgets_closed_ones() -> None:
+    bus = EventBus()
+    hub = LiveHub.listening_to(bus)
+    with hub.attach() as first, hub.attach() as second:
+        bus.publish([ApprovalEvent("created", 7, "pending")])
+        assert (
+            first.receive_nowait()
+            == second.receive_nowait()
+            == {"kind": "created", "request_id": 7, "status": "pending"}
+        )
+        assert hub.pages == 2
+    assert hub.pages == 0
+    bus.publish([ApprovalEvent("decided", 7, "approved")])  # nobody listens: nothing breaks
+
+
+def test_static_files_are_served(gw: RunningGateway, tmp_path: Path) -> None:
+    with client(gw) as web:
+        assert "WebSocket" in web.get("/static/queue.js").text
+        assert web.get("/static/airlock.css").headers["content-type"].startswith("text/css")
+
+
+def test_an_admin_creates_a_grant_whose_token_is_shown_once_and_then_revokes_it(gw: RunningGateway) -> None:
+    with signed_in(gw, "root") as web:
+        token = csrf_of(web.get("/grants").text)
+        created = web.post(
+            "/grants",
+            data={
+                "csrf_token": token,
+                "name": "pages-bot",
+                "owner": "ana",
+                "labels": "team=qa",
+                "upstream": "imagegen",
+            },
+        )
+        assert created.status_code == 200 and created.headers["cache-control"] == "no-store"
+        secret = re.search(r'<code id="new-token">(alk_[^<]+)</code>', created.text)
+        assert secret is not None
+        assert f"&#34;Authorization&#34;: &#34;Bearer {secret.group(1)}&#34;" in created.text  # the MCP client config
+        assert f"{gw.base_url}/mcp" in created.text
+        listed = web.get("/grants").text
+        assert 'data-grant="pages-bot"' in listed and secret.group(1) not in listed and "team=qa" in listed
+        again = web.post("/grants", data={"csrf_token": token, "name": "pages-bot"})
+        assert again.status_code == 409 and "already exists" in again.text
+        assert web.post("/grants/pages-bot/revoke", data={"csrf_token": token}).status_code == 303
+        assert 'data-grant="pages-bot"' not in web.get("/grants").text
+        assert "revoked" in web.get("/grants", params={"revoked": "1"}).text
+    with signed_in(gw, "ana") as web:
+        token = csrf_of(web.get("/grants").text)
+        assert 'id="create-grant"' not in web.get("/grants").text
+        assert web.post("/grants", data={"csrf_token": token, "name": "not-mine"}).status_code == 403
+
+
+def test_users_are_managed_by_admins_only(gw: RunningGateway) -> None:
+    with signed_in(gw, "ana") as web:
+        assert web.get("/users").status_code == 403
+        assert 'href="/users"' not in web.get("/").text
+    with signed_in(gw, "root") as web:
+        token = csrf_of(web.get("/users").text)
+        created = web.post("/users", data={"csrf_token": token, "username": "zoe", "role": "viewer"})
+        password = re.search(r'<code id="secret-password">([^<]+)</code>', created.text)
+        assert password is not None and "alku_" in created.text
+        assert web.post("/users/zoe/role", data={"csrf_token": token, "role": "approver"}).status_code == 303
+        assert web.post("/users/zoe/slack", data={"csrf_token": token, "slack_user_id": "U0ZOE123"}).status_code == 303
+        bad_slack = web.post("/users/zoe/slack", data={"csrf_token": token, "slack_user_id": "zoe"})
+        assert bad_slack.status_code == 400 and "is not a Slack user id" in bad_slack.text
+        issued = web.post("/users/zoe/tokens", data={"csrf_token": token, "name": "ci"})
+        assert re.search(r'<code id="secret-token">alku_', issued.text)
+        reset = web.post("/users/zoe/password", data={"csrf_token": token})
+        new_password = re.search(r'<code id="secret-password">([^<]+)</code>', reset.text)
+        assert new_password is not None and new_password.group(1) != password.group(1)
+        row = re.search(r'<tr data-username="zoe">.*?</tr>', web.get("/users").text, flags=re.S)
+        assert row is not None and "approver" in row.group(0) and "U0ZOE123" in row.group(0) and "ci" in row.group(0)
+    with client(gw) as web:
+        form = csrf_of(web.get("/login").text)
+        old = web.post("/login", data={"username": "zoe", "password": password.group(1), "csrf_token": form})
+        assert old.status_code == 401
+        new = web.post(
+            "/login", data={"username": "zoe", "password": new_password.group(1), "csrf_token": csrf_of(old.text)}
+        )
+        assert new.status_code == 303
+        assert web.get("/").status_code == 200
+        with signed_in(gw, "root") as admin:
+            admin.post("/users/zoe/password", data={"csrf_token": csrf_of(admin.get("/users").text)})
+        assert web.get("/").status_code == 303  # a new password ends the sessions that began with the old one
+
+
+def test_the_dashboard_draws_its_charts_on_the_server(gw: RunningGateway) -> None:
+    assert not call_now(gw, "get_model_capabilities", {}).is_error
+    with signed_in(gw, "vic") as web:
+        page = web.get("/dashboard").text
+        assert 'id="stat-pending"' in page
+        assert re.search(r'<rect [^>]*fill="#17803d"><title>\d\d:00: \d+ allow</title>', page)  # this hour's call
+        assert "<script" not in page.split("</head>")[1]  # readable without JavaScript
+
+
+def test_the_request_page_says_via_which_channel_it_was_decided(gw: RunningGateway) -> None:
+    agent = AgentCall(gw, "generate_image", {**DEAR, "prompt": "decided over the REST API"}).start()
+    with signed_in(gw, "vic") as web:
+        deadline = time.monotonic() + 15
+        while not (rows := re.findall(r'data-request-id="(\d+)"', web.get("/queue/rows").text)):
+            assert time.monotonic() < deadline, "the call was not held"
+            time.sleep(0.05)
+        request_id = rows[0]
+        approved = httpx2.post(
+            f"{gw.base_url}/api/requests/{request_id}/approve",
+            json={"comment": "fine"},
+            headers={"Authorization": f"Bearer {gw.user_tokens['ana']}"},
+        )
+        assert approved.status_code == 200, approved.text
+        assert not agent.wait().is_error
+        page = web.get(f"/requests/{request_id}").text
+        assert "ana via api at" in page
+        assert '<span class="tag channel">via api</span>' in page
+        assert web.get(f"/queue/rows/{request_id}").status_code == 204  # it left the queue
+
+
+def test_cookies_are_secure_when_airlock_is_reached_over_https() -> None:
+    def state(public_url: str | None) -> SimpleNamespace:
+        return SimpleNamespace(runtime=SimpleNamespace(settings=SimpleNamespace(public_url=public_url)))
+
+    assert secure_cookies(state("https://airlock.example.com"))
+    assert not secure_cookies(state("http://127.0.0.1:8080"))
+    assert not secure_cookies(state(None))

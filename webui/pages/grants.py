@@ -1,0 +1,116 @@
+"""Grants (agents' credentials) and standing approvals: list, create (the token shown once), revoke."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from sqlmodel import Session
+
+from service.api.deps import StateDep
+from service.approvals import standing, stats
+from service.audit import queries as audit_queries
+from service.grants import service as grants
+from service.users import service as users
+from webui.auth import Admin, Approver, CheckedForm, Viewer, field
+from webui.rendering import redirect_with_flash, render_html
+from webui.views import usage_rows
+from webui.work import in_session
+
+router = APIRouter()
+USAGE_DAYS = 7
+
+
+def _labels(text: str) -> dict[str, str]:
+    pairs = [p.strip() for p in text.replace("\n", ",").split(",") if p.strip()]
+    return grants.parse_labels(pairs)
+
+
+def client_config(base_url: str, token: str) -> str:
+    """A ready MCP client configuration for the new grant (streamable HTTP with a bearer token)."""
+    config = {"mcpServers": {"airlock": {"url": f"{base_url}/mcp", "headers": {"Authorization": f"Bearer {token}"}}}}
+    return json.dumps(config, indent=2)
+
+
+async def _grants_page(request: Request, state: StateDep, *, created: dict[str, str] | None = None) -> Response:
+    since = datetime.now(UTC) - timedelta(days=USAGE_DAYS - 1)
+    since = since.replace(hour=0, minute=0, second=0, microsecond=0)
+    show_revoked = request.query_params.get("revoked") == "1"
+
+    def load(session: Session) -> dict[str, Any]:
+        listed = grants.list_grants(session, include_revoked=show_revoked)
+        return {
+            "grants": listed,
+            "usage": audit_queries.usage_by_grant(session, since),
+            "ran": stats.ran_cost_by_grant_day(session, since),
+            "last": audit_queries.last_calls(session, [g.id for g in listed]),
+            "people": [u.username for u in users.list_users(session)],
+        }
+
+    loaded = await in_session(state, load)
+    rows = usage_rows(loaded["grants"], loaded["usage"], loaded["ran"], loaded["last"], since, USAGE_DAYS)
+    context = {
+        "title": "Grants",
+        "rows": rows,
+        "people": loaded["people"],
+        "upstreams": state.gateway.pool.names(),
+        "created": created,
+        "show_revoked": show_revoked,
+    }
+    return render_html(request, "grants.html", context)
+
+
+@router.get("/grants")
+async def grants_page(request: Request, state: StateDep, user: Viewer) -> Response:
+    return await _grants_page(request, state)
+
+
+@router.post("/grants")
+async def create(request: Request, form: CheckedForm, state: StateDep, user: Admin) -> Response:
+    name = field(form, "name")
+    upstreams = [v for v in form.getlist("upstream") if isinstance(v, str) and v]
+    known = state.gateway.pool.names()
+
+    def run(session: Session) -> str:
+        created = grants.create_grant(
+            session,
+            state.runtime.hasher,
+            name=name,
+            actor=f"user:{user.username}",
+            owner=field(form, "owner") or None,
+            labels=_labels(field(form, "labels")),
+            upstreams=upstreams or None,
+            known_upstreams=known,
+        )
+        return created.token
+
+    token = await in_session(state, run)
+    base = (state.runtime.settings.public_url or str(request.base_url)).rstrip("/")
+    shown = {"name": name, "token": token, "config": client_config(base, token)}
+    return await _grants_page(request, state, created=shown)
+
+
+@router.post("/grants/{name}/revoke")
+async def revoke(name: str, form: CheckedForm, state: StateDep, user: Admin) -> Response:
+    await in_session(state, lambda s: grants.revoke_grant(s, name, actor=f"user:{user.username}"))
+    return redirect_with_flash("/grants", f"Grant {name} is revoked: its token no longer works.")
+
+
+@router.get("/approvals/standing")
+async def standing_page(request: Request, state: StateDep, user: Viewer) -> Response:
+    def load(session: Session) -> dict[str, Any]:
+        names = {g.id: g.name for g in grants.list_grants(session, include_revoked=True)}
+        return {"items": standing.list_standing(session), "names": names}
+
+    loaded = await in_session(state, load)
+    return render_html(request, "standing.html", {"title": "Standing approvals", **loaded})
+
+
+@router.post("/approvals/standing/{standing_id}/revoke")
+async def revoke_standing(standing_id: int, form: CheckedForm, state: StateDep, user: Approver) -> Response:
+    await in_session(state, lambda s: standing.revoke_standing(s, standing_id, actor=f"user:{user.username}"))
+    state.gateway.standing.invalidate()
+    return redirect_with_flash("/approvals/standing", f"Standing approval {standing_id} is revoked.")

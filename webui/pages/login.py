@@ -1,0 +1,79 @@
+"""Signing in and out."""
+
+from __future__ import annotations
+
+import anyio
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+
+from service.api.deps import StateDep
+from service.db.engine import unit_of_work
+from service.errors import Forbidden, NotAuthenticated
+from service.users import service as users
+from webui.auth import CheckedForm, field, load_user, secure_cookies, signer_for
+from webui.rendering import render_html, safe_next
+from webui.sessions import LOGIN_COOKIE, SESSION_COOKIE, SESSION_SECONDS, SessionSigner
+
+router = APIRouter()
+
+
+def _login_page(request: Request, state: StateDep, *, error: str | None, username: str, status: int) -> Response:
+    nonce = SessionSigner.new_login_nonce()
+    context = {
+        "error": error,
+        "username": username,
+        "next": safe_next(request.query_params.get("next")),
+        "login_csrf": signer_for(state).login_csrf_token(nonce),
+    }
+    response = render_html(request, "login.html", context, status)
+    response.set_cookie(
+        LOGIN_COOKIE, nonce, max_age=3600, httponly=True, samesite="strict", secure=secure_cookies(state), path="/login"
+    )
+    return response
+
+
+@router.get("/login")
+async def login_form(request: Request, state: StateDep) -> Response:
+    if await load_user(state, request.cookies.get(SESSION_COOKIE)) is not None:
+        return RedirectResponse(safe_next(request.query_params.get("next")), status_code=303)
+    return _login_page(request, state, error=None, username="", status=200)
+
+
+@router.post("/login")
+async def login(request: Request, state: StateDep) -> Response:
+    form = await request.form()
+    username, password = field(form, "username"), str(form.get("password") or "")
+    token = form.get("csrf_token")
+    if not signer_for(state).login_csrf_ok(
+        request.cookies.get(LOGIN_COOKIE), token if isinstance(token, str) else None
+    ):
+        raise Forbidden("this sign-in form expired or did not come from Airlock (CSRF check failed); reload it")
+
+    def check() -> str:
+        with unit_of_work(state.runtime.engine) as session:
+            return users.authenticate_password(session, username, password).password_hash
+
+    try:
+        password_hash = await anyio.to_thread.run_sync(check)
+    except NotAuthenticated as exc:
+        return _login_page(request, state, error=exc.message, username=username, status=401)
+    cookie, _session = signer_for(state).issue(username, password_hash)
+    response = RedirectResponse(safe_next(field(form, "next")), status_code=303)
+    response.set_cookie(
+        SESSION_COOKIE,
+        cookie,
+        max_age=SESSION_SECONDS,
+        httponly=True,
+        samesite="lax",
+        secure=secure_cookies(state),
+        path="/",
+    )
+    response.delete_cookie(LOGIN_COOKIE, path="/login")
+    return response
+
+
+@router.post("/logout")
+async def logout(form: CheckedForm, state: StateDep) -> Response:
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax", secure=secure_cookies(state))
+    return response

@@ -1,0 +1,82 @@
+"""The live queue (home): pending requests, newest first, with approve and reject in place, one by one or in a batch.
+
+The page is rendered whole on first load; afterwards its script fetches single rows (or all of them, after a
+reconnect) from here whenever the WebSocket says a request changed.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+
+from service.api.deps import StateDep
+from service.approvals import queries
+from service.approvals import service as approvals
+from service.approvals.schemas import RequestPublic, Verdict
+from service.errors import AirlockError, InvalidInput
+from webui.auth import Approver, CheckedForm, Viewer, field
+from webui.errors import wants_json
+from webui.rendering import redirect_with_flash, render_fragment, render_html
+from webui.work import decide_from_web, in_session
+
+router = APIRouter()
+QUEUE_LIMIT = 200
+
+
+async def pending(state: StateDep) -> list[RequestPublic]:
+    page = await in_session(
+        state, lambda s: queries.page(s, status="pending", tool=None, grant=None, limit=QUEUE_LIMIT, cursor=None)
+    )
+    return page.items
+
+
+@router.get("/")
+async def queue_page(request: Request, state: StateDep, user: Viewer) -> Response:
+    items = await pending(state)
+    return render_html(request, "queue.html", {"items": items, "title": "Queue"})
+
+
+@router.get("/queue/rows")
+async def queue_rows(state: StateDep, user: Viewer) -> Response:
+    items = await pending(state)
+    html = render_fragment("_queue_rows.html", {"items": items, "user": user, "csrf_token": user.csrf_token})
+    return HTMLResponse(html, headers={"Cache-Control": "no-store", "X-Queue-Count": str(len(items))})
+
+
+@router.get("/queue/rows/{request_id}")
+async def queue_row(request_id: int, state: StateDep, user: Viewer) -> Response:
+    """The row of one request while it is pending; 204 once it has left the queue."""
+    item = await in_session(state, lambda s: queries.public(s, approvals.get(s, request_id)))
+    if item.status != "pending":
+        return Response(status_code=204)
+    html = render_fragment("_queue_row.html", {"item": item, "user": user, "csrf_token": user.csrf_token})
+    return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+
+
+@router.post("/queue/batch")
+async def batch(request: Request, form: CheckedForm, state: StateDep, user: Approver) -> Response:
+    """Approve or reject the checked requests; each one goes through decide() on its own."""
+    action = field(form, "action")
+    if action not in ("approve", "reject"):
+        raise InvalidInput("choose approve or reject")
+    ids = [int(v) for v in form.getlist("request_id") if isinstance(v, str) and v.isdigit()]
+    if not ids:
+        raise InvalidInput("tick at least one request")
+    reason = field(form, "reason") or None
+    if action == "reject" and not reason:
+        raise InvalidInput("say why: a rejection needs a reason, which the agent reads")
+    done: list[str] = []
+    refused: list[str] = []
+    for request_id in ids:
+        try:
+            await decide_from_web(state, user, request_id, Verdict(action), reason=reason)
+            done.append(f"R-{request_id}")
+        except AirlockError as exc:
+            refused.append(exc.message)
+    verb = "approved" if action == "approve" else "rejected"
+    message = f"{verb.capitalize()} {', '.join(done)}." if done else f"Nothing {verb}."
+    if refused:
+        message += " " + " ".join(refused)
+    if wants_json(request):
+        return JSONResponse({"message": message, "done": done, "refused": refused})
+    return redirect_with_flash("/", message)

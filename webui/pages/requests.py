@@ -1,0 +1,160 @@
+"""One request: its arguments, cost, rule, timeline and result, and the decisions (approve, approve and remember,
+reject with a reason, edit and approve)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from sqlmodel import Session
+
+from service.api.deps import StateDep
+from service.approvals import queries
+from service.approvals import service as approvals
+from service.approvals.schemas import Remember, RequestDetail, Verdict
+from service.arguments import REDACTED
+from service.durations import parse_duration
+from service.errors import Conflict, InvalidInput, NotFound
+from service.policy_versions.simulate import explain_cost
+from webui.auth import Approver, CheckedForm, Viewer, field
+from webui.errors import wants_json
+from webui.rendering import redirect_with_flash, render_html, safe_next
+from webui.views import decided_via, image_blocks, timeline
+from webui.work import decide_from_web, in_session
+
+router = APIRouter()
+IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+
+
+async def _detail_page(
+    request: Request, state: StateDep, request_id: int, *, edit_text: str | None = None, edit_error: str | None = None
+) -> Response:
+    def load(session: Session) -> tuple[RequestDetail, list[dict[str, str]], dict[str, Any] | None]:
+        stored = approvals.get(session, request_id)
+        policy = state.gateway.policy.current().policy
+        return (
+            queries.detail(session, request_id),
+            image_blocks(stored.result),
+            explain_cost(policy, stored.tool, stored.edited_arguments or stored.arguments),
+        )
+
+    detail, images, cost = await in_session(state, load)
+    arguments = detail.edited_arguments if detail.edited_arguments is not None else detail.arguments
+    context = {
+        "title": detail.public_id,
+        "item": detail,
+        "timeline": timeline(detail),
+        "decided_via": decided_via(detail),
+        "cost": cost,
+        "images": images,
+        "edit_text": edit_text if edit_text is not None else json.dumps(arguments, indent=2, ensure_ascii=False),
+        "edit_error": edit_error,
+    }
+    return render_html(request, "request.html", context, 400 if edit_error else 200)
+
+
+@router.get("/requests/{request_id}")
+async def request_page(request: Request, request_id: int, state: StateDep, user: Viewer) -> Response:
+    return await _detail_page(request, state, request_id)
+
+
+@router.get("/requests/{request_id}/images/{index}")
+async def request_image(request_id: int, index: int, state: StateDep, user: Viewer) -> Response:
+    """An image of a stored result, decoded and served with its own type, so the page never inlines agent data."""
+    blocks = await in_session(state, lambda s: image_blocks(approvals.get(s, request_id).result))
+    if index < 0 or index >= len(blocks) or blocks[index]["mime_type"] not in IMAGE_TYPES:
+        raise NotFound("no such image (results are kept for a limited time)")
+    try:
+        data = base64.b64decode(blocks[index]["data"], validate=True)
+    except (binascii.Error, ValueError):
+        raise NotFound("this image could not be decoded") from None
+    return Response(data, media_type=blocks[index]["mime_type"], headers={"Cache-Control": "private, max-age=300"})
+
+
+REDACTED_EDIT = (
+    "these arguments contain values Airlock never shows (secrets or blobs, marked [REDACTED] or [blob ...]); "
+    "approve the original call instead, or replace those values"
+)
+
+
+def _has_redactions(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(_has_redactions(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_redactions(v) for v in value)
+    return isinstance(value, str) and (value == REDACTED or value.startswith("[blob "))
+
+
+def _remember(form: Any) -> Remember | None:
+    scope = field(form, "remember")
+    if not scope:
+        return None
+    if scope not in ("arguments", "tool"):
+        raise InvalidInput("remember the same arguments or the whole tool")
+    try:
+        duration = parse_duration(field(form, "duration") or "1h")
+    except ValueError as exc:
+        raise InvalidInput(f"remember for: {exc}") from None
+    return Remember("arguments" if scope == "arguments" else "tool", duration)
+
+
+def _answer(request: Request, form: Any, message: str, request_id: int) -> Response:
+    if wants_json(request):
+        return JSONResponse({"message": message, "request_id": request_id})
+    return redirect_with_flash(safe_next(field(form, "next"), f"/requests/{request_id}"), message)
+
+
+@router.post("/requests/{request_id}/approve")
+async def approve(request: Request, request_id: int, form: CheckedForm, state: StateDep, user: Approver) -> Response:
+    arguments = None
+    edit_text = field(form, "arguments")
+    if edit_text:
+        try:
+            parsed = json.loads(edit_text)
+        except ValueError as exc:
+            return await _detail_page(request, state, request_id, edit_text=edit_text, edit_error=f"not JSON: {exc}")
+        if not isinstance(parsed, dict):
+            return await _detail_page(
+                request, state, request_id, edit_text=edit_text, edit_error="the arguments must be a JSON object"
+            )
+        if _has_redactions(parsed):
+            return await _detail_page(request, state, request_id, edit_text=edit_text, edit_error=REDACTED_EDIT)
+        arguments = parsed
+    try:
+        public = await decide_from_web(
+            state,
+            user,
+            request_id,
+            Verdict.APPROVE,
+            reason=field(form, "comment") or None,
+            arguments=arguments,
+            remember=_remember(form),
+        )
+    except Conflict as exc:
+        return _already_decided(request, request_id, exc)
+    except InvalidInput as exc:
+        if arguments is None or wants_json(request):
+            raise
+        return await _detail_page(request, state, request_id, edit_text=edit_text, edit_error=exc.message)
+    edited = " with edited arguments" if arguments is not None else ""
+    return _answer(request, form, f"Approved {public.public_id}{edited}.", request_id)
+
+
+@router.post("/requests/{request_id}/reject")
+async def reject(request: Request, request_id: int, form: CheckedForm, state: StateDep, user: Approver) -> Response:
+    try:
+        public = await decide_from_web(state, user, request_id, Verdict.REJECT, reason=field(form, "reason"))
+    except Conflict as exc:
+        return _already_decided(request, request_id, exc)
+    return _answer(request, form, f"Rejected {public.public_id}.", request_id)
+
+
+def _already_decided(request: Request, request_id: int, exc: Conflict) -> Response:
+    """A late second decision (a double click, or Slack got there first) is news, not an error page."""
+    if wants_json(request):
+        return JSONResponse({"error": exc.message}, status_code=exc.status_code)
+    return redirect_with_flash(f"/requests/{request_id}", exc.message)

@@ -1,0 +1,67 @@
+"""How pages call the services: one unit of work per call, off the event loop; and the web's path to decide()."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import anyio
+from sqlmodel import Session
+
+from service.approvals import queries
+from service.approvals import service as approvals
+from service.approvals.schemas import ApprovalEvent, Approver, Remember, RequestPublic, Verdict
+from service.db.engine import unit_of_work
+from webui.auth import WebUser
+
+T = TypeVar("T")
+
+WEB_CHANNEL = "web"
+
+
+async def in_session(state: Any, work: Callable[[Session], T]) -> T:
+    """Run `work` in one transaction (committed when it returns, rolled back when it raises), in a worker thread."""
+
+    def run() -> T:
+        with unit_of_work(state.runtime.engine) as session:
+            return work(session)
+
+    return await anyio.to_thread.run_sync(run)
+
+
+def approver_of(web_user: WebUser) -> Approver:
+    user = web_user.user
+    return Approver(user.username, user.role, WEB_CHANNEL, slack_user_id=user.slack_user_id)
+
+
+async def decide_from_web(
+    state: Any,
+    web_user: WebUser,
+    request_id: int,
+    verdict: Verdict,
+    *,
+    reason: str | None = None,
+    arguments: dict[str, Any] | None = None,
+    remember: Remember | None = None,
+) -> RequestPublic:
+    """The same decision point as every other channel (approvals.service.decide), then the events, after commit."""
+
+    def run(session: Session) -> tuple[RequestPublic, list[ApprovalEvent]]:
+        request, events = approvals.decide(
+            session,
+            request_id,
+            approver_of(web_user),
+            verdict,
+            reason=reason or None,
+            arguments=arguments,
+            remember=remember,
+            validate_arguments=state.gateway.validate_arguments,
+            counters=state.runtime.counters,
+        )
+        return queries.public(session, request), events
+
+    public, events = await in_session(state, run)
+    if remember is not None:
+        state.gateway.standing.invalidate()
+    state.bus.publish(events)  # after the commit: the waiting call wakes and reads the new state
+    return public
