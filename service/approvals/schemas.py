@@ -18,12 +18,10 @@ class Verdict(StrEnum):
 
 @dataclass(frozen=True)
 class Approver:
-    """Who is deciding, and from where (web, slack, api, cli). `role` is None for someone known only by their Slack
-    identity (a Slack user or user-group member the rule names, linked to no Airlock user): such a person may
-    decide only where the rule names them."""
+    """Who is deciding, and from where (web, slack, api, cli)."""
 
     username: str
-    role: Role | None
+    role: Role
     channel: str
     slack_user_id: str | None = None
     slack_groups: frozenset[str] = frozenset()

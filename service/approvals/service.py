@@ -141,8 +141,8 @@ def may_decide(request: ToolCallRequest, approver: Approver) -> str | None:
         return "viewers may not decide requests"
     allowed = spec.approvers
     if (
-        (approver.role is not None and approver.role.value in allowed.roles)
-        or (approver.role is not None and approver.username in allowed.users)
+        approver.role.value in allowed.roles
+        or approver.username in allowed.users
         or (approver.slack_user_id is not None and approver.slack_user_id in allowed.slack_users)
         or bool(approver.slack_groups & set(allowed.slack_groups))
     ):

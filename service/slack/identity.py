@@ -37,16 +37,13 @@ class SlackDirectory:
         self._groups: dict[str, tuple[float, frozenset[str]]] = {}
 
     async def approver(self, slack_user_id: str, named_groups: Sequence[str]) -> Approver | None:
-        """The Airlock user linked to this Slack user; else, when the rule names Slack users or groups, the Slack
-        identity alone (no role: it may decide only where the rule names it). None for a disabled user."""
+        """None when the Slack user is not linked to an enabled Airlock user."""
         user = await anyio.to_thread.run_sync(self._user_by_slack_id, slack_user_id)
         if user is None and self._match_email:
             user = await self._user_by_email(slack_user_id)
-        if user is not None and user.disabled_at is not None:
+        if user is None or user.disabled_at is not None:
             return None
         groups = frozenset([g for g in named_groups if slack_user_id in await self.group_members(g)])
-        if user is None:
-            return Approver(f"slack:{slack_user_id}", None, "slack", slack_user_id=slack_user_id, slack_groups=groups)
         return Approver(user.username, user.role, "slack", slack_user_id=slack_user_id, slack_groups=groups)
 
     async def group_members(self, group_id: str) -> frozenset[str]:

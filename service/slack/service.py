@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 from service.approvals import service as approvals
 from service.approvals.events import EventBus
 from service.approvals.models import RequestStatus, ToolCallRequest
-from service.approvals.schemas import ApprovalEvent, Approver, Remember, Verdict
+from service.approvals.schemas import ApprovalEvent, Remember, Verdict
 from service.approvals.service import ArgumentValidator
 from service.config import SlackConfig
 from service.db.engine import unit_of_work
@@ -38,11 +38,9 @@ from service.slack.verification import RequestVerifier
 log = logging.getLogger(__name__)
 
 NOT_LINKED = (
-    "Your Slack account is not linked to an Airlock user, and this rule does not name you or your Slack user "
-    "group, so you are not an approver for this rule. An admin can link it: airlock users create NAME "
-    "--slack-user YOUR_SLACK_ID."
+    "Your Slack account is not linked to an Airlock user, so you are not an approver for this rule. "
+    "An admin can link it: airlock users create NAME --slack-user YOUR_SLACK_ID."
 )
-DISABLED = "Your Airlock user is disabled, so you are not an approver for this rule."
 REMEMBER = Remember("arguments", timedelta(hours=1))
 
 
@@ -127,11 +125,11 @@ class SlackChannel:
             return
         approver = await self.directory.approver(click.user_id, _named_groups(request))
         if approver is None:
-            await self._ephemeral(click.channel_id, click.user_id, DISABLED)
+            await self._ephemeral(click.channel_id, click.user_id, NOT_LINKED)
             return
         refusal = _not_decidable(request) or approvals.may_decide(request, approver)
         if refusal is not None:
-            await self._ephemeral(click.channel_id, click.user_id, _refusal(approver, refusal))
+            await self._ephemeral(click.channel_id, click.user_id, _sentence(refusal))
             return
         assert request.id is not None
         if click.action == cards.REJECT:
@@ -198,7 +196,7 @@ class SlackChannel:
             return
         approver = await self.directory.approver(slack_user_id, _named_groups(request))
         if approver is None:
-            await self._ephemeral(channel_id, slack_user_id, DISABLED)
+            await self._ephemeral(channel_id, slack_user_id, NOT_LINKED)
             return
 
         def run() -> list[ApprovalEvent]:
@@ -219,7 +217,7 @@ class SlackChannel:
         try:
             events = await anyio.to_thread.run_sync(run)
         except AirlockError as exc:
-            await self._ephemeral(channel_id, slack_user_id, _refusal(approver, exc.message))
+            await self._ephemeral(channel_id, slack_user_id, _sentence(exc.message))
             return
         if remember is not None:
             self._on_remembered()
@@ -240,13 +238,6 @@ class SlackChannel:
             log.warning("Slack interaction dropped: the Slack channel is not running")
             return
         self._tasks.start_soon(_logged, work)
-
-
-def _refusal(approver: Approver, reason: str) -> str:
-    # Someone known only by their Slack identity is told how to be linked, not just that they may not decide.
-    if approver.role is None and "not an approver" in reason:
-        return NOT_LINKED
-    return _sentence(reason)
 
 
 def _named_groups(request: ToolCallRequest) -> list[str]:
