@@ -73,3 +73,15 @@ def redact(value: Any, *, max_string: int | None = None) -> Any:
         if max_string is not None and len(value) > max_string:
             return value[:max_string] + f"… [{len(value)} chars]"
     return value
+
+
+_REQUEST_ID = re.compile(r"(?:R-)?([0-9]{1,18})", re.IGNORECASE)
+
+
+def parse_request_id(text: object) -> int | None:
+    """The number in a request id as people and agents write it ("R-12", "r-12", "12"); None for anything else,
+    including digits int() would refuse and numbers too large for the database."""
+    if not isinstance(text, str):
+        return None
+    found = _REQUEST_ID.fullmatch(text.strip())
+    return int(found.group(1)) if found else None

@@ -77,6 +77,9 @@ class ApprovalRepository:
                     col(ToolCallRequest.next_reminder_at) <= now,
                 )
                 .limit(limit)
+                # Replicas sweep at the same time: each due reminder goes to one of them (PostgreSQL; SQLite has one
+                # writer anyway and ignores this).
+                .with_for_update(skip_locked=True)
             ).all()
         )
 
@@ -97,6 +100,11 @@ class ApprovalRepository:
                 .order_by(col(ToolCallRequest.id))
                 .limit(limit)
             ).all()
+        )
+
+    def set_hold_mode(self, request_id: int, mode: str) -> None:
+        self.session.execute(
+            update(REQUESTS).where(REQUESTS.c.id == request_id, REQUESTS.c.hold_mode != mode).values(hold_mode=mode)
         )
 
     def tasks_of(self, grant_id: int, before_id: int | None, limit: int) -> list[ToolCallRequest]:

@@ -363,6 +363,12 @@ def approved_tasks(session: Session) -> list[ToolCallRequest]:
     return ApprovalRepository(session).approved_tasks()
 
 
+def hold_as_task(session: Session, request_id: int) -> None:
+    """A task-mode call attached to a request held another way: from now on the task runner runs it once
+    approved (whoever claims it first runs it; the others read the stored result)."""
+    ApprovalRepository(session).set_hold_mode(request_id, "task")
+
+
 def tasks_of(
     session: Session, grant_id: int, *, before_id: int | None = None, limit: int = 50
 ) -> list[ToolCallRequest]:

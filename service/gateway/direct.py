@@ -27,6 +27,7 @@ import mcp_types as types
 from mcp.server.streamable_http import check_accept_headers
 from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
 from mcp.shared.exceptions import MCPError
+from mcp_types.methods import serialize_server_result
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
@@ -54,9 +55,17 @@ class SessionFacts:
     principal: str
     client_name: str | None
     speaks_tasks: bool
+    version: str
+    """The protocol version the handshake settled on: results are shaped for it, as the SDK would."""
 
 
-def facts_from_initialize(principal: str, params: Any) -> SessionFacts:
+def facts_from_handshake(principal: str, params: Any, answer: bytes) -> SessionFacts | None:
+    """The session's facts from its initialize request and the SDK's answer; None unless the handshake succeeded
+    (a refused initialize still opens a session, which the SDK then keeps closed to everything but initialize)."""
+    result = _handshake_result(answer)
+    version = result.get("protocolVersion") if result is not None else None
+    if not isinstance(version, str) or version not in HANDSHAKE_PROTOCOL_VERSIONS:
+        return None
     info = params.get("clientInfo") if isinstance(params, dict) else None
     capabilities = params.get("capabilities") if isinstance(params, dict) else None
     extensions = capabilities.get("extensions") if isinstance(capabilities, dict) else None
@@ -65,7 +74,22 @@ def facts_from_initialize(principal: str, params: Any) -> SessionFacts:
         principal=principal,
         client_name=name if isinstance(name, str) else None,
         speaks_tasks=isinstance(extensions, dict) and TASKS_EXTENSION in extensions,
+        version=version,
     )
+
+
+def _handshake_result(answer: bytes) -> dict[str, Any] | None:
+    """The `result` of the initialize answer, sent as JSON or as one SSE event."""
+    text = answer.decode("utf-8", "replace").strip()
+    if not text.startswith("{"):
+        data = [line[5:].strip() for line in text.splitlines() if line.startswith("data:")]
+        text = data[-1] if data else ""
+    try:
+        message = json.loads(text)
+    except ValueError:
+        return None
+    result = message.get("result") if isinstance(message, dict) and "error" not in message else None
+    return result if isinstance(result, dict) else None
 
 
 def is_direct_candidate(message: Mapping[str, Any] | None) -> bool:
@@ -91,7 +115,7 @@ class DirectCalls:
         self._manager = manager
         self._security = TransportSecurityMiddleware(security)
         self._sessions: dict[str, SessionFacts] = {}
-        self._in_flight: dict[tuple[str, str], anyio.CancelScope] = {}
+        self._in_flight: dict[tuple[str, str], tuple[str, anyio.CancelScope]] = {}
 
     # -- sessions -------------------------------------------------------------------------------------------
 
@@ -114,23 +138,28 @@ class DirectCalls:
             return None
         request = Request(scope, receive)
         has_json, has_sse = check_accept_headers(request)
-        if not (has_json and has_sse) or await self._security.validate_request(request, is_post=True) is not None:
+        if not (has_json and has_sse) or not _is_json(request):
+            return None
+        if await self._security.validate_request(request, is_post=True) is not None:
             return None
         return facts
 
-    def cancel(self, scope: Scope, message: Mapping[str, Any] | None) -> bool:
-        """notifications/cancelled for a call served here (the SDK would not know it): True when it was ours."""
+    async def cancel(self, scope: Scope, receive: Receive, message: Mapping[str, Any] | None, principal: str) -> bool:
+        """notifications/cancelled for a call served here (the SDK would not know it), from the session's own
+        grant and an allowed origin: True when it was ours and is now cancelled."""
         if message is None or message.get("method") != "notifications/cancelled" or "id" in message:
             return False
         params = message.get("params")
         request_id = params.get("requestId") if isinstance(params, dict) else None
         session_id = _header(scope, SESSION_HEADER)
-        if session_id is None or request_id is None:
+        if session_id is None or isinstance(request_id, bool) or not isinstance(request_id, int | str):
             return False
-        cancel_scope = self._in_flight.get((session_id, str(request_id)))
-        if cancel_scope is None:
+        in_flight = self._in_flight.get(_call_key(session_id, request_id))
+        if in_flight is None or in_flight[0] != principal:
             return False
-        cancel_scope.cancel()
+        if await self._security.validate_request(Request(scope, receive), is_post=True) is not None:
+            return False
+        in_flight[1].cancel()
         return True
 
     # -- serving a call -------------------------------------------------------------------------------------
@@ -152,63 +181,78 @@ class DirectCalls:
             if not alive:  # the session timed out in the meantime: nothing was done
                 await _respond_json(send, 404, _error(message["id"], types.INVALID_REQUEST, "Session not found"))
                 return
-            key = (session_id, str(message["id"]))
+            key = _call_key(session_id, message["id"])
             streaming = not self._gateway.answers_at_once(message)
             with anyio.CancelScope() as cancel_scope:
-                self._in_flight[key] = cancel_scope  # notifications/cancelled finds it here
+                self._in_flight[key] = (facts.principal, cancel_scope)  # notifications/cancelled finds it here
                 try:
+                    call = _Call(message, session_id, facts, grant, upstream, cancel_scope)
                     if streaming:
-                        await self._stream(receive, send, message, session_id, facts, grant, upstream, cancel_scope)
+                        await self._stream(receive, send, call)
                     else:
-                        context = CallContext(grant, upstream, session_id, None, facts.client_name, False)
-                        await _respond_json(send, 200, await self._answer(context, message), headers)
+                        await _respond_json(send, 200, await self._answer(call, None), headers)
                     return
                 finally:
-                    self._in_flight.pop(key, None)
+                    if self._in_flight.get(key, (None, None))[1] is cancel_scope:
+                        del self._in_flight[key]
             if not streaming:  # cancelled by the agent: nobody reads this, but the request gets its response
-                await _respond_json(send, 200, _error(message["id"], REQUEST_CANCELLED, "Request cancelled"), headers)
+                await _respond_json(send, 200, _cancelled(message["id"]), headers)
 
-    async def _stream(
-        self,
-        receive: Receive,
-        send: Send,
-        message: Mapping[str, Any],
-        session_id: str,
-        facts: SessionFacts,
-        grant: AuthenticatedGrant,
-        upstream: str | None,
-        cancel_scope: anyio.CancelScope,
-    ) -> None:
-        """An answer that may carry progress, or wait for a person: SSE, with the agent's hang-up noticed. When
-        the call is cancelled the stream just ends (the agent asked for no answer, or is gone)."""
-        meta = message["params"].get("_meta") or {}
-        stream = _EventStream(send, [(SESSION_HEADER.encode(), session_id.encode())])
+    async def _stream(self, receive: Receive, send: Send, call: _Call) -> None:
+        """An answer that may carry progress, or wait for a person: SSE, with the agent's hang-up noticed. A call
+        cancelled by the agent ends with the same error the SDK sends; after a hang-up nothing is sent."""
+        stream = _EventStream(send, [(SESSION_HEADER.encode(), call.session_id.encode())])
         await stream.open()
+        answered = False
         try:
-            progress = stream.progress_relay(meta.get("progressToken"))
-            context = CallContext(grant, upstream, session_id, progress, facts.client_name, False)
+            meta = call.message["params"].get("_meta") or {}
             async with anyio.create_task_group() as group:
-                group.start_soon(stream.watch, receive, cancel_scope)
-                await stream.event(await self._answer(context, message))
+                group.start_soon(stream.watch, receive, call.cancel_scope)
+                await stream.event(await self._answer(call, stream.progress_relay(meta.get("progressToken"))))
+                answered = True
                 group.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True):
+                if not answered and not stream.hung_up:
+                    await stream.event(_cancelled(call.message["id"]))
                 await stream.close()
 
-    async def _answer(self, context: CallContext, message: Mapping[str, Any]) -> dict[str, Any]:
-        params: dict[str, Any] = message["params"]
+    async def _answer(self, call: _Call, progress: ProgressRelay | None) -> dict[str, Any]:
+        params: dict[str, Any] = call.message["params"]
+        request_id = call.message["id"]
+        context = CallContext(
+            call.grant,
+            call.upstream,
+            call.session_id,
+            progress,
+            call.facts.client_name,
+            False,
+            present=lambda: not call.cancel_scope.cancel_called,
+        )
         try:
             outcome = await self._gateway.call_tool(context, params["name"], dict(params.get("arguments") or {}))
+            assert not isinstance(outcome, HeldTask)  # sessions that speak tasks do not come here
+            dumped = outcome.model_dump(mode="json", by_alias=True, exclude_none=True)
+            # Shaped for the session's protocol version, as the SDK does for what its handlers return.
+            result = serialize_server_result("tools/call", call.facts.version, dumped)
         except MCPError as exc:
-            return _error(message["id"], exc.error.code, exc.error.message)
+            return _error(request_id, exc.error.code, exc.error.message)
         except anyio.get_cancelled_exc_class():
             raise
         except Exception:  # an answer the agent can act on, and the details in our log, never a traceback
             log.exception("tools/call %s failed", params["name"])
-            return _error(message["id"], types.INTERNAL_ERROR, "Internal error")
-        assert not isinstance(outcome, HeldTask)  # sessions that speak tasks do not come here
-        result = outcome.model_dump(mode="json", by_alias=True, exclude_none=True)
-        return {"jsonrpc": "2.0", "id": message["id"], "result": result}
+            return _error(request_id, types.INTERNAL_ERROR, "Internal error")
+        return {"jsonrpc": "2.0", "id": request_id, "result": result}
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    message: Mapping[str, Any]
+    session_id: str
+    facts: SessionFacts
+    grant: AuthenticatedGrant
+    upstream: str | None
+    cancel_scope: anyio.CancelScope
 
 
 class _EventStream:
@@ -219,6 +263,7 @@ class _EventStream:
         self._headers = headers
         self._lock = anyio.Lock()
         self._last_write = time.monotonic()
+        self.hung_up = False
 
     async def open(self) -> None:
         headers = [
@@ -238,6 +283,7 @@ class _EventStream:
         while True:
             with anyio.move_on_after(KEEPALIVE_SECONDS):
                 if (await receive())["type"] == "http.disconnect":
+                    self.hung_up = True
                     cancel_scope.cancel()
                     return
                 continue
@@ -269,6 +315,21 @@ class _EventStream:
         async with self._lock:
             await self._send({"type": "http.response.body", "body": chunk, "more_body": True})
             self._last_write = time.monotonic()
+
+
+def _call_key(session_id: str, request_id: int | str) -> tuple[str, str]:
+    # JSON text keeps 1 and "1" apart, as JSON-RPC does.
+    return session_id, json.dumps(request_id)
+
+
+def _is_json(request: Request) -> bool:
+    """The SDK's Content-Type rule: an exact application/json among the listed types."""
+    declared = request.headers.get("content-type", "").split(";")[0]
+    return any(part.strip() == "application/json" for part in declared.split(","))
+
+
+def _cancelled(request_id: Any) -> dict[str, Any]:
+    return _error(request_id, REQUEST_CANCELLED, "Request cancelled")
 
 
 def _error(request_id: Any, code: int, message: str) -> dict[str, Any]:

@@ -20,11 +20,11 @@ from pydantic import ValidationError
 from starlette.types import Message, Receive, Scope, Send
 
 from service.errors import NotAuthenticated
-from service.gateway.direct import DirectCalls, facts_from_initialize, is_direct_candidate
+from service.gateway.direct import DirectCalls, facts_from_handshake, is_direct_candidate
 from service.gateway.holds import HeldTask
 from service.gateway.service import CallContext, Gateway
 from service.gateway.tasks import TASKS_EXTENSION, TaskRunner, wants_task
-from service.gateway.tasks_2025 import CoreTasks, is_task_augmented, task_capability
+from service.gateway.tasks_2025 import CoreTasks, is_task_augmented, task_capability, task_metadata_problem
 from service.gateway.transport import answer_with_json
 from service.gateway.upstreams import ProgressRelay
 from service.grants.cache import GrantCache
@@ -126,12 +126,16 @@ def build_mcp_server(gateway: Gateway, tasks: TaskRunner, core_tasks: CoreTasks,
     async def task_augmented_call(ctx: ServerRequestContext[Any], call_next: CallNext) -> HandlerResult:
         """A 2025-11-25 tools/call with `params.task`, answered with a CreateTaskResult before the SDK's handler
         (whose result check only admits a CallToolResult)."""
-        if _modern(ctx) or not is_task_augmented(ctx.method, ctx.params):
+        if not is_task_augmented(ctx.method, ctx.protocol_version, ctx.params):
             return await call_next(ctx)
         auth = _auth(ctx)
+        raw = dict(ctx.params or {})
+        problem = task_metadata_problem(raw)
+        if problem is not None:
+            raise MCPError(types.INVALID_PARAMS, problem)
         try:
             params = types.CallToolRequestParams.model_validate(
-                {k: v for k, v in (ctx.params or {}).items() if k != "task"}, by_name=False
+                {k: v for k, v in raw.items() if k != "task"}, by_name=False
             )
         except ValidationError as exc:
             raise MCPError(types.INVALID_PARAMS, "Invalid request parameters", str(exc.errors()[:3])) from None
@@ -272,7 +276,7 @@ class McpEntry:
             if facts is not None:
                 await self._direct.serve(scope, receive, send, message, grant, upstream, facts)
                 return
-        elif self._direct.cancel(scope, message):
+        elif await self._direct.cancel(scope, receive, message, principal):
             await send({"type": "http.response.start", "status": 202, "headers": [(b"content-length", b"0")]})
             await send({"type": "http.response.body", "body": b""})
             return
@@ -282,9 +286,11 @@ class McpEntry:
             await self._manager.handle_request(scope, receive, send)
             return
         opened: list[str] = []
-        await self._manager.handle_request(scope, receive, _session_opened(send, opened))
-        if opened:
-            self._direct.remember(opened[0], facts_from_initialize(principal, message.get("params")))
+        answer = bytearray()
+        await self._manager.handle_request(scope, receive, _session_opened(send, opened, answer))
+        facts = facts_from_handshake(principal, message.get("params"), bytes(answer)) if opened else None
+        if facts is not None:
+            self._direct.remember(opened[0], facts)
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes | None:
@@ -303,14 +309,19 @@ async def _read_body(receive: Receive, limit: int) -> bytes | None:
             return b"".join(chunks)
 
 
-def _session_opened(send: Send, opened: list[str]) -> Send:
-    """Pass the answer on, noting the session id of a handshake that succeeded."""
+_HANDSHAKE_ANSWER_LIMIT = 64 * 1024
+
+
+def _session_opened(send: Send, opened: list[str], answer: bytearray) -> Send:
+    """Pass the handshake's answer on, noting the session id it opened and (the start of) what it said."""
 
     async def watching(message: Message) -> None:
         if message["type"] == "http.response.start" and message["status"] == 200:
             for key, value in message.get("headers", []):
                 if key.lower() == b"mcp-session-id":
                     opened.append(value.decode("latin-1"))
+        elif message["type"] == "http.response.body" and len(answer) < _HANDSHAKE_ANSWER_LIMIT:
+            answer.extend(message.get("body", b""))
         await send(message)
 
     return watching

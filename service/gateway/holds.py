@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +22,7 @@ from service.approvals import service as approvals
 from service.approvals.events import EventBus
 from service.approvals.models import RequestStatus, ToolCallRequest
 from service.approvals.schemas import ApprovalEvent
+from service.arguments import parse_request_id
 from service.config import HoldConfig
 from service.db.engine import reading, unit_of_work
 from service.errors import Unavailable
@@ -77,12 +78,18 @@ class HeldTask:
     request: ToolCallRequest
 
 
+def _always() -> bool:
+    return True
+
+
 @dataclass(frozen=True)
 class Caller:
     grant: AuthenticatedGrant
     session_id: str | None
     client_name: str | None
     progress: ProgressRelay | None
+    present: Callable[[], bool] = _always
+    """Whether the agent is still there to receive the answer (False once it hung up or cancelled)."""
 
 
 class HoldCoordinator:
@@ -121,6 +128,8 @@ class HoldCoordinator:
             # The same call again attaches to the open request: it is not a second request, nor counted twice.
             engine.release(decision.reservation, upstream_failed=True)
             request_id = existing
+            if as_task:  # a task is answered by the task runner, so the request it attached to becomes one
+                await anyio.to_thread.run_sync(self._as_task, existing)
         else:
             if await anyio.to_thread.run_sync(self._at_pending_cap, caller.grant.id):
                 engine.release(decision.reservation, upstream_failed=True)
@@ -143,8 +152,8 @@ class HoldCoordinator:
 
     async def status(self, caller: Caller, arguments: Mapping[str, Any]) -> types.CallToolResult:
         """The gateway's own tool: no policy, bound to the grant that made the request, its own wait bound."""
-        raw = str(arguments.get("request_id", "")).strip().upper().removeprefix("R-")
-        if not raw.isdigit():
+        request_id = parse_request_id(arguments.get("request_id"))
+        if request_id is None:
             return answers.error_result("[NOT FOUND] request_id must look like R-123.")
         budget = self.budget(caller.client_name)
         wait = arguments.get("wait_seconds", budget)
@@ -153,10 +162,10 @@ class HoldCoordinator:
             if not isinstance(wait, int | float) or isinstance(wait, bool)
             else min(max(0.0, float(wait)), budget)
         )
-        request = await anyio.to_thread.run_sync(self._load, int(raw))
+        request = await anyio.to_thread.run_sync(self._load, request_id)
         if request is None or request.grant_id != caller.grant.id:
-            return answers.error_result(f"[NOT FOUND] No request R-{raw} for this agent.")
-        return await self.wait_and_deliver(caller, int(raw), wait_seconds)
+            return answers.error_result(f"[NOT FOUND] No request R-{request_id} for this agent.")
+        return await self.wait_and_deliver(caller, request_id, wait_seconds)
 
     async def watch_other_processes(self) -> None:
         """Wake the calls whose request was decided elsewhere: one query per second for all of them."""
@@ -186,9 +195,12 @@ class HoldCoordinator:
                 try:
                     request = heard or await anyio.to_thread.run_sync(self._load, request_id)
                     assert request is not None
+                    from_event, heard = heard is not None, None
                     finished = await self._settle(caller, request)
                     if finished is not None:
                         return finished
+                    if from_event:
+                        continue  # the event's row only saves a read; before waiting again, read what is current
                     now = time.monotonic()
                     if now >= deadline:
                         return answers.pending(request)
@@ -266,36 +278,37 @@ class HoldCoordinator:
     async def run_approved(
         self, caller: Caller, request: ToolCallRequest, *, delivered: bool
     ) -> types.CallToolResult | None:
-        """Claim and run an approved request; None when another caller claimed it first."""
+        """Claim and run an approved request; None when another caller claimed it first.
+
+        From the claim to the stored result nothing may interrupt: an agent that hangs up mid-call must not leave
+        the request `executing` for ever with its budget neither spent nor given back. The call finishes (within
+        the upstream timeout), its result is stored, and it counts as delivered only if the agent is still there;
+        otherwise the same call or airlock_approval_status picks it up later."""
         assert request.id is not None
-        if not await anyio.to_thread.run_sync(self._claim, request.id):
-            return None  # someone else claimed it first
+        with anyio.CancelScope(shield=True):
+            if not await anyio.to_thread.run_sync(self._claim, request.id):
+                return None  # someone else claimed it first
+            result, succeeded = await self._run_claimed(caller, request)
+            delivered = delivered and caller.present()
+            await anyio.to_thread.run_sync(self._finish, request, succeeded, result, delivered)
+            status = RequestStatus.SUCCEEDED if succeeded else RequestStatus.FAILED
+            self._bus.publish([ApprovalEvent("executed", request.id, status.value)])
+        return result
+
+    async def _run_claimed(self, caller: Caller, request: ToolCallRequest) -> tuple[types.CallToolResult, bool]:
         arguments = request.edited_arguments if request.edited_arguments is not None else request.arguments
         engine = self._policy.current()
         recheck = self._recheck(engine, caller, request.tool, arguments)
         if recheck is not None:
-            result = answers.denied(recheck)
-            await anyio.to_thread.run_sync(self._finish, request, False, result, delivered)
-            self._bus.publish([ApprovalEvent("executed", request.id, RequestStatus.FAILED.value)])
-            return result
+            return answers.denied(recheck), False
         try:
             result = await self._pool.get(request.upstream).call_tool(
-                request.upstream_tool or request.tool, arguments, progress=caller.progress
+                request.upstream_tool or request.tool, arguments, progress=_while_present(caller)
             )
-            succeeded = True
         except UpstreamUnavailable as exc:
             engine.release(_reservation(request), upstream_failed=True)
-            result = answers.upstream_failed(str(exc))
-            succeeded = False
-        await anyio.to_thread.run_sync(self._finish, request, succeeded, result, delivered)
-        self._bus.publish(
-            [
-                ApprovalEvent(
-                    "executed", request.id, (RequestStatus.SUCCEEDED if succeeded else RequestStatus.FAILED).value
-                )
-            ]
-        )
-        return result
+            return answers.upstream_failed(str(exc)), False
+        return result, True
 
     def _recheck(self, engine: PolicyEngine, caller: Caller, tool: str, arguments: dict[str, Any]) -> Decision | None:
         """At release the current deny rules apply again: an approval never lets through what the policy now denies.
@@ -310,6 +323,10 @@ class HoldCoordinator:
         with reading(self._db) as session:
             found = approvals.find_open(session, grant_id, tool, arguments)
             return found.id if found is not None else None
+
+    def _as_task(self, request_id: int) -> None:
+        with unit_of_work(self._db) as session:
+            approvals.hold_as_task(session, request_id)
 
     def _at_pending_cap(self, grant_id: int) -> bool:
         with reading(self._db) as session:
@@ -379,6 +396,22 @@ class HoldCoordinator:
             anyio.from_thread.run_sync(self._bus.publish, events)
         except Unavailable:
             log.warning("could not mark R-%s as requester-gone: database unavailable", request_id)
+
+
+def _while_present(caller: Caller) -> ProgressRelay | None:
+    """Progress for the agent while it is there; a relay that fails (it hung up) never fails the call."""
+    relay = caller.progress
+    if relay is None:
+        return None
+
+    async def tolerant(progress: float, total: float | None, message: str | None) -> None:
+        if caller.present():
+            try:
+                await relay(progress, total, message)
+            except Exception:  # the agent's stream is gone; the call goes on and its result is stored
+                log.debug("progress not delivered", exc_info=True)
+
+    return tolerant
 
 
 def _reservation(request: ToolCallRequest) -> Reservation | None:

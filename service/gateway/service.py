@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,9 +52,13 @@ class CallContext:
     wants_task: bool = False
     """The client speaks tasks (the 2026-07-28 extension, or a 2025-11-25 task-augmented call): a hold answers at
     once with the task instead of waiting."""
+    present: Callable[[], bool] | None = None
+    """Whether the agent is still there (known on the direct path); None: assume it is."""
 
     def caller(self) -> Caller:
-        return Caller(self.grant, self.session_id, self.client_name, self.progress)
+        if self.present is None:
+            return Caller(self.grant, self.session_id, self.client_name, self.progress)
+        return Caller(self.grant, self.session_id, self.client_name, self.progress, self.present)
 
 
 class Gateway:
@@ -125,7 +129,10 @@ class Gateway:
         started = time.perf_counter()
         if name == STATUS_TOOL:
             # The gateway's own tool skips the policy: it only ever delivers what a person already decided.
-            return await self.holds.status(ctx.caller(), arguments)
+            try:
+                return await self.holds.status(ctx.caller(), arguments)
+            except Unavailable:
+                return answers.not_recorded()
         route = self.pool.catalog.route(name)
         if route is None or route.upstream not in self.reachable(ctx.grant, ctx.scope):
             return await self._refuse_unknown(ctx, name, arguments)
@@ -150,9 +157,13 @@ class Gateway:
         if decision.outcome is Outcome.RATE_LIMITED:
             return answers.rate_limited(decision)
         if decision.outcome is Outcome.HOLD:
-            return await self.holds.hold(
-                ctx.caller(), name, route.upstream, route.name, arguments, decision, as_task=ctx.wants_task
-            )
+            try:
+                return await self.holds.hold(
+                    ctx.caller(), name, route.upstream, route.name, arguments, decision, as_task=ctx.wants_task
+                )
+            except Unavailable:  # the queue cannot be written or read: nothing runs now, and the agent is told
+                # The counters stay spent: the request may already be in the queue, and may still be approved.
+                return answers.not_recorded()
         return await self._forward(ctx, engine, name, route.upstream, route.name, arguments, decision, started)
 
     async def _forward(

@@ -22,6 +22,7 @@ from service.approvals import service as approvals
 from service.approvals.events import EventBus
 from service.approvals.models import RequestStatus, ToolCallRequest
 from service.approvals.schemas import ApprovalEvent
+from service.arguments import parse_request_id
 from service.db.engine import reading
 from service.errors import AirlockError
 from service.gateway.holds import Caller, HeldTask, HoldCoordinator
@@ -154,13 +155,14 @@ class TaskRunner:
             return approvals.get(session, request_id)
 
     def _owned(self, grant: AuthenticatedGrant, task_id: str) -> ToolCallRequest:
-        raw = task_id.strip().upper().removeprefix("R-")
+        request_id = parse_request_id(task_id)
         request = None
-        if raw.isdigit():
+        if request_id is not None:
             with reading(self._db) as session:
-                request = approvals.find(session, int(raw))
-        # Tasks are bound to the grant that made them: another grant's id answers as unknown.
-        if request is None or request.grant_id != grant.id:
+                request = approvals.find(session, request_id)
+        # Tasks are bound to the grant that made them: another grant's id answers as unknown, and so does a
+        # request held another way (nothing would complete it as a task).
+        if request is None or request.grant_id != grant.id or request.hold_mode != "task":
             raise MCPError(types.INVALID_PARAMS, f"Unknown task: {task_id}")
         return request
 

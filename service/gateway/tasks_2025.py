@@ -23,6 +23,7 @@ import mcp_types as types
 from mcp.shared.exceptions import MCPError
 
 from service.approvals.models import RequestStatus, ToolCallRequest
+from service.arguments import parse_request_id
 from service.gateway.holds import HeldTask, HoldCoordinator
 from service.gateway.tasks import TASK_POLL_INTERVAL_MS, TaskRunner, status_message, task_ttl_seconds
 from service.grants.schemas import AuthenticatedGrant
@@ -30,6 +31,8 @@ from service.grants.schemas import AuthenticatedGrant
 RELATED_TASK = "io.modelcontextprotocol/related-task"
 FINISHED_TASK_SECONDS = 600.0
 FINISHED_TASK_LIMIT = 10_000
+FINISHED_TASK_BYTES = 64 * 1024 * 1024
+"""Results of at-once tasks may be images of several MB: the oldest go first beyond this much."""
 TASKS_PAGE = 50
 _WORKING = (RequestStatus.PENDING, RequestStatus.APPROVED, RequestStatus.EXECUTING)
 
@@ -45,8 +48,26 @@ def task_capability() -> types.ServerTasksCapability:
     )
 
 
-def is_task_augmented(method: str, params: Any) -> bool:
-    return method == "tools/call" and isinstance(params, dict) and isinstance(params.get("task"), dict)
+TASKS_REVISION = "2025-11-25"
+
+
+def is_task_augmented(method: str, version: str, params: Any) -> bool:
+    """A tools/call with `params.task` on a session that negotiated the revision that has them; anything else
+    (older revisions) goes to the SDK, which answers as the revision says."""
+    return (
+        method == "tools/call"
+        and version == TASKS_REVISION
+        and isinstance(params, dict)
+        and isinstance(params.get("task"), dict)
+    )
+
+
+def task_metadata_problem(params: dict[str, Any]) -> str | None:
+    """What is wrong with `params.task` (TaskMetadata: an optional integer ttl in ms), or None."""
+    ttl = params["task"].get("ttl")
+    if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, int) or ttl < 0):
+        return "task.ttl must be a whole number of milliseconds"
+    return None
 
 
 def core_task(request: ToolCallRequest, retention_seconds: float) -> dict[str, Any]:
@@ -82,6 +103,7 @@ class FinishedTask:
     created_at: datetime
     result: types.CallToolResult
     expires: float
+    size: int
 
     def view(self) -> dict[str, Any]:
         created = self.created_at.isoformat()
@@ -99,8 +121,10 @@ class FinishedTasks:
     """Results of at-once tasks, bound to their grant, kept FINISHED_TASK_SECONDS and at most FINISHED_TASK_LIMIT
     of them (the oldest go first), so a client that never collects cannot grow the process."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_bytes: int = FINISHED_TASK_BYTES) -> None:
         self._tasks: OrderedDict[str, FinishedTask] = OrderedDict()
+        self._bytes = 0
+        self._max_bytes = max_bytes
 
     def add(self, grant_id: int, result: types.CallToolResult) -> FinishedTask:
         self._prune()
@@ -110,10 +134,12 @@ class FinishedTasks:
             created_at=datetime.now(UTC),
             result=result,
             expires=time.monotonic() + FINISHED_TASK_SECONDS,
+            size=_size_of(result),
         )
         self._tasks[task.task_id] = task
-        while len(self._tasks) > FINISHED_TASK_LIMIT:
-            self._tasks.popitem(last=False)
+        self._bytes += task.size
+        while self._tasks and (len(self._tasks) > FINISHED_TASK_LIMIT or self._bytes > self._max_bytes):
+            self._drop_oldest()
         return task
 
     def get(self, grant_id: int, task_id: str) -> FinishedTask | None:
@@ -127,11 +153,23 @@ class FinishedTasks:
 
     def _prune(self) -> None:
         now = time.monotonic()
-        while self._tasks:
-            oldest = next(iter(self._tasks.values()))
-            if oldest.expires > now:
-                return
-            self._tasks.popitem(last=False)
+        while self._tasks and next(iter(self._tasks.values())).expires <= now:
+            self._drop_oldest()
+
+    def _drop_oldest(self) -> None:
+        _, task = self._tasks.popitem(last=False)
+        self._bytes -= task.size
+
+
+def _size_of(result: types.CallToolResult) -> int:
+    """Roughly what a result holds: the text and base64 data of its blocks."""
+    size = 256
+    for block in result.content:
+        for field in ("text", "data", "blob"):
+            value = getattr(block, field, None)
+            if isinstance(value, str):
+                size += len(value)
+    return size
 
 
 class CoreTasks:
@@ -181,10 +219,10 @@ class CoreTasks:
         tasks: list[dict[str, Any]] = []
         if cursor is None:
             tasks = [t.view() for t in self._finished.of_grant(grant.id)][:TASKS_PAGE]
-        elif cursor.isdigit():
-            before = int(cursor)
         else:
-            raise MCPError(types.INVALID_PARAMS, "Invalid cursor")
+            before = parse_request_id(cursor)
+            if before is None or cursor.strip().upper().startswith("R-"):
+                raise MCPError(types.INVALID_PARAMS, "Invalid cursor")
         requests = await self._runner.tasks_of(grant, before, TASKS_PAGE)
         tasks += [core_task(r, self._retention) for r in requests]
         answer: dict[str, Any] = {"tasks": tasks}

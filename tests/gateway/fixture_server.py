@@ -47,7 +47,7 @@ async def call_tool(ctx: ServerRequestContext[Any], params: types.CallToolReques
     _record(params.name, arguments)
     if params.name == "slow":
         try:
-            await anyio.sleep(30)
+            await anyio.sleep(float(arguments.get("seconds", 30)))
         except anyio.get_cancelled_exc_class():
             _record("slow.cancelled", arguments)
             raise

@@ -11,7 +11,7 @@ import anyio
 import httpx2
 import pytest
 
-from tests.gateway.harness import RunningGateway, run_gateway
+from tests.gateway.harness import RunningGateway, fixture_upstream, run_gateway
 from tests.gateway.test_edges import HEADERS, INIT
 from tests.gateway.test_holds import DEAR, USERS, pending_request_id, sqlite_url
 from tests.policy.helpers import fixture
@@ -119,3 +119,96 @@ async def test_an_agent_that_hangs_up_leaves_a_request_that_never_runs(tmp_path:
             assert (await api.post(f"/api/requests/{request_id}/approve", json={})).status_code == 200
         await anyio.sleep(0.5)
         assert gw.upstream_calls("generate_image") == []  # approved, but nobody is there to receive it
+
+
+HOLD_SLOW = (
+    'version: "1"\ndefault: allow\ntools:\n  slow: {require_approval: {when: "true", approvers: {roles: [approver]}}}\n'
+)
+
+
+async def test_an_agent_that_hangs_up_while_its_approved_call_runs_finds_the_result_kept(tmp_path: Path) -> None:
+    log = tmp_path / "upstream.log"
+    with run_gateway(
+        tmp_path,
+        database_url=sqlite_url(tmp_path),
+        policy=HOLD_SLOW,
+        users=USERS,
+        upstreams={"fixture": fixture_upstream(log)},
+    ) as gw:
+        async with httpx2.AsyncClient(timeout=30) as http:
+            session = await open_session(http, gw, gw.token)
+        slow = call(9, "slow", {"seconds": 1})
+        async with httpx2.AsyncClient(timeout=30) as hanging_up:
+
+            async def agent() -> None:
+                await hanging_up.post(gw.mcp_url, json=slow, headers=session)
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(agent)
+                request_id = await pending_request_id(gw)
+                async with gw.api("ana") as api:
+                    assert (await api.post(f"/api/requests/{request_id}/approve", json={})).status_code == 200
+                with anyio.fail_after(10):
+                    while not gw.upstream_calls("slow"):
+                        await anyio.sleep(0.02)
+                group.cancel_scope.cancel()  # the agent hangs up while the approved call runs
+        async with gw.api("ana") as api:
+            with anyio.fail_after(10):
+                while (await api.get(f"/api/requests/{request_id}")).json()["status"] != "succeeded":
+                    await anyio.sleep(0.1)
+        assert gw.upstream_calls("slow.cancelled") == []  # the run was not cut off
+        async with httpx2.AsyncClient(timeout=30) as http:
+            session = await open_session(http, gw, gw.token)
+            again = await http.post(gw.mcp_url, json=slow, headers=session)  # the same call picks up the result
+        assert sse_messages(again.text)[-1]["result"]["content"][0]["text"] == "finished"
+        assert len(gw.upstream_calls("slow")) == 1
+
+
+async def test_a_failed_handshake_opens_no_shortcut_and_content_type_is_checked(tmp_path: Path) -> None:
+    with run_gateway(tmp_path, database_url=sqlite_url(tmp_path), policy=fixture("airlock-demo.yaml")) as gw:
+        auth = {"Authorization": f"Bearer {gw.token}", **HEADERS}
+        async with httpx2.AsyncClient(timeout=10) as http:
+            bad = {**INIT, "params": {**INIT["params"], "protocolVersion": 5}}  # type: ignore[dict-item]
+            refused = await http.post(gw.mcp_url, json=bad, headers=auth)
+            session = {**auth, "mcp-session-id": refused.headers.get("mcp-session-id", "x" * 32)}
+            after = await http.post(gw.mcp_url, json=call(2, "get_model_capabilities", {}), headers=session)
+            assert "error" in (after.json() if after.headers["content-type"].startswith("application/json") else {})
+            good = await open_session(http, gw, gw.token)
+            seq = await http.post(
+                gw.mcp_url,
+                content=json.dumps(call(3, "get_model_capabilities", {})),
+                headers={**good, "Content-Type": "application/json-seq"},
+            )
+            assert seq.status_code == 415
+            plain = await http.post(gw.mcp_url, json=call(4, "get_model_capabilities", {}), headers=good)
+            assert "resultType" not in plain.json()["result"]  # shaped for the 2025 session, as the SDK does
+        assert len(gw.upstream_calls("get_model_capabilities")) == 1
+
+
+async def test_only_the_sessions_own_grant_can_cancel_its_call(tmp_path: Path) -> None:
+    with run_gateway(
+        tmp_path,
+        database_url=sqlite_url(tmp_path),
+        policy=fixture("airlock-demo.yaml"),
+        users=USERS,
+        grants={"agent": None, "other": None},
+    ) as gw:
+        async with httpx2.AsyncClient(timeout=30) as http:
+            session = await open_session(http, gw, gw.tokens["agent"])
+            cancel = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 10}}
+            answers: list[httpx2.Response] = []
+
+            async def agent() -> None:
+                answers.append(await http.post(gw.mcp_url, json=call(10, "generate_image", DEAR), headers=session))
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(agent)
+                request_id = await pending_request_id(gw)
+                stranger = {**session, "Authorization": f"Bearer {gw.tokens['other']}"}
+                await http.post(gw.mcp_url, json=cancel, headers=stranger)
+                await anyio.sleep(0.3)
+                assert answers == []  # still waiting: a stranger's cancel is not the agent's
+                await http.post(gw.mcp_url, json=cancel, headers=session)
+        assert sse_messages(answers[0].text)[-1]["error"]["code"] == -32800
+        async with gw.api("ana") as api:
+            assert (await api.get(f"/api/requests/{request_id}")).json()["requester_gone"] is True

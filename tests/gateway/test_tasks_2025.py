@@ -142,3 +142,47 @@ async def test_a_call_the_policy_answers_at_once_is_a_finished_task_bound_to_its
                     await raw(stranger, method, {"taskId": allowed["taskId"]})
                 assert unknown.value.error.code == -32602
             assert (await raw(stranger, "tasks/list", {}))["tasks"] == []
+
+
+async def test_a_task_attached_to_a_call_held_the_plain_way_is_completed_by_the_runner(tmp_path: Path) -> None:
+    with run_gateway(
+        tmp_path,
+        database_url=sqlite_url(tmp_path),
+        policy=fixture("airlock-demo.yaml"),
+        users=USERS,
+        hold={"max_wait": "0.3s"},
+    ) as gw:
+        async with mcp_client(gw.mcp_url, gw.token) as client:
+            pending = await client.call_tool("generate_image", DEAR)  # the pending answer: R-1, held "blocking"
+            assert pending.content[0].text.startswith("Not executed yet")  # type: ignore[union-attr]
+            with pytest.raises(MCPError) as not_a_task:
+                await raw(client, "tasks/get", {"taskId": "R-1"})  # a plain hold is no task
+            assert not_a_task.value.error.code == -32602
+            task = await call_as_task(client, "generate_image", DEAR)  # the same call again, now as a task
+            assert task["taskId"] == "R-1"
+            await decide(gw, 1, "approve")
+            payload = await raw(client, "tasks/result", {"taskId": "R-1"})
+            assert [block["type"] for block in payload["content"]] == ["image", "image"]
+            for odd in ("R-²", "R-99999999999999999999", "²"):
+                with pytest.raises(MCPError) as unknown:
+                    await raw(client, "tasks/get", {"taskId": odd})
+                assert unknown.value.error.code == -32602
+            with pytest.raises(MCPError) as cursor:
+                await raw(client, "tasks/list", {"cursor": "²"})
+            assert cursor.value.error.code == -32602
+            status = await client.call_tool("airlock_approval_status", {"request_id": "R-²"})
+            assert status.is_error and status.content[0].text.startswith("[NOT FOUND]")  # type: ignore[union-attr]
+        assert len(gw.upstream_calls("generate_image")) == 1
+
+
+def test_results_of_at_once_tasks_are_kept_within_a_byte_budget() -> None:
+    from mcp_types import CallToolResult, TextContent
+
+    from service.gateway.tasks_2025 import FinishedTasks
+
+    kept = FinishedTasks(max_bytes=3_000)
+    big = CallToolResult(content=[TextContent(type="text", text="x" * 1_000)])
+    first, second, third = kept.add(1, big), kept.add(1, big), kept.add(1, big)
+    assert kept.get(1, first.task_id) is None  # the oldest went first
+    assert kept.get(1, second.task_id) is not None and kept.get(1, third.task_id) is not None
+    assert kept.get(2, third.task_id) is None  # bound to its grant

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,9 @@ from service.policy.engine import PendingCap, StandingApprovals
 
 FIXTURES = Path(__file__).parent / "fixtures"
 GRANT = GrantInfo(id="7", name="agent-7", owner="dana", labels={"team": "design"})
-# 2026-11-24T10:00:30Z: half a minute into a minute window.
-T0 = 1795514430.0
+# Half a minute into a minute window, at the start of a UTC day two days from now. It must lie in the future: Redis
+# expires a window's key at the window's end (PEXPIREAT), and an end in the past would expire it at once.
+T0 = float((int(time.time()) // 86400 + 2) * 86400 + 30)
 
 
 class Clock:
