@@ -117,6 +117,7 @@ async def running(settings: Settings) -> AsyncIterator[AppState]:
             security_settings=transport_security(settings),
             max_request_body_size=settings.max_request_bytes,
         )
+        manager.session_prefix = f"{settings.replica_name}." if settings.replica_name else ""
         slack = _slack_channel(settings, runtime, bus, gateway, standing)
         channels: list[ApprovalChannel] = [slack] if slack is not None else []
         async with anyio.create_task_group() as tasks:

@@ -138,6 +138,9 @@ class Settings(BaseSettings):
     listen: ListenConfig = ListenConfig()
     public_url: str | None = None
     allowed_hosts: list[str] = []
+    replica_name: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")
+    """Set on each replica behind a load balancer: 2025-era session ids start with it ("a.3f9c..."), so the balancer
+    can route a session's requests to the replica that holds it (deploy/nginx.conf)."""
     hold: HoldConfig = HoldConfig()
     slack: SlackConfig = SlackConfig()
     counters: CountersConfig = CountersConfig()

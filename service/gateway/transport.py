@@ -37,6 +37,9 @@ class _PerRequestTransport(StreamableHTTPServerTransport):
 
 
 class PerRequestSessionManager(StreamableHTTPSessionManager):
+    session_prefix = ""
+    """Session ids start with this replica's name and a dot, for a balancer that routes sessions by it."""
+
     def live_sessions(self) -> Collection[str]:
         return self._server_instances.keys()
 
@@ -78,7 +81,7 @@ class PerRequestSessionManager(StreamableHTTPSessionManager):
         if self.max_sessions is not None and len(self._server_instances) >= self.max_sessions:
             return None
         transport = _PerRequestTransport(
-            mcp_session_id=uuid4().hex,
+            mcp_session_id=self.session_prefix + uuid4().hex,
             event_store=self.event_store,
             security_settings=self.security_settings,
             retry_interval=self.retry_interval,
