@@ -42,7 +42,7 @@ def test_compose_runs_two_named_replicas_behind_the_balancer_on_postgresql_and_r
     assert 'CMD ["airlock", "serve", "--config", "/etc/airlock/airlock.yaml"]' in dockerfile
     settings = load_settings(DEPLOY / "airlock.yaml")
     assert settings.effective_database_url.startswith("postgresql://") and settings.redis_url
-    assert settings.listen.host == "0.0.0.0"  # noqa: S104 - inside a container, behind the balancer
+    assert settings.listen.host == "0.0.0.0"  # inside a container, behind the balancer
 
 
 def test_the_balancer_sends_each_session_to_the_replica_that_holds_it() -> None:
