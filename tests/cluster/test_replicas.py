@@ -126,3 +126,50 @@ async def test_a_rate_limit_counts_across_replicas(engine: Engine, tmp_path: Pat
                 outcomes.append("limited" if result.is_error else "allowed")
         assert outcomes.count("allowed") == 30 and outcomes.count("limited") == 30
         assert len(cluster.upstream_calls("get_model_capabilities")) == 30
+
+
+async def test_a_replica_killed_with_pending_requests_leaves_them_to_the_survivor(
+    engine: Engine, tmp_path: Path
+) -> None:
+    from tests.gateway.test_tasks_2025 import call_as_task, raw
+
+    with replicas(
+        tmp_path,
+        count=2,
+        database_url=url_of(engine),
+        policy=fixture("airlock-demo.yaml"),
+        users=USERS,
+        hold={"pending_cap": 100, "max_wait": "30s"},
+    ) as cluster:
+        tasks: list[str] = []
+        async with mcp_client(cluster.mcp_url(0), cluster.tokens["agent"]) as on_a:
+            for i in range(20):
+                tasks.append((await call_as_task(on_a, "generate_image", {**DEAR, "prompt": f"task {i}"}))["taskId"])
+        blocking = [{**DEAR, "prompt": f"blocking {i}"} for i in range(5)]
+        async with mcp_client(cluster.mcp_url(0), cluster.tokens["agent"]) as waiting_on_a:
+            async with anyio.create_task_group() as group:
+                for arguments in blocking:
+                    group.start_soon(waiting_on_a.call_tool, "generate_image", arguments)
+                async with cluster.api(1, "ana") as api_on_b:
+                    with anyio.fail_after(15):
+                        while (
+                            len((await api_on_b.get("/api/requests", params={"status": "pending"})).json()["items"])
+                            < 25
+                        ):
+                            await anyio.sleep(0.1)
+                cluster.processes[0].kill()  # kill -9 while 25 calls wait
+                cluster.processes[0].wait(10)
+                group.cancel_scope.cancel()
+        async with cluster.api(1, "ana") as api_on_b:
+            pending = (await api_on_b.get("/api/requests", params={"status": "pending", "limit": 100})).json()["items"]
+            assert len(pending) == 25  # nothing was lost with the replica
+            for item in pending:
+                assert (await api_on_b.post(f"/api/requests/{item['id']}/approve", json={})).status_code == 200
+        async with mcp_client(cluster.mcp_url(1), cluster.tokens["agent"]) as on_b:
+            for task_id in tasks:  # the survivor's task runner ran them; any replica answers
+                payload = await raw(on_b, "tasks/result", {"taskId": task_id})
+                assert [block["type"] for block in payload["content"]] == ["image", "image"]
+            for arguments in blocking:  # the same call again attaches to its approved request and gets the result
+                result = await on_b.call_tool("generate_image", arguments)
+                assert [block.type for block in result.content] == ["image", "image"]
+        assert len(cluster.upstream_calls("generate_image")) == 25  # each approved call ran once
