@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Any
 
 import anyio
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from fastapi.responses import JSONResponse
 
 from service.db.engine import reading, unit_of_work
@@ -44,6 +44,9 @@ async def current_user(request: Request, state: StateDep) -> User:
 
 
 CurrentUser = Annotated[User, Depends(current_user)]
+
+RowId = Annotated[int, Path(ge=1, le=2**63 - 1, description="A row's number")]
+"""An id in a URL: a number the database can hold, so a huge one is a 422 and not a driver error."""
 
 
 async def render_error(request: Request, exc: Exception) -> JSONResponse:

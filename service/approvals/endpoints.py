@@ -8,7 +8,7 @@ import anyio
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from service.api.deps import CurrentUser, StateDep
+from service.api.deps import CurrentUser, RowId, StateDep
 from service.approvals import queries, service
 from service.approvals.schemas import (
     ApprovalEvent,
@@ -66,7 +66,7 @@ async def list_requests(
 
 
 @router.get("/{request_id}", response_model=RequestDetail)
-async def show_request(request_id: int, state: StateDep, user: CurrentUser) -> RequestDetail:
+async def show_request(request_id: RowId, state: StateDep, user: CurrentUser) -> RequestDetail:
     def load() -> RequestDetail:
         with reading(state.runtime.engine) as session:
             return queries.detail(session, request_id)
@@ -75,7 +75,7 @@ async def show_request(request_id: int, state: StateDep, user: CurrentUser) -> R
 
 
 @router.post("/{request_id}/approve", response_model=RequestPublic)
-async def approve(request_id: int, body: ApproveBody, state: StateDep, user: CurrentUser) -> RequestPublic:
+async def approve(request_id: RowId, body: ApproveBody, state: StateDep, user: CurrentUser) -> RequestPublic:
     remember = None
     if body.remember is not None:
         try:
@@ -86,7 +86,7 @@ async def approve(request_id: int, body: ApproveBody, state: StateDep, user: Cur
 
 
 @router.post("/{request_id}/reject", response_model=RequestPublic)
-async def reject(request_id: int, body: RejectBody, state: StateDep, user: CurrentUser) -> RequestPublic:
+async def reject(request_id: RowId, body: RejectBody, state: StateDep, user: CurrentUser) -> RequestPublic:
     return await _decide(state, user, request_id, Verdict.REJECT, body.reason, None, None)
 
 

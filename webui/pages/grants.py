@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlmodel import Session
 
-from service.api.deps import StateDep
+from service.api.deps import RowId, StateDep
 from service.approvals import standing, stats
 from service.audit import queries as audit_queries
 from service.grants import service as grants
@@ -110,7 +110,7 @@ async def standing_page(request: Request, state: StateDep, user: Viewer) -> Resp
 
 
 @router.post("/approvals/standing/{standing_id}/revoke")
-async def revoke_standing(standing_id: int, form: CheckedForm, state: StateDep, user: Approver) -> Response:
+async def revoke_standing(standing_id: RowId, form: CheckedForm, state: StateDep, user: Approver) -> Response:
     await in_session(state, lambda s: standing.revoke_standing(s, standing_id, actor=f"user:{user.username}"))
     state.gateway.standing.invalidate()
     return redirect_with_flash("/approvals/standing", f"Standing approval {standing_id} is revoked.")

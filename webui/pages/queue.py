@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from service.api.deps import StateDep
+from service.api.deps import RowId, StateDep
 from service.approvals import queries
 from service.approvals import service as approvals
 from service.approvals.schemas import RequestPublic, Verdict
@@ -44,7 +44,7 @@ async def queue_rows(state: StateDep, user: Viewer) -> Response:
 
 
 @router.get("/queue/rows/{request_id}")
-async def queue_row(request_id: int, state: StateDep, user: Viewer) -> Response:
+async def queue_row(request_id: RowId, state: StateDep, user: Viewer) -> Response:
     """The row of one request while it is pending; 204 once it has left the queue."""
     item = await in_session(state, lambda s: queries.public(s, approvals.get(s, request_id)))
     if item.status != "pending":

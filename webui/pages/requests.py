@@ -6,13 +6,14 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
+from fastapi import Path as FastPath
 from fastapi.responses import JSONResponse, Response
 from sqlmodel import Session
 
-from service.api.deps import StateDep
+from service.api.deps import RowId, StateDep
 from service.approvals import queries
 from service.approvals import service as approvals
 from service.approvals.schemas import Remember, RequestDetail, Verdict
@@ -58,12 +59,14 @@ async def _detail_page(
 
 
 @router.get("/requests/{request_id}")
-async def request_page(request: Request, request_id: int, state: StateDep, user: Viewer) -> Response:
+async def request_page(request: Request, request_id: RowId, state: StateDep, user: Viewer) -> Response:
     return await _detail_page(request, state, request_id)
 
 
 @router.get("/requests/{request_id}/images/{index}")
-async def request_image(request_id: int, index: int, state: StateDep, user: Viewer) -> Response:
+async def request_image(
+    request_id: RowId, index: Annotated[int, FastPath(ge=0, le=10_000)], state: StateDep, user: Viewer
+) -> Response:
     """An image of a stored result, decoded and served with its own type, so the page never inlines agent data."""
     blocks = await in_session(state, lambda s: image_blocks(approvals.get(s, request_id).result))
     if index < 0 or index >= len(blocks) or blocks[index]["mime_type"] not in IMAGE_TYPES:
@@ -109,7 +112,7 @@ def _answer(request: Request, form: Any, message: str, request_id: int) -> Respo
 
 
 @router.post("/requests/{request_id}/approve")
-async def approve(request: Request, request_id: int, form: CheckedForm, state: StateDep, user: Approver) -> Response:
+async def approve(request: Request, request_id: RowId, form: CheckedForm, state: StateDep, user: Approver) -> Response:
     arguments = None
     edit_text = field(form, "arguments")
     if edit_text:
@@ -145,7 +148,7 @@ async def approve(request: Request, request_id: int, form: CheckedForm, state: S
 
 
 @router.post("/requests/{request_id}/reject")
-async def reject(request: Request, request_id: int, form: CheckedForm, state: StateDep, user: Approver) -> Response:
+async def reject(request: Request, request_id: RowId, form: CheckedForm, state: StateDep, user: Approver) -> Response:
     try:
         public = await decide_from_web(state, user, request_id, Verdict.REJECT, reason=field(form, "reason"))
     except Conflict as exc:

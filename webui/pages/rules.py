@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from sqlmodel import Session
 
-from service.api.deps import StateDep
+from service.api.deps import RowId, StateDep
 from service.errors import InvalidInput, NotFound, PolicyInvalid, Problem
 from service.grants import service as grants
 from service.policy import load_policy
@@ -143,7 +143,7 @@ async def simulate(request: Request, state: StateDep, user: Viewer) -> Response:
 
 
 @router.get("/rules/versions/{version_id}")
-async def version_page(request: Request, version_id: int, state: StateDep, user: Viewer) -> Response:
+async def version_page(request: Request, version_id: RowId, state: StateDep, user: Viewer) -> Response:
     def load(session: Session) -> dict[str, Any]:
         version = versions.get(session, version_id)
         previous = next((v for v in versions.history(session, 1000) if v.id is not None and v.id < version_id), None)
@@ -163,7 +163,7 @@ async def version_page(request: Request, version_id: int, state: StateDep, user:
 
 
 @router.post("/rules/versions/{version_id}/rollback")
-async def rollback(version_id: int, form: CheckedForm, state: StateDep, user: Admin) -> Response:
+async def rollback(version_id: RowId, form: CheckedForm, state: StateDep, user: Admin) -> Response:
     comment = field(form, "comment")
     registry = state.runtime.registry
     version = await in_session(

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlmodel import Session
 
-from service.api.deps import StateDep
+from service.api.deps import RowId, StateDep
 from service.users import service as users
 from service.users.models import Role
 from service.users.schemas import UserCreated
@@ -86,6 +86,6 @@ async def new_token(request: Request, username: str, form: CheckedForm, state: S
 
 
 @router.post("/users/{username}/tokens/{token_id}/revoke")
-async def revoke_token(username: str, token_id: int, form: CheckedForm, state: StateDep, user: Admin) -> Response:
+async def revoke_token(username: str, token_id: RowId, form: CheckedForm, state: StateDep, user: Admin) -> Response:
     await in_session(state, lambda s: users.revoke_api_token(s, username, token_id, actor=_actor(user)))
     return redirect_with_flash("/users", f"API token {token_id} of {username} is revoked.")

@@ -1,0 +1,164 @@
+"""A corpus of bad input at every entry point: the MCP endpoint, the REST API (schemathesis, generated from our own
+OpenAPI document), Slack's endpoints and the web forms. Nothing answers 500, nothing runs a call the policy did not
+allow, nothing changes on a refused request."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.gateway.harness import RunningGateway, run_gateway
+from tests.gateway.test_edges import HEADERS, INIT
+from tests.policy.helpers import fixture
+
+pytestmark = pytest.mark.anyio
+
+NASTY_STRINGS = [
+    "",
+    "\x00",
+    "\ud800".encode("utf-8", "surrogatepass").decode("utf-8", "replace"),
+    "\ufeff\u202eevil",  # a byte-order mark and a right-to-left override
+    "🦄" * 1000,
+    "' OR 1=1; DROP TABLE tool_call_requests; --",
+    "<script>alert(1)</script>",
+    "../../etc/passwd",
+    "%s%n%x",
+    "R-99999999999999999999",
+    "9" * 400,
+]
+
+
+def nested(depth: int) -> Any:
+    value: Any = "bottom"
+    for _ in range(depth):
+        value = {"a": [value]}
+    return value
+
+
+def mcp_bodies() -> list[bytes]:
+    call = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "generate_image"}}
+    bodies: list[Any] = [
+        b"",
+        b"{",
+        b'{"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "generate_image", "argu',
+        b"\xff\xfe\x00garbage",
+        b"[]",
+        b"null",
+        b"123",
+        {"jsonrpc": "1.0", "id": 2, "method": "tools/call"},
+        {"jsonrpc": "2.0", "id": {"a": 1}, "method": "tools/call", "params": {}},
+        {**call, "params": "not an object"},
+        {**call, "params": {"name": 42}},
+        {**call, "params": {"name": "generate_image", "arguments": [1, 2]}},
+        {**call, "params": {"name": "generate_image", "arguments": {"prompt": nested(200)}}},
+        {**call, "params": {"name": "generate_image", "arguments": {"prompt": "x" * 200_000}}},
+        {**call, "params": {"name": "generate_image", "arguments": {"prompt": 7, "n": "many"}}},
+        {**call, "params": {"name": "generate_image", "arguments": {"prompt": "a", "directory": "/etc"}}},
+        {**call, "params": {"name": "edit_image", "arguments": {"prompt": "a", "images": ["/etc/passwd"]}}},
+        {"jsonrpc": "2.0", "id": 3, "method": "tasks/get", "params": {"taskId": "R-²"}},
+        {"jsonrpc": "2.0", "id": 4, "method": "no/such/method"},
+    ]
+    for text in NASTY_STRINGS:
+        bodies.append({**call, "params": {"name": text, "arguments": {"prompt": text}}})
+        bodies.append({**call, "params": {"name": "airlock_approval_status", "arguments": {"request_id": text}}})
+    return [b if isinstance(b, bytes) else json.dumps(b).encode() for b in bodies]
+
+
+async def session_headers(http: httpx2.AsyncClient, gw: RunningGateway) -> dict[str, str]:
+    auth = {"Authorization": f"Bearer {gw.token}", **HEADERS}
+    opened = await http.post(gw.mcp_url, json=INIT, headers=auth)
+    session = {**auth, "mcp-session-id": opened.headers["mcp-session-id"], "mcp-protocol-version": "2025-11-25"}
+    await http.post(gw.mcp_url, json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=session)
+    return session
+
+
+async def test_the_mcp_endpoint_answers_bad_input_clearly_and_runs_nothing_it_should_not(tmp_path: Path) -> None:
+    with run_gateway(
+        tmp_path,
+        database_url=f"sqlite:///{tmp_path}/airlock.db",
+        policy=fixture("airlock-demo.yaml"),
+        hold={"max_wait": "0.1s", "pending_cap": 1000},  # held calls answer "pending" at once
+    ) as gw:
+        async with httpx2.AsyncClient(timeout=30) as http:
+            session = await session_headers(http, gw)
+            statuses = []
+            for body in mcp_bodies():
+                for headers in (session, {**session, "mcp-session-id": "nope"}, {"Authorization": "Bearer x"}):
+                    answer = await http.post(gw.mcp_url, content=body, headers=headers)
+                    statuses.append(answer.status_code)
+                    assert answer.status_code < 500, (body[:80], answer.status_code, answer.text[:200])
+                    assert "Traceback" not in answer.text
+            assert {400, 401, 404} <= set(statuses)
+            still_fine = await http.post(
+                gw.mcp_url,
+                json={"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {"name": "get_model_capabilities"}},
+                headers=session,
+            )
+            assert still_fine.status_code == 200
+        # Nothing the demo policy refuses or holds ran; only the last, allowed call did.
+        assert [c["tool"] for c in gw.upstream_calls()] == ["get_model_capabilities"]
+
+
+async def test_the_rest_api_survives_what_its_own_openapi_document_generates(tmp_path: Path) -> None:
+    with run_gateway(
+        tmp_path,
+        database_url=f"sqlite:///{tmp_path}/airlock.db",
+        policy=fixture("airlock-demo.yaml"),
+        users={"ana": "approver"},
+    ) as gw:
+        spec = httpx2.get(gw.base_url + "/openapi.json", timeout=10).json()
+        schema = schemathesis.openapi.from_dict(spec)
+        headers = {"Authorization": f"Bearer {gw.user_tokens['ana']}"}
+        failures: list[str] = []
+        for result in schema.get_all_operations():
+            operation = result.ok()  # type: ignore[union-attr]  # an invalid schema would raise here, failing the test
+
+            @settings(
+                max_examples=10,
+                deadline=None,
+                suppress_health_check=list(HealthCheck),
+                database=None,
+            )
+            @given(case=operation.as_strategy(), token=st.sampled_from([headers, {}, {"Authorization": "Bearer x"}]))
+            def exercise(case: Any, token: dict[str, str]) -> None:
+                response = case.call(base_url=gw.base_url, headers=token, timeout=10)
+                if response.status_code >= 500 or "Traceback" in response.text:
+                    failures.append(f"{case.method} {case.formatted_path}: {response.status_code}")
+
+            exercise()
+        assert failures == []
+        assert gw.upstream_calls() == []  # the API decides requests; nothing in it runs a call by itself
+
+
+async def test_slack_and_web_forms_refuse_forged_and_unprotected_posts(tmp_path: Path) -> None:
+    with run_gateway(
+        tmp_path,
+        database_url=f"sqlite:///{tmp_path}/airlock.db",
+        policy=fixture("airlock-demo.yaml"),
+        users={"ana": "approver"},
+        slack={"bot_token": "xoxb-test", "signing_secret": "shh", "api_base_url": "http://127.0.0.1:9/api/"},
+    ) as gw:
+        async with httpx2.AsyncClient(timeout=10, base_url=gw.base_url) as http:
+            for body in (b"", b"payload=%7B", b"payload=" + b"x" * 10_000, "payload=\u202e".encode()):
+                for stamp in (b"", b"1", "²".encode(), b"9" * 40):
+                    answer = await http.post(
+                        "/slack/interactions",
+                        content=body,
+                        headers={
+                            b"Content-Type": b"application/x-www-form-urlencoded",
+                            b"X-Slack-Request-Timestamp": stamp,
+                            b"X-Slack-Signature": b"v0=" + b"0" * 64,
+                        },
+                    )
+                    assert answer.status_code == 401, (body[:20], stamp, answer.status_code)
+            for path in ("/login", "/requests/1/approve", "/rules", "/grants"):
+                answer = await http.post(path, data={"username": "ana", "password": "<script>", "csrf_token": ""})
+                assert answer.status_code in (400, 401, 403, 404, 405, 422), (path, answer.status_code)
+                assert "Traceback" not in answer.text
