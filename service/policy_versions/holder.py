@@ -46,6 +46,10 @@ class PolicyHolder:
         all; a refused new file is logged and the version in force stays."""
         self._import_file()
         with reading(self._db) as session:
+            if self.engine is not None and self.version_id is not None:
+                stored = service.current(session)
+                if stored is not None and stored.id == self.version_id:
+                    return  # nothing new: no need to compile it again (this runs every 2 s)
             compiled, version = service.compiled_current(session, self._registry, self._file)
         new_id = version.id if version is not None else None
         if self.engine is None or new_id != self.version_id:
