@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install lint format test bench demo migrate clean
+.PHONY: install lint format test bench soak chaos demo migrate clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,14 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# Two replicas under a mixed load for 30 minutes (SOAK_ARGS="MINUTES RATE" to change), and the fault tests with
+# PostgreSQL stopped for 20 s under load.
+soak: $(STAMP)
+	$(BIN)/python -m bench.soak $(SOAK_ARGS)
+
+chaos: $(STAMP)
+	AIRLOCK_CHAOS_OUTAGE_SECONDS=20 $(BIN)/pytest tests/cluster -q
 
 demo: $(STAMP)
 	$(BIN)/airlock demo $(DEMO_ARGS)
