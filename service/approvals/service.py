@@ -505,11 +505,10 @@ def due_reminders(session: Session, now: datetime | None = None) -> list[Approva
         due = sum(1 for point in REMINDER_POINTS if elapsed >= point * total)
         if due > request.reminders_sent:
             request.reminders_sent = due
-            events.append(
-                ApprovalEvent(
-                    "reminder", request.id, request.status.value, {"percent": round(100 * REMINDER_POINTS[due - 1])}
-                )
-            )
+            percent = round(100 * REMINDER_POINTS[due - 1])
+            # In the audit log too, so the request's timeline shows when approvers were reminded.
+            _request_event(session, request, "system", "request.reminder", "pending", None, {"percent": percent})
+            events.append(ApprovalEvent("reminder", request.id, request.status.value, {"percent": percent}))
         request.next_reminder_at = next_reminder(request.created_at, request.deadline, request.reminders_sent)
         session.add(request)
     return _emit(session, events)

@@ -180,6 +180,8 @@ def test_reminders_at_half_and_ninety_percent(engine: Engine, hasher: TokenHashe
         assert service.due_reminders(session, start + timedelta(minutes=9)) == []
         assert [e.detail["percent"] for e in service.due_reminders(session, start + timedelta(minutes=14))] == [90]
         assert service.due_reminders(session, start + timedelta(minutes=14, seconds=50)) == []
+        reminded = session.exec(select(AuditEvent).where(AuditEvent.action == "request.reminder")).all()
+        assert [e.details["percent"] for e in reminded] == [50, 90]  # the request's timeline shows them
 
 
 def test_the_sweeper_finds_due_work_from_the_index_alone(engine: Engine, hasher: TokenHasher) -> None:
