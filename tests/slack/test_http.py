@@ -198,8 +198,13 @@ async def test_url_verification_answers_the_challenge_only_when_signed(tmp_path:
             async with httpx2.AsyncClient(base_url=gw.base_url) as http:
                 good = await http.post("/slack/events", content=body, headers=fake.signed(body))
                 bad = await http.post("/slack/events", content=body, headers=fake.signed(body, secret="nope"))
+                # "²" in Latin-1, as an HTTP header carries it: str.isdigit() passes it but int() does not.
+                superscript = {k.encode(): v.encode() for k, v in fake.signed(body).items()}
+                superscript[b"X-Slack-Request-Timestamp"] = b"\xb2"
+                odd = await http.post("/slack/events", content=body, headers=superscript)
             assert good.json() == {"challenge": challenge}
             assert bad.status_code == 401
+            assert odd.status_code == 401 and "signed" in odd.json()["error"]
 
 
 async def test_a_double_click_runs_the_call_once_and_says_who_was_first(tmp_path: Path) -> None:
