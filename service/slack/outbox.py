@@ -1,9 +1,13 @@
 """A send queue per Slack channel: about one message a second each, Retry-After honoured, retries with backoff.
 
 `put` never waits, so the gateway is never held up by Slack. Jobs of one channel run in order: an update of a
-card waits until its post went through. A job that fails for a reason that can pass (rate limit, Slack or the
-network down) stays at the head of its queue and is tried again, forever, with growing pauses: nothing is lost
-while Slack is away. A job that fails for good (a channel that does not exist, a bad token) is logged and dropped.
+card waits until its post went through. A job that fails for a reason that can pass (Slack or the network down, a
+timeout) stays at the head of its queue and is tried again with growing pauses, but at most `max_attempts` times:
+a job that always fails (a file upload that always times out) must not hold up every later card of its channel.
+Then it is logged and dropped; a card loses little by that, since the catch-up queues a card not yet posted, or
+behind its request's status, again, and a card is rendered from the request as it is then. A rate limit (429
+with Retry-After) or our own database away is no fault of the job, and is waited out without counting. A job
+that fails for good (a channel that does not exist, a bad token) is logged and dropped at once.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ log = logging.getLogger(__name__)
 
 Job = Callable[[], Awaitable[None]]
 
+MAX_ATTEMPTS = 8  # with the default pauses (1, 2, 4 ... 60 s) about two minutes before a job is given up
+
 
 @dataclass
 class _Lane:
@@ -39,11 +45,13 @@ class SendQueue:
         interval_seconds: float = 1.0,
         first_backoff_seconds: float = 1.0,
         max_backoff_seconds: float = 60.0,
+        max_attempts: int = MAX_ATTEMPTS,
         clock: Callable[[], float] = anyio.current_time,
     ) -> None:
         self._interval = interval_seconds
         self._first_backoff = first_backoff_seconds
         self._max_backoff = max_backoff_seconds
+        self._max_attempts = max_attempts
         self._clock = clock
         self._lanes: dict[str, _Lane] = {}
         self._tasks: TaskGroup | None = None
@@ -75,7 +83,8 @@ class SendQueue:
 
     async def _drain(self, channel: str, lane: _Lane) -> None:
         not_before = -math.inf
-        failures = 0
+        failures = 0  # the head job's failures in a row, for the pause before its next attempt
+        attempts = 0  # the head job's failures that count against it
         while True:
             while not lane.jobs:
                 lane.wake = anyio.Event()
@@ -93,16 +102,21 @@ class SendQueue:
                 if isinstance(exc, Unavailable) or exc.transient:
                     failures += 1
                     delay = exc.retry_after if isinstance(exc, SlackError) else None
-                    if delay is None:
-                        delay = min(self._max_backoff, self._first_backoff * 2 ** (failures - 1))
-                    log.warning("Slack send to %s failed (%s); retrying in %.1fs", channel, exc, delay)
-                    if key is not None:
-                        lane.queued.add(key)
-                    not_before = self._clock() + delay
-                    continue
-                log.error("Slack send to %s failed for good, dropped: %s", channel, exc)
+                    if delay is None and isinstance(exc, SlackError):
+                        attempts += 1
+                    if attempts < self._max_attempts:
+                        if delay is None:
+                            delay = min(self._max_backoff, self._first_backoff * 2 ** (failures - 1))
+                        log.warning("Slack send to %s failed (%s); retrying in %.1fs", channel, exc, delay)
+                        if key is not None:
+                            lane.queued.add(key)
+                        not_before = self._clock() + delay
+                        continue
+                    log.error("Slack send to %s failed %d times, given up: %s", channel, attempts, exc)
+                else:
+                    log.error("Slack send to %s failed for good, dropped: %s", channel, exc)
             except Exception:
                 log.exception("Slack send job for %s failed, dropped", channel)
             lane.jobs.popleft()
-            failures = 0
+            failures = attempts = 0
             not_before = self._clock() + self._interval
