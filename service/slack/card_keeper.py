@@ -132,6 +132,10 @@ class CardKeeper:
             if card.ts is None or card.channel_id is None:
                 channel_id, ts = await self._client.post_message(target, text, blocks)
                 await self._saved(request_id, target, channel_id=channel_id, ts=ts, shown=facts.shown)
+                if facts.status == RequestStatus.SUCCEEDED.value:
+                    # The image job may have run first and found no thread to post in (the send queue puts a job
+                    # that keeps failing, such as this card's post, behind later ones).
+                    self.outbox.put(target, partial(self._post_image, request_id, target), key=("image", request_id))
             elif card.shown != facts.shown:
                 await self._client.update_message(card.channel_id, card.ts, text, blocks)
                 await self._saved(request_id, target, shown=facts.shown)

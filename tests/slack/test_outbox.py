@@ -132,3 +132,26 @@ async def test_rate_limits_do_not_count_against_a_jobs_attempts() -> None:
             assert await delivered(fake, 1) == ["patient"]
             tasks.cancel_scope.cancel()
         assert len(fake.posts()) == 4
+
+
+async def test_a_job_that_keeps_failing_goes_behind_later_jobs_and_is_still_tried() -> None:
+    async with fake_slack() as fake:
+        fake.break_method("files.getUploadURLExternal")
+        client = SlackClient(BOT_TOKEN, fake.api_url)
+        queue = SendQueue(interval_seconds=0.05, first_backoff_seconds=0.05, demote_after=2, max_attempts=100)
+
+        async def upload() -> None:
+            await client.upload_file("#c", "1795514400.000100", b"\x89PNG", filename="R-1.png", title="R-1")
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(queue.run)
+            queue.put("#c", upload, key=("image", 1))
+            queue.put("#c", poster(client, "#c", "R-2 card"), key=("card", 2))
+            assert await delivered(fake, 1, timeout=3) == ["R-2 card"]
+            fake.broken.clear()
+            with anyio.fail_after(5):
+                await fake.wait_for("files.completeUploadExternal")
+            tasks.cancel_scope.cancel()
+        methods = [c.method for c in fake.calls]
+        assert methods[:3] == ["files.getUploadURLExternal", "files.getUploadURLExternal", "chat.postMessage"]
+        assert queue.backlog() == 0

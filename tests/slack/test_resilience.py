@@ -238,3 +238,25 @@ async def test_cards_and_clicks_that_only_read_do_not_wait_for_another_processs_
                     assert (told["user"], told["text"]) == ("U0STRANGER", NOT_LINKED)
                     update = (await fake.wait_for("chat.update", contains="from the CLI"))[0]
                 assert (update.args["channel"], update.args["ts"]) == (channel, ts)
+
+
+async def test_a_card_post_that_keeps_failing_goes_behind_its_image_and_the_image_still_follows(
+    tmp_path: Path,
+) -> None:
+    async with fake_slack() as fake:
+        fake.break_method("chat.postMessage")
+        with slack_gateway(tmp_path, fake) as gw:
+            async with mcp_client(gw.mcp_url, gw.token) as client:
+                async with held_call(gw, client, "generate_image", DEAR) as (request_id, results):
+                    await fake.wait_for("chat.postMessage")
+                    async with gw.api("ana") as api:
+                        await api.post(f"/api/requests/{request_id}/approve", json={})
+            assert not results[0].is_error
+            # Failed at once, after 1 s and after 2 s more: the card's post goes behind the image, which has no
+            # thread yet.
+            await fake.wait_for("chat.postMessage", count=3, timeout=10)
+            await anyio.sleep(0.5)
+            fake.broken.clear()
+            await card_of(fake, request_id)
+            await fake.wait_for("files.completeUploadExternal", timeout=15)
+            assert len(fake.uploads) == 1
