@@ -5,7 +5,8 @@ Services raise these; HTTP handlers, MCP handlers and the CLI render them. Nothi
     AirlockError (500)
     ├── InvalidInput (400)
     │   ├── ConfigInvalid        a configuration file or setting is wrong
-    │   └── PolicyInvalid (422)  a policy document is refused, with every problem listed
+    │   ├── PolicyInvalid (422)  a policy document is refused, with every problem listed
+    │   └── TooLarge (413)       a request body over its limit, refused before it is all read
     ├── NotAuthenticated (401)
     ├── Forbidden (403)
     ├── NotFound (404)
@@ -60,6 +61,10 @@ class PolicyInvalid(InvalidInput):
         summary = "; ".join(str(p) for p in self.problems[:3])
         more = f" (and {count - 3} more)" if count > 3 else ""
         super().__init__(f"policy refused, {count} problem{'s' if count != 1 else ''}: {summary}{more}")
+
+
+class TooLarge(InvalidInput):
+    status_code = 413
 
 
 class NotAuthenticated(AirlockError):

@@ -22,7 +22,7 @@ from service.approvals import queries
 from service.approvals import service as approvals
 from service.approvals.models import RequestStatus, ToolCallRequest
 from service.approvals.schemas import ApprovalEvent
-from service.db.engine import unit_of_work
+from service.db.engine import reading, unit_of_work
 from service.errors import AirlockError, NotFound
 from service.slack import cards
 from service.slack.cards import CardFacts
@@ -132,6 +132,10 @@ class CardKeeper:
             if card.ts is None or card.channel_id is None:
                 channel_id, ts = await self._client.post_message(target, text, blocks)
                 await self._saved(request_id, target, channel_id=channel_id, ts=ts, shown=facts.shown)
+                if facts.status == RequestStatus.SUCCEEDED.value:
+                    # The image job may have run first and found no thread to post in (the send queue puts a job
+                    # that keeps failing, such as this card's post, behind later ones).
+                    self.outbox.put(target, partial(self._post_image, request_id, target), key=("image", request_id))
             elif card.shown != facts.shown:
                 await self._client.update_message(card.channel_id, card.ts, text, blocks)
                 await self._saved(request_id, target, shown=facts.shown)
@@ -169,10 +173,12 @@ class CardKeeper:
         await self._saved(request_id, target, image_posted=True)
 
     # -- database steps (run in worker threads) -----------------------------------------------------------------
+    # Reads use `reading`: on SQLite `unit_of_work` queues for the write lock, and a catch-up every few seconds, or
+    # a click, must neither wait for a writer nor hold one up. Only the steps that store something take it.
 
     async def request(self, request_id: int) -> ToolCallRequest | None:
         def load() -> ToolCallRequest | None:
-            with unit_of_work(self._db) as session:
+            with reading(self._db) as session:
                 return approvals.find(session, request_id)
 
         return await anyio.to_thread.run_sync(load)
@@ -200,28 +206,33 @@ class CardKeeper:
         return named
 
     def _cards(self, request_id: int) -> list[SlackCard]:
-        with unit_of_work(self._db) as session:
+        with reading(self._db) as session:
             return SlackRepository(session).cards(request_id)
 
     def _lagging(self, at_start: bool) -> list[tuple[int, str]]:
-        with unit_of_work(self._db) as session:
-            repo = SlackRepository(session)
-            owed = []
-            for request in repo.pending_without_cards() if at_start else []:
-                assert request.id is not None
-                targets = self._targets(request)
-                repo.add_missing_cards(request.id, targets)
-                owed += [(request.id, target) for target in targets]
-            for card, status in repo.lagging_cards():
+        owed = self._cards_owed_from_before_start() if at_start else []
+        with reading(self._db) as session:
+            for card, status in SlackRepository(session).lagging_cards():
                 if card.shown == UNDELIVERABLE:
                     continue
                 if card.ts is None or (card.shown or "").split(":")[0] != status:
                     owed.append((card.request_id, card.target))
+        return owed
+
+    def _cards_owed_from_before_start(self) -> list[tuple[int, str]]:
+        with unit_of_work(self._db) as session:
+            repo = SlackRepository(session)
+            owed = []
+            for request in repo.pending_without_cards():
+                assert request.id is not None
+                targets = self._targets(request)
+                repo.add_missing_cards(request.id, targets)
+                owed += [(request.id, target) for target in targets]
             return owed
 
     async def _facts_and_card(self, request_id: int, target: str) -> tuple[CardFacts | None, SlackCard | None]:
         def load() -> tuple[CardFacts | None, SlackCard | None]:
-            with unit_of_work(self._db) as session:
+            with reading(self._db) as session:
                 card = SlackRepository(session).card(request_id, target)
                 try:
                     request = approvals.get(session, request_id)

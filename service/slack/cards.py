@@ -90,9 +90,10 @@ def arguments_text(arguments: dict[str, Any]) -> str:
 
 
 def summary(facts: CardFacts) -> str:
-    """The notification text (and what screen readers get)."""
+    """The notification text (and what screen readers get). Slack parses it like mrkdwn, so the tool name, which an
+    upstream server chose, is escaped as in the blocks."""
     state = "needs approval" if facts.status == "pending" else facts.status
-    return f"{facts.public_id}: {facts.tool} {state} (estimated {cost_text(facts.cost_usd)})"
+    return f"{facts.public_id}: {escape(facts.tool)} {state} (estimated {cost_text(facts.cost_usd)})"
 
 
 def card(facts: CardFacts) -> list[dict[str, Any]]:

@@ -3,16 +3,21 @@ says whether trying again can help (and when)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
+import anyio
 from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 # Slack's own "try again later" errors; anything else with a 2xx/4xx status will fail the same way again.
 _TRANSIENT_ERRORS = {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+# Calls made while someone waits for an answer, outside the send queue, wait out one 429 when it is this short.
+RETRY_AFTER_MAX_SECONDS = 3.0
+# A trigger_id is good for views.open for 3 s after the click; the call itself needs some of that time.
+_VIEWS_OPEN_MARGIN_SECONDS = 0.5
 
 
 class SlackError(Exception):
@@ -47,10 +52,21 @@ class SlackClient:
         await _call("chat.update", self._web.chat_update(channel=channel, ts=ts, text=text, blocks=blocks))
 
     async def post_ephemeral(self, channel: str, user: str, text: str) -> None:
-        await _call("chat.postEphemeral", self._web.chat_postEphemeral(channel=channel, user=user, text=text))
+        await _once_more_if_throttled(
+            "chat.postEphemeral",
+            lambda: self._web.chat_postEphemeral(channel=channel, user=user, text=text),
+            RETRY_AFTER_MAX_SECONDS,
+        )
 
-    async def open_view(self, trigger_id: str, view: dict[str, Any]) -> None:
-        await _call("views.open", self._web.views_open(trigger_id=trigger_id, view=view))
+    async def open_view(self, trigger_id: str, view: dict[str, Any], *, expires_at: float | None = None) -> None:
+        """`expires_at`: when the trigger_id expires, on anyio's clock; a 429 is waited out only if it is over in
+        time for the modal to open before then."""
+        budget = 0.0
+        if expires_at is not None:
+            budget = min(RETRY_AFTER_MAX_SECONDS, expires_at - anyio.current_time() - _VIEWS_OPEN_MARGIN_SECONDS)
+        await _once_more_if_throttled(
+            "views.open", lambda: self._web.views_open(trigger_id=trigger_id, view=view), budget
+        )
 
     async def upload_file(self, channel: str, thread_ts: str, content: bytes, filename: str, title: str) -> None:
         """files upload v2: files.getUploadURLExternal, the upload itself, files.completeUploadExternal."""
@@ -62,11 +78,17 @@ class SlackClient:
         )
 
     async def usergroup_members(self, group_id: str) -> list[str]:
-        response = await _call("usergroups.users.list", self._web.usergroups_users_list(usergroup=group_id))
+        response = await _once_more_if_throttled(
+            "usergroups.users.list",
+            lambda: self._web.usergroups_users_list(usergroup=group_id),
+            RETRY_AFTER_MAX_SECONDS,
+        )
         return [str(user) for user in response.get("users") or []]
 
     async def user_email(self, user_id: str) -> str | None:
-        response = await _call("users.info", self._web.users_info(user=user_id))
+        response = await _once_more_if_throttled(
+            "users.info", lambda: self._web.users_info(user=user_id), RETRY_AFTER_MAX_SECONDS
+        )
         profile = (response.get("user") or {}).get("profile") or {}
         email = profile.get("email")
         return str(email) if email else None
@@ -86,6 +108,20 @@ async def _call(method: str, call: Awaitable[AsyncSlackResponse]) -> AsyncSlackR
         raise SlackError(method, str(exc), transient=True) from None
     except (TimeoutError, aiohttp.ClientError, OSError) as exc:
         raise SlackError(method, f"{type(exc).__name__}: {exc}", transient=True) from None
+
+
+async def _once_more_if_throttled(
+    method: str, call: Callable[[], Awaitable[AsyncSlackResponse]], budget_seconds: float
+) -> AsyncSlackResponse:
+    """Only the send queue retries in general; here one 429 is waited out when Slack's Retry-After fits the budget
+    (someone is waiting for this answer, and the SDK's own retries are off)."""
+    try:
+        return await _call(method, call())
+    except SlackError as exc:
+        if exc.retry_after is None or exc.retry_after > budget_seconds:
+            raise
+        await anyio.sleep(exc.retry_after)
+    return await _call(method, call())
 
 
 def _retry_after(headers: Any) -> float | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -10,26 +11,38 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from service.api.deps import StateDep
-from service.errors import InvalidInput, NotAuthenticated, NotFound
+from service.errors import InvalidInput, NotAuthenticated, NotFound, TooLarge
 
 router = APIRouter(prefix="/slack", tags=["slack"], include_in_schema=False)
 
 MAX_BODY_BYTES = 1024 * 1024
+TOO_LARGE = "a Slack request is at most 1 MiB"
 
 
 async def _verified_body(request: Request, state: Any) -> tuple[Any, bytes]:
     slack = getattr(state, "slack", None)
     if slack is None or slack.verifier is None:
         raise NotFound("Slack over HTTP is not configured here (slack.bot_token and slack.signing_secret)")
-    declared = request.headers.get("content-length", "0")
-    if not declared.isdigit() or int(declared) > MAX_BODY_BYTES:
-        raise InvalidInput("a Slack request is at most 1 MiB, with a Content-Length")
-    body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
-        raise InvalidInput("a Slack request is at most 1 MiB")
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isascii() or not declared.isdigit()):
+        raise InvalidInput("Content-Length must be a number")
+    if declared is not None and (len(declared) > 12 or int(declared) > MAX_BODY_BYTES):
+        raise TooLarge(TOO_LARGE)
+    body = await read_at_most(request.stream(), MAX_BODY_BYTES)
     if not slack.verifier.is_from_slack(body, request.headers):
         raise NotAuthenticated("not signed by Slack, or signed too long ago")
     return slack, body
+
+
+async def read_at_most(chunks: AsyncIterator[bytes], limit: int) -> bytes:
+    """The whole body, or TooLarge as soon as it passes `limit`. Nobody is authenticated yet, and a chunked body
+    declares no length, so a sender could otherwise make us hold any amount of memory before the signature check."""
+    body = bytearray()
+    async for chunk in chunks:
+        body += chunk
+        if len(body) > limit:
+            raise TooLarge(TOO_LARGE)
+    return bytes(body)
 
 
 @router.post("/interactions")

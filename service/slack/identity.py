@@ -11,7 +11,7 @@ import anyio
 from sqlalchemy import Engine
 
 from service.approvals.schemas import Approver
-from service.db.engine import unit_of_work
+from service.db.engine import reading
 from service.slack.client import SlackClient, SlackError
 from service.slack.repository import SlackRepository
 from service.users.models import User
@@ -62,7 +62,7 @@ class SlackDirectory:
 
     async def slack_ids_of(self, usernames: Sequence[str]) -> list[str]:
         def load() -> list[str]:
-            with unit_of_work(self._db) as session:
+            with reading(self._db) as session:
                 return SlackRepository(session).slack_ids_of(list(usernames))
 
         return await anyio.to_thread.run_sync(load) if usernames else []
@@ -77,11 +77,11 @@ class SlackDirectory:
             return None
 
         def load() -> User | None:
-            with unit_of_work(self._db) as session:
+            with reading(self._db) as session:
                 return SlackRepository(session).user_by_email(email)
 
         return await anyio.to_thread.run_sync(load)
 
     def _user_by_slack_id(self, slack_user_id: str) -> User | None:
-        with unit_of_work(self._db) as session:
+        with reading(self._db) as session:
             return SlackRepository(session).user_by_slack_id(slack_user_id)

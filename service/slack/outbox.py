@@ -1,9 +1,14 @@
 """A send queue per Slack channel: about one message a second each, Retry-After honoured, retries with backoff.
 
 `put` never waits, so the gateway is never held up by Slack. Jobs of one channel run in order: an update of a
-card waits until its post went through. A job that fails for a reason that can pass (rate limit, Slack or the
-network down) stays at the head of its queue and is tried again, forever, with growing pauses: nothing is lost
-while Slack is away. A job that fails for good (a channel that does not exist, a bad token) is logged and dropped.
+card waits until its post went through. A job that fails for a reason that can pass (Slack or the network down, a
+timeout) stays at the head of its queue and is tried again with growing pauses. A job that keeps failing must not
+hold up every later card of its channel (a file upload that always times out): after `demote_after` failures it
+goes behind the jobs queued since, and after `max_attempts` it is logged and dropped. Either is safe for cards:
+each card job renders the request as it is when it runs, and the catch-up queues a card not yet posted, or behind
+its request's status, again. A rate limit (429 with Retry-After) or our own database away is no fault of the job,
+and is waited out without counting. A job that fails for good (a channel that does not exist, a bad token) is
+logged and dropped at once.
 """
 
 from __future__ import annotations
@@ -24,10 +29,20 @@ log = logging.getLogger(__name__)
 
 Job = Callable[[], Awaitable[None]]
 
+DEMOTE_AFTER = 3  # with the default pauses (1, 2, 4 s) a bad job holds its channel up for seconds, not minutes
+MAX_ATTEMPTS = 8
+
+
+@dataclass
+class _Queued:
+    key: Hashable | None
+    job: Job
+    attempts: int = 0  # the failures that count against this job
+
 
 @dataclass
 class _Lane:
-    jobs: deque[tuple[Hashable | None, Job]] = field(default_factory=deque)
+    jobs: deque[_Queued] = field(default_factory=deque)
     queued: set[Hashable] = field(default_factory=set)
     wake: anyio.Event = field(default_factory=anyio.Event)
 
@@ -39,11 +54,15 @@ class SendQueue:
         interval_seconds: float = 1.0,
         first_backoff_seconds: float = 1.0,
         max_backoff_seconds: float = 60.0,
+        demote_after: int = DEMOTE_AFTER,
+        max_attempts: int = MAX_ATTEMPTS,
         clock: Callable[[], float] = anyio.current_time,
     ) -> None:
         self._interval = interval_seconds
         self._first_backoff = first_backoff_seconds
         self._max_backoff = max_backoff_seconds
+        self._demote_after = demote_after
+        self._max_attempts = max_attempts
         self._clock = clock
         self._lanes: dict[str, _Lane] = {}
         self._tasks: TaskGroup | None = None
@@ -60,7 +79,7 @@ class SendQueue:
             if key in lane.queued:
                 return
             lane.queued.add(key)
-        lane.jobs.append((key, job))
+        lane.jobs.append(_Queued(key, job))
         lane.wake.set()
 
     def backlog(self) -> int:
@@ -75,7 +94,7 @@ class SendQueue:
 
     async def _drain(self, channel: str, lane: _Lane) -> None:
         not_before = -math.inf
-        failures = 0
+        failures = 0  # in a row, whichever jobs failed: while Slack is away the pauses keep growing
         while True:
             while not lane.jobs:
                 lane.wake = anyio.Event()
@@ -83,26 +102,35 @@ class SendQueue:
             pause = not_before - self._clock()
             if pause > 0:
                 await anyio.sleep(pause)
-            key, job = lane.jobs[0]
-            if key is not None:
-                lane.queued.discard(key)  # from here on a new job with this key must run again
+            head = lane.jobs[0]
+            if head.key is not None:
+                lane.queued.discard(head.key)  # from here on a new job with this key must run again
             try:
-                await job()
+                await head.job()
             except (SlackError, Unavailable) as exc:
                 # Unavailable: our own database is away for a moment; the job reads it, so it waits too.
                 if isinstance(exc, Unavailable) or exc.transient:
                     failures += 1
                     delay = exc.retry_after if isinstance(exc, SlackError) else None
-                    if delay is None:
-                        delay = min(self._max_backoff, self._first_backoff * 2 ** (failures - 1))
-                    log.warning("Slack send to %s failed (%s); retrying in %.1fs", channel, exc, delay)
-                    if key is not None:
-                        lane.queued.add(key)
-                    not_before = self._clock() + delay
+                    if delay is None and isinstance(exc, SlackError):
+                        head.attempts += 1
+                    if head.attempts < self._max_attempts:
+                        if delay is None:
+                            delay = min(self._max_backoff, self._first_backoff * 2 ** (failures - 1))
+                        log.warning("Slack send to %s failed (%s); retrying in %.1fs", channel, exc, delay)
+                        if head.key is not None:
+                            lane.queued.add(head.key)
+                        if head.attempts and head.attempts % self._demote_after == 0 and len(lane.jobs) > 1:
+                            lane.jobs.rotate(-1)  # behind the jobs queued since, which may well go through
+                        not_before = self._clock() + delay
+                        continue
+                    log.error("Slack send to %s failed %d times, given up: %s", channel, head.attempts, exc)
+                    lane.jobs.popleft()
+                    not_before = self._clock() + self._interval
                     continue
                 log.error("Slack send to %s failed for good, dropped: %s", channel, exc)
             except Exception:
                 log.exception("Slack send job for %s failed, dropped", channel)
             lane.jobs.popleft()
-            failures = 0
+            failures = 0  # Slack answered
             not_before = self._clock() + self._interval

@@ -42,6 +42,7 @@ NOT_LINKED = (
     "An admin can link it: airlock users create NAME --slack-user YOUR_SLACK_ID."
 )
 REMEMBER = Remember("arguments", timedelta(hours=1))
+TRIGGER_ID_SECONDS = 3.0
 
 
 class SlackChannel:
@@ -115,6 +116,8 @@ class SlackChannel:
         return await self._on_submission(parsed)
 
     async def _on_click(self, click: Click) -> None:
+        # The acknowledgement went out just now; Slack's trigger_id for a modal is good for 3 s from the click.
+        trigger_expires_at = anyio.current_time() + TRIGGER_ID_SECONDS
         if click.action in (cards.APPROVE, cards.APPROVE_REMEMBER):
             remember = REMEMBER if click.action == cards.APPROVE_REMEMBER else None
             await self._decide(click.user_id, click.channel_id, click.request_id, Verdict.APPROVE, remember=remember)
@@ -145,7 +148,7 @@ class SlackChannel:
         if click.trigger_id is None:
             return
         try:
-            await self.client.open_view(click.trigger_id, view)
+            await self.client.open_view(click.trigger_id, view, expires_at=trigger_expires_at)
         except SlackError as exc:
             log.warning("views.open for R-%s failed: %s", request.id, exc)
 

@@ -7,6 +7,7 @@ compared in constant time.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Mapping
 
@@ -28,13 +29,14 @@ class RequestVerifier:
     def is_from_slack(self, body: bytes, headers: Mapping[str, str]) -> bool:
         timestamp = headers.get("x-slack-request-timestamp")
         signature = headers.get("x-slack-signature")
-        if not timestamp or not signature or not timestamp.strip().isdigit():
-            return False  # the SDK would raise on a timestamp that is not a number
+        # ASCII digits only: the SDK calls int() on it, and str.isdigit() also passes "²", which int() refuses.
+        if not timestamp or not signature or not re.fullmatch(r"[0-9]{1,12}", timestamp):
+            return False
         try:
             body.decode("utf-8")
         except UnicodeDecodeError:
             return False
-        return self._verifier.is_valid(body=body, timestamp=timestamp.strip(), signature=signature)
+        return self._verifier.is_valid(body=body, timestamp=timestamp, signature=signature)
 
     def sign(self, body: bytes, timestamp: int) -> str:
         """The signature Slack would send (for tests and tools that replay a payload by hand)."""

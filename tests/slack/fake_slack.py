@@ -46,6 +46,7 @@ class FakeSlack:
     groups: dict[str, list[str]] = field(default_factory=dict)
     emails: dict[str, str] = field(default_factory=dict)
     down: bool = False
+    broken: set[str] = field(default_factory=set)
     _rate_limited: dict[str, list[float]] = field(default_factory=dict)
     _ts: itertools.count[int] = field(default_factory=lambda: itertools.count(100))
     _files: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -62,6 +63,10 @@ class FakeSlack:
     def rate_limit(self, method: str, times: int, retry_after: float = 1) -> None:
         """The next `times` calls of `method` get HTTP 429 with this Retry-After."""
         self._rate_limited.setdefault(method, []).extend([retry_after] * times)
+
+    def break_method(self, method: str) -> None:
+        """Every call of `method` from now on fails as a Slack outage would (HTTP 503), while the others work."""
+        self.broken.add(method)
 
     # -- what a test reads -------------------------------------------------------------------------------------
 
@@ -123,7 +128,7 @@ class FakeSlack:
         token = header.removeprefix("Bearer ") if header.startswith("Bearer ") else None
         call = Call(method, args, token, time.monotonic())
         self.calls.append(call)
-        if self.down:
+        if self.down or method in self.broken:
             return web.json_response({"ok": False, "error": "service_unavailable"}, status=503)
         waits = self._rate_limited.get(method)
         if waits:

@@ -68,6 +68,13 @@ def test_a_value_cannot_ping_the_channel_or_fake_a_link() -> None:
     assert "<!channel>" not in shown and "&lt;!channel&gt;" in shown
 
 
+@pytest.mark.parametrize("tool", ["<!channel> now", "<https://evil.example|approve here>", "a&b"])
+def test_a_tool_name_from_upstream_cannot_ping_or_fake_a_link_in_the_notification_text(tool: str) -> None:
+    text = cards.summary(facts(tool=tool))
+    assert "<" not in text and ">" not in text
+    assert cards.escape(tool) in text and text.startswith("R-12: ")
+
+
 @pytest.mark.parametrize(
     ("changes", "expected"),
     [

@@ -6,12 +6,15 @@ from __future__ import annotations
 import base64
 import json
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
 import httpx2
 import pytest
 
+from service.errors import TooLarge
+from service.slack.endpoints import MAX_BODY_BYTES, read_at_most
 from tests.gateway.harness import mcp_client
 from tests.gateway.test_holds import held_call
 from tests.slack.fake_slack import (
@@ -198,8 +201,13 @@ async def test_url_verification_answers_the_challenge_only_when_signed(tmp_path:
             async with httpx2.AsyncClient(base_url=gw.base_url) as http:
                 good = await http.post("/slack/events", content=body, headers=fake.signed(body))
                 bad = await http.post("/slack/events", content=body, headers=fake.signed(body, secret="nope"))
+                # "²" in Latin-1, as an HTTP header carries it: str.isdigit() passes it but int() does not.
+                superscript = {k.encode(): v.encode() for k, v in fake.signed(body).items()}
+                superscript[b"X-Slack-Request-Timestamp"] = b"\xb2"
+                odd = await http.post("/slack/events", content=body, headers=superscript)
             assert good.json() == {"challenge": challenge}
             assert bad.status_code == 401
+            assert odd.status_code == 401 and "signed" in odd.json()["error"]
 
 
 async def test_a_double_click_runs_the_call_once_and_says_who_was_first(tmp_path: Path) -> None:
@@ -246,3 +254,51 @@ async def test_bad_input_gets_a_clear_answer_and_changes_nothing(tmp_path: Path)
             assert (unknown.status_code, unknown.text) == (200, "")
             told = (await fake.wait_for("chat.postEphemeral"))[0].args
             assert told["text"] == "There is no request R-999."
+
+
+async def test_a_body_over_1_mib_gets_413_even_chunked_without_a_content_length(tmp_path: Path) -> None:
+    async with fake_slack() as fake:
+        with slack_gateway(tmp_path, fake) as gw:
+            async with mcp_client(gw.mcp_url, gw.token) as client:
+                async with held_call(gw, client, "generate_image", DEAR) as (request_id, results):
+                    channel, ts = await card_of(fake, request_id)
+                    body = form_body(block_actions("U0ANA", "approve", request_id, channel, ts))
+                    body += b"&padding=" + b"x" * MAX_BODY_BYTES  # signed: only its size can refuse it
+
+                    async def chunked() -> AsyncIterator[bytes]:
+                        for start in range(0, len(body), 64 * 1024):
+                            yield body[start : start + 64 * 1024]
+
+                    async with httpx2.AsyncClient(base_url=gw.base_url, timeout=10) as http:
+                        for path in ("/slack/interactions", "/slack/events"):
+                            answer = await http.post(path, content=chunked(), headers=fake.signed(body))
+                            assert answer.request.headers.get("transfer-encoding") == "chunked"
+                            assert "content-length" not in answer.request.headers
+                            assert answer.status_code == 413 and "1 MiB" in answer.json()["error"]
+                    await anyio.sleep(1.5)
+                    assert fake.called("chat.update") == [] and fake.called("chat.postEphemeral") == []
+                    async with gw.api("ana") as api:
+                        assert (await api.get(f"/api/requests/{request_id}")).json()["status"] == "pending"
+                        await api.post(f"/api/requests/{request_id}/reject", json={"reason": "end of test"})
+            assert results[0].content[0].text.startswith("[REJECTED] by ana")
+
+
+async def test_an_endless_body_is_read_only_up_to_the_limit() -> None:
+    pulled = 0
+
+    async def endless() -> AsyncIterator[bytes]:
+        nonlocal pulled
+        while True:
+            pulled += 1
+            await anyio.sleep(0)  # a checkpoint, so that fail_after can end a reader that never stops
+            yield b"x" * 1000
+
+    with anyio.fail_after(5), pytest.raises(TooLarge):
+        await read_at_most(endless(), 10_000)
+    assert pulled == 11
+
+    async def exactly(size: int) -> AsyncIterator[bytes]:
+        for _ in range(size // 1000):
+            yield b"x" * 1000
+
+    assert len(await read_at_most(exactly(10_000), 10_000)) == 10_000

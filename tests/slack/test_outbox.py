@@ -98,3 +98,60 @@ async def test_a_throttled_channel_does_not_hold_up_another_and_keyed_jobs_colla
             tasks.cancel_scope.cancel()
         assert [c.args["text"] for c in fake.posts()] == ["slow", "fast", "slow"]
         assert queue.backlog() == 0
+
+
+async def test_a_job_that_always_fails_is_given_up_after_its_attempts_and_later_cards_go_out() -> None:
+    async with fake_slack() as fake:
+        fake.break_method("files.getUploadURLExternal")  # say, an upload that times out every time
+        client = SlackClient(BOT_TOKEN, fake.api_url)
+        queue = SendQueue(interval_seconds=0.05, first_backoff_seconds=0.05, max_backoff_seconds=0.2, max_attempts=4)
+
+        async def upload() -> None:
+            await client.upload_file("#c", "1795514400.000100", b"\x89PNG", filename="R-1.png", title="R-1")
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(queue.run)
+            queue.put("#c", upload, key=("image", 1))
+            queue.put("#c", poster(client, "#c", "R-2 card"), key=("card", 2))
+            queue.put("#c", poster(client, "#c", "R-3 card"), key=("card", 3))
+            assert await delivered(fake, 2) == ["R-2 card", "R-3 card"]
+            await anyio.sleep(0.5)
+            tasks.cancel_scope.cancel()
+        assert len(fake.called("files.getUploadURLExternal")) == 4
+        assert queue.backlog() == 0
+
+
+async def test_rate_limits_do_not_count_against_a_jobs_attempts() -> None:
+    async with fake_slack() as fake:
+        fake.rate_limit("chat.postMessage", 3, retry_after=0.1)
+        client = SlackClient(BOT_TOKEN, fake.api_url)
+        queue = SendQueue(interval_seconds=0.05, max_attempts=2)
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(queue.run)
+            queue.put("#c", poster(client, "#c", "patient"))
+            assert await delivered(fake, 1) == ["patient"]
+            tasks.cancel_scope.cancel()
+        assert len(fake.posts()) == 4
+
+
+async def test_a_job_that_keeps_failing_goes_behind_later_jobs_and_is_still_tried() -> None:
+    async with fake_slack() as fake:
+        fake.break_method("files.getUploadURLExternal")
+        client = SlackClient(BOT_TOKEN, fake.api_url)
+        queue = SendQueue(interval_seconds=0.05, first_backoff_seconds=0.05, demote_after=2, max_attempts=100)
+
+        async def upload() -> None:
+            await client.upload_file("#c", "1795514400.000100", b"\x89PNG", filename="R-1.png", title="R-1")
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(queue.run)
+            queue.put("#c", upload, key=("image", 1))
+            queue.put("#c", poster(client, "#c", "R-2 card"), key=("card", 2))
+            assert await delivered(fake, 1, timeout=3) == ["R-2 card"]
+            fake.broken.clear()
+            with anyio.fail_after(5):
+                await fake.wait_for("files.completeUploadExternal")
+            tasks.cancel_scope.cancel()
+        methods = [c.method for c in fake.calls]
+        assert methods[:3] == ["files.getUploadURLExternal", "files.getUploadURLExternal", "chat.postMessage"]
+        assert queue.backlog() == 0

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import itertools
 import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,7 @@ from service.approvals import service as approvals
 from service.approvals.schemas import Approver, Verdict
 from service.db.engine import unit_of_work
 from service.slack import card_keeper
+from service.slack.service import NOT_LINKED
 from service.users.models import Role
 from tests.gateway.harness import RunningGateway, mcp_client
 from tests.gateway.test_holds import held_call, pending_request_id
@@ -201,3 +205,58 @@ async def test_a_decision_taken_by_another_process_reaches_the_card(
             update = (await fake.wait_for("chat.update", contains="from the CLI"))[0]
             assert (update.args["channel"], update.args["ts"]) == (channel, ts)
             assert not has_buttons(update.args)
+
+
+@contextmanager
+def another_process_writing(database: Path) -> Iterator[None]:
+    """Holds SQLite's write lock the way a second process (the CLI, a replica) does while it writes."""
+    connection = sqlite3.connect(database, isolation_level=None)
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+        yield
+        connection.execute("ROLLBACK")
+    finally:
+        connection.close()
+
+
+async def test_cards_and_clicks_that_only_read_do_not_wait_for_another_processs_write_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(card_keeper, "CATCH_UP_SECONDS", 0.5)
+    async with fake_slack() as fake:
+        with slack_gateway(tmp_path, fake, hold={"max_wait": "1s"}) as gw:
+            async with mcp_client(gw.mcp_url, gw.token) as client:
+                await client.call_tool("generate_image", DEAR)
+            channel, ts = await card_of(fake, 1)
+            with unit_of_work(gw.state.runtime.engine) as session:
+                approvals.decide(session, 1, Approver("root", Role.ADMIN, "cli"), Verdict.REJECT, reason="from the CLI")
+            with another_process_writing(tmp_path / "airlock.db"):
+                # SQLite would keep a writer waiting up to its 30 s busy timeout; readers in WAL mode never wait.
+                with anyio.fail_after(10):
+                    await post_signed(gw, fake, block_actions("U0STRANGER", "approve", 1, channel, ts))
+                    told = (await fake.wait_for("chat.postEphemeral"))[0].args
+                    assert (told["user"], told["text"]) == ("U0STRANGER", NOT_LINKED)
+                    update = (await fake.wait_for("chat.update", contains="from the CLI"))[0]
+                assert (update.args["channel"], update.args["ts"]) == (channel, ts)
+
+
+async def test_a_card_post_that_keeps_failing_goes_behind_its_image_and_the_image_still_follows(
+    tmp_path: Path,
+) -> None:
+    async with fake_slack() as fake:
+        fake.break_method("chat.postMessage")
+        with slack_gateway(tmp_path, fake) as gw:
+            async with mcp_client(gw.mcp_url, gw.token) as client:
+                async with held_call(gw, client, "generate_image", DEAR) as (request_id, results):
+                    await fake.wait_for("chat.postMessage")
+                    async with gw.api("ana") as api:
+                        await api.post(f"/api/requests/{request_id}/approve", json={})
+            assert not results[0].is_error
+            # Failed at once, after 1 s and after 2 s more: the card's post goes behind the image, which has no
+            # thread yet.
+            await fake.wait_for("chat.postMessage", count=3, timeout=10)
+            await anyio.sleep(0.5)
+            fake.broken.clear()
+            await card_of(fake, request_id)
+            await fake.wait_for("files.completeUploadExternal", timeout=15)
+            assert len(fake.uploads) == 1

@@ -65,3 +65,8 @@ def test_the_edges_of_the_window_and_malformed_headers() -> None:
     assert not verifier().is_from_slack(BODY, {**good, "x-slack-request-timestamp": "soon"})
     assert not verifier().is_from_slack(BODY, {**good, "x-slack-signature": "v1=" + good["x-slack-signature"][3:]})
     assert not verifier().is_from_slack(b"\xff\xfe", headers(b"\xff\xfe"))
+
+
+@pytest.mark.parametrize("timestamp", ["\u00b2", "\u0661\u0662", "1" * 13, "-1", "+1795514430", "1_795_514_430", " 1"])
+def test_a_timestamp_that_is_not_plain_ascii_digits_is_refused_without_raising(timestamp: str) -> None:
+    assert not verifier().is_from_slack(BODY, {**headers(), "x-slack-request-timestamp": timestamp})
