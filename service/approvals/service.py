@@ -15,17 +15,18 @@ from typing import Any
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session
 
+from service.approvals.deadlines import next_reminder
 from service.approvals.models import ApprovalVote, RequestStatus, ToolCallRequest
+from service.approvals.records import emit, give_back_budget, request_event
 from service.approvals.repository import ApprovalRepository
 from service.approvals.schemas import ApprovalEvent, Approver, Remember, RequestPublic, Verdict
 from service.approvals.standing import remember_for
 from service.arguments import arguments_digest, redact
 from service.audit.schemas import AuditRecord
 from service.audit.service import record
-from service.db.notify import EVENTS, announce
 from service.db.types import utcnow
 from service.errors import Conflict, Forbidden, InvalidInput, NotFound
-from service.policy import ApprovalSpec, Approvers, CounterStore, Decision, Reservation
+from service.policy import ApprovalSpec, Approvers, CounterStore, Decision
 from service.users.models import Role
 
 ArgumentValidator = Callable[[str, Mapping[str, Any]], list[str]]
@@ -126,7 +127,7 @@ def open_request(
             details={"hold_mode": hold_mode, "deadline": request.deadline.isoformat()},
         ),
     )
-    return request, _emit(session, [ApprovalEvent("created", request.id, RequestStatus.PENDING.value)])
+    return request, emit(session, [ApprovalEvent("created", request.id, RequestStatus.PENDING.value)])
 
 
 def may_decide(request: ToolCallRequest, approver: Approver) -> str | None:
@@ -197,7 +198,7 @@ def decide(
             session, request, approver, "request.vote", "pending", reason, {"votes": len(votes) + 1, "quorum": quorum}
         )
         vote = ApprovalEvent("vote", request.id, RequestStatus.PENDING.value, {"by": approver.username})
-        return request, _emit(session, [vote])
+        return request, emit(session, [vote])
     values: dict[str, Any] = {"decided_at": now, "decided_by": approver.username, "decision_reason": reason}
     if arguments is not None:
         values["edited_arguments"] = arguments
@@ -213,7 +214,7 @@ def decide(
         details["standing_approval"] = standing.id
     _audit(session, request, approver, "request.approved", "approved", reason, details)
     _moved(request, RequestStatus.APPROVED, values)
-    return request, _emit(
+    return request, emit(
         session,
         [
             ApprovalEvent(
@@ -225,14 +226,6 @@ def decide(
             )
         ],
     )
-
-
-def _emit(session: Session, events: list[ApprovalEvent]) -> list[ApprovalEvent]:
-    """The events, also announced to the other replicas (sent with this transaction's commit, PostgreSQL only):
-    their held calls wake at once, and their channels know the request changed."""
-    for event in events:
-        announce(session, EVENTS, {"k": event.kind, "r": event.request_id, "s": event.status})
-    return events
 
 
 def _moved(request: ToolCallRequest, status: RequestStatus, values: dict[str, Any]) -> None:
@@ -269,10 +262,10 @@ def _reject(
     if not repo.move(request.id, RequestStatus.PENDING, RequestStatus.REJECTED, **values):
         session.refresh(request)
         raise Conflict(_already(request))
-    _give_back_budget(request, counters)
+    give_back_budget(request, counters)
     _audit(session, request, approver, "request.rejected", "rejected", reason, {"channel": approver.channel})
     _moved(request, RequestStatus.REJECTED, values)
-    return _emit(
+    return emit(
         session,
         [
             ApprovalEvent(
@@ -286,34 +279,6 @@ def _reject(
     )
 
 
-def _expire(
-    session: Session, request: ToolCallRequest, counters: CounterStore | None, now: datetime
-) -> list[ApprovalEvent]:
-    assert request.id is not None
-    if not ApprovalRepository(session).move(request.id, RequestStatus.PENDING, RequestStatus.EXPIRED, decided_at=now):
-        return []
-    _give_back_budget(request, counters)
-    _request_event(session, request, "system", "request.expired", "expired", None, {})
-    return _emit(session, [ApprovalEvent("expired", request.id, RequestStatus.EXPIRED.value)])
-
-
-def expire_due(session: Session, counters: CounterStore | None, now: datetime | None = None) -> list[ApprovalEvent]:
-    """What the sweeper runs: a persisted deadline, never a timer in memory. Airlock never approves by itself."""
-    now = now or utcnow()
-    events: list[ApprovalEvent] = []
-    for request in ApprovalRepository(session).due(now):
-        events += _expire(session, request, counters, now)
-    return events
-
-
-def _give_back_budget(request: ToolCallRequest, counters: CounterStore | None) -> None:
-    """A rejected, expired or withdrawn call keeps its count (a looping agent stays capped) but not its budget."""
-    if counters is not None and request.reservation:
-        items = Reservation.from_json(request.reservation).for_rejection()
-        if items:
-            counters.release(items)
-
-
 def _audit(
     session: Session,
     request: ToolCallRequest,
@@ -323,35 +288,7 @@ def _audit(
     reason: str | None,
     details: dict[str, Any],
 ) -> None:
-    _request_event(session, request, f"user:{approver.username}", action, outcome, reason, details)
-
-
-def _request_event(
-    session: Session,
-    request: ToolCallRequest,
-    actor: str,
-    action: str,
-    outcome: str,
-    reason: str | None,
-    details: dict[str, Any],
-) -> None:
-    """A state change of a request, as an event in the audit chain (in the same transaction as the change)."""
-    record(
-        session,
-        AuditRecord(
-            kind="request",
-            action=action,
-            actor=actor,
-            grant_id=request.grant_id,
-            upstream=request.upstream,
-            tool=request.tool,
-            outcome=outcome,
-            rule=request.rule,
-            reason=reason,
-            request_id=request.id,
-            details=details,
-        ),
-    )
+    request_event(session, request, f"user:{approver.username}", action, outcome, reason, details)
 
 
 def find(session: Session, request_id: int) -> ToolCallRequest | None:
@@ -441,8 +378,8 @@ def finish(
         return []
     request = repo.get(request_id)
     assert request is not None
-    _request_event(session, request, "system", "request.executed", status.value, None, {"result": summary})
-    return _emit(session, [ApprovalEvent("executed", request_id, status.value, {"succeeded": succeeded})])
+    request_event(session, request, "system", "request.executed", status.value, None, {"result": summary})
+    return emit(session, [ApprovalEvent("executed", request_id, status.value, {"succeeded": succeeded})])
 
 
 def mark_delivered(session: Session, request_id: int, now: datetime | None = None) -> None:
@@ -465,7 +402,7 @@ def requester_gone(session: Session, request_id: int, *, cancel: bool) -> list[A
         return []
     request.requester_gone = True
     session.add(request)
-    return _emit(session, [ApprovalEvent("requester_gone", request_id, request.status.value)])
+    return emit(session, [ApprovalEvent("requester_gone", request_id, request.status.value)])
 
 
 def withdraw(
@@ -479,44 +416,9 @@ def withdraw(
         request_id, RequestStatus.PENDING, RequestStatus.CANCELLED, decided_at=now, decision_reason=reason
     ):
         return []
-    _give_back_budget(request, counters)
-    _request_event(session, request, "system", "request.cancelled", "cancelled", reason, {})
-    return _emit(session, [ApprovalEvent("cancelled", request_id, RequestStatus.CANCELLED.value, {"reason": reason})])
-
-
-REMINDER_POINTS = (0.5, 0.9)
-"""Reminders go out at these fractions of the approval timeout."""
-
-
-def next_reminder(created_at: datetime, deadline: datetime, sent: int) -> datetime | None:
-    if sent >= len(REMINDER_POINTS):
-        return None
-    return created_at + (deadline - created_at) * REMINDER_POINTS[sent]
-
-
-def due_reminders(session: Session, now: datetime | None = None) -> list[ApprovalEvent]:
-    """Reminders at 50% and 90% of the timeout, as events for the channels to post."""
-    now = now or utcnow()
-    events = []
-    for request in ApprovalRepository(session).reminders_due(now):
-        assert request.id is not None
-        total = (request.deadline - request.created_at).total_seconds()
-        elapsed = (now - request.created_at).total_seconds()
-        due = sum(1 for point in REMINDER_POINTS if elapsed >= point * total)
-        if due > request.reminders_sent:
-            request.reminders_sent = due
-            percent = round(100 * REMINDER_POINTS[due - 1])
-            # In the audit log too, so the request's timeline shows when approvers were reminded.
-            _request_event(session, request, "system", "request.reminder", "pending", None, {"percent": percent})
-            events.append(ApprovalEvent("reminder", request.id, request.status.value, {"percent": percent}))
-        request.next_reminder_at = next_reminder(request.created_at, request.deadline, request.reminders_sent)
-        session.add(request)
-    return _emit(session, events)
-
-
-def sweep_due(session: Session) -> bool:
-    """Whether anything waits for the sweeper (read in a read-only transaction, so an idle sweep writes nothing)."""
-    return ApprovalRepository(session).anything_due(utcnow())
+    give_back_budget(request, counters)
+    request_event(session, request, "system", "request.cancelled", "cancelled", reason, {})
+    return emit(session, [ApprovalEvent("cancelled", request_id, RequestStatus.CANCELLED.value, {"reason": reason})])
 
 
 def pending_count(session: Session, grant_id: int) -> int:

@@ -7,7 +7,7 @@ import logging
 import anyio
 from sqlalchemy import Engine
 
-from service.approvals import service
+from service.approvals import deadlines
 from service.approvals.events import EventBus
 from service.approvals.schemas import ApprovalEvent
 from service.db.engine import reading, unit_of_work
@@ -19,11 +19,11 @@ log = logging.getLogger(__name__)
 
 def sweep_once(db: Engine, counters: CounterStore | None) -> list[ApprovalEvent]:
     with reading(db) as session:
-        if not service.sweep_due(session):
+        if not deadlines.sweep_due(session):
             return []  # the usual case: no write lock taken, no rows loaded
     with unit_of_work(db) as session:
-        events = service.expire_due(session, counters)
-        events += service.due_reminders(session)
+        events = deadlines.expire_due(session, counters)
+        events += deadlines.due_reminders(session)
     return events
 
 

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from service.approvals import service
+from service.approvals import deadlines, service
 from service.approvals import standing as standing_service
 from service.approvals.models import RequestStatus, ToolCallRequest
 from service.approvals.repository import ApprovalRepository
@@ -164,22 +164,22 @@ def test_expiry_by_the_sweeper_gives_the_budget_back(engine: Engine, hasher: Tok
     with pytest.raises(Conflict, match="expired"):
         decide(engine, request_id, ANA, now=later)
     with unit_of_work(engine) as session:
-        events = service.expire_due(session, counters, now=later)
+        events = deadlines.expire_due(session, counters, now=later)
     assert [(e.kind, e.request_id) for e in events] == [("expired", request_id)]
     with unit_of_work(engine) as session:
         assert service.get(session, request_id).status is RequestStatus.EXPIRED
-        assert service.expire_due(session, counters, now=later) == []
+        assert deadlines.expire_due(session, counters, now=later) == []
 
 
 def test_reminders_at_half_and_ninety_percent(engine: Engine, hasher: TokenHasher) -> None:
     held(engine, hasher)
     start = utcnow()
     with unit_of_work(engine) as session:
-        assert service.due_reminders(session, start + timedelta(minutes=1)) == []
-        assert [e.detail["percent"] for e in service.due_reminders(session, start + timedelta(minutes=8))] == [50]
-        assert service.due_reminders(session, start + timedelta(minutes=9)) == []
-        assert [e.detail["percent"] for e in service.due_reminders(session, start + timedelta(minutes=14))] == [90]
-        assert service.due_reminders(session, start + timedelta(minutes=14, seconds=50)) == []
+        assert deadlines.due_reminders(session, start + timedelta(minutes=1)) == []
+        assert [e.detail["percent"] for e in deadlines.due_reminders(session, start + timedelta(minutes=8))] == [50]
+        assert deadlines.due_reminders(session, start + timedelta(minutes=9)) == []
+        assert [e.detail["percent"] for e in deadlines.due_reminders(session, start + timedelta(minutes=14))] == [90]
+        assert deadlines.due_reminders(session, start + timedelta(minutes=14, seconds=50)) == []
         reminded = session.exec(select(AuditEvent).where(AuditEvent.action == "request.reminder")).all()
         assert [e.details["percent"] for e in reminded] == [50, 90]  # the request's timeline shows them
 
@@ -192,10 +192,10 @@ def test_the_sweeper_finds_due_work_from_the_index_alone(engine: Engine, hasher:
         repository = ApprovalRepository(session)
         assert not repository.anything_due(request.created_at + timedelta(minutes=7))
         assert repository.anything_due(request.created_at + timedelta(minutes=8))  # the 50% reminder (15 min rule)
-        service.due_reminders(session, request.created_at + timedelta(minutes=8))
+        deadlines.due_reminders(session, request.created_at + timedelta(minutes=8))
         assert not repository.anything_due(request.created_at + timedelta(minutes=13))
         assert repository.anything_due(request.created_at + timedelta(minutes=14))  # the 90% one
-        service.due_reminders(session, request.created_at + timedelta(minutes=14))
+        deadlines.due_reminders(session, request.created_at + timedelta(minutes=14))
         assert service.get(session, request_id).next_reminder_at is None
         assert repository.anything_due(request.deadline)  # the expiry
 
