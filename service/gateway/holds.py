@@ -36,8 +36,9 @@ from service.policy_versions.holder import PolicyHolder
 log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 10.0
-# Decisions taken in another process (the CLI, another replica) are found by one query over every waiting request
-# this often; in-process decisions wake the waiter at once through the event bus.
+# On SQLite, decisions taken in another process (the CLI) are found by one query over every waiting request this
+# often; on PostgreSQL, replicas hear them at once (service/replicas.py). In-process decisions wake the waiter at
+# once through the event bus.
 CROSS_PROCESS_CHECK_SECONDS = 1.0
 STATUS_TOOL = "airlock_approval_status"
 _UNSETTLED = (RequestStatus.PENDING, RequestStatus.APPROVED, RequestStatus.EXECUTING)
