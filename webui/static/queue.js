@@ -38,11 +38,15 @@
 
   async function syncRow(id, announce) {
     const response = await fetch("/queue/rows/" + id, { headers: { Accept: "text/html" }, credentials: "same-origin" });
+    const gone = response.status === 204 || response.status === 404;
+    const html = !gone && response.ok ? await response.text() : null;
+    // Look the row up only now, with no await before the page changes: a full refresh (syncAll) or another event
+    // for the same request may have changed the table while we waited, and a stale lookup would add it twice.
     const existing = rowFor(id);
-    if (response.status === 204 || response.status === 404) {
+    if (gone) {
       if (existing) existing.remove();
-    } else if (response.ok) {
-      const row = parseRow(await response.text());
+    } else if (html !== null) {
+      const row = parseRow(html);
       if (!row) return;
       if (existing) {
         existing.replaceWith(row);
