@@ -4,11 +4,13 @@ decision to the agent's result, and decisions per second through the REST API. A
 
 from __future__ import annotations
 
+import json
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ import yaml
 
 from bench.gateway_bench import ECHO, Target, cpu_seconds, free_port, session, wait_http
 
+AIRLOCK = str(Path(sys.executable).parent / "airlock")
 POLICY = {"version": "1", "default": "deny", "tools": {"echo": {"require_approval": {"when": "true", "timeout": "1h"}}}}
 
 
@@ -29,9 +32,13 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
-def start(workdir: Path, port: int, pending_cap: int) -> tuple[subprocess.Popen[bytes], str, str]:
+def configure(
+    workdir: Path, port: int, pending_cap: int, database_url: str | None = None
+) -> tuple[Path, Callable[..., str], str]:
+    """A config for Airlock with the echo server as upstream and a policy that holds every echo call, the
+    `airlock` command bound to it, and a fresh agent grant's token."""
     (workdir / "policy.yaml").write_text(yaml.safe_dump(POLICY))
-    config = {
+    config: dict[str, Any] = {
         "data_dir": str(workdir / "data"),
         "policy": str(workdir / "policy.yaml"),
         "listen": {"host": "127.0.0.1", "port": port},
@@ -39,22 +46,29 @@ def start(workdir: Path, port: int, pending_cap: int) -> tuple[subprocess.Popen[
         "hold": {"max_wait": "10m", "pending_cap": pending_cap},
         "log_level": "warning",
     }
+    if database_url:
+        config["database_url"] = database_url
     path = workdir / "airlock.yaml"
     path.write_text(yaml.safe_dump(config))
-    airlock = str(Path(sys.executable).parent / "airlock")
 
-    def run(*args: str) -> str:
+    def airlock(*args: str) -> str:
         return subprocess.run(
-            [airlock, *args, "--config", str(path)], capture_output=True, text=True, check=True
+            [AIRLOCK, *args, "--config", str(path)], capture_output=True, text=True, check=True
         ).stdout
 
-    run("users", "create", "owner", "--role", "viewer")
-    token = run("grants", "create", "bench", "--owner", "owner").strip().splitlines()[-1]
-    api_token = run("users", "create", "ana", "--role", "approver", "--json")
-    import json
+    airlock("users", "create", "owner", "--role", "viewer")
+    token = airlock("grants", "create", "bench", "--owner", "owner").strip().splitlines()[-1]
+    return path, airlock, token
 
-    process = subprocess.Popen([airlock, "serve", "--config", str(path)], stderr=subprocess.DEVNULL)
-    return process, token, json.loads(api_token)["api_token"]
+
+def serve(path: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([AIRLOCK, "serve", "--config", str(path)], stderr=subprocess.DEVNULL)
+
+
+def start(workdir: Path, port: int, pending_cap: int) -> tuple[subprocess.Popen[bytes], str, str]:
+    path, airlock, token = configure(workdir, port, pending_cap)
+    api_token = json.loads(airlock("users", "create", "ana", "--role", "approver", "--json"))["api_token"]
+    return serve(path), token, api_token
 
 
 async def pending_ids(api: httpx2.AsyncClient, want: int, timeout: float = 600) -> list[int]:

@@ -14,7 +14,6 @@ import random
 import re
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -25,18 +24,16 @@ from typing import Any
 import anyio
 import httpx2
 import psycopg
-import yaml
 from websockets.asyncio.client import connect
 from websockets.typing import Origin
 
-from bench.approvals_bench import rss_mib
-from bench.gateway_bench import ECHO, Target, free_port, session, wait_http
+from bench.approvals_bench import configure, rss_mib, serve
+from bench.gateway_bench import Target, free_port, session, wait_http
 from service.db import migrate
 from service.db.engine import make_engine
 
 EVENTS = int(os.environ.get("AIRLOCK_BENCH_AUDIT_EVENTS", "1000000"))
 PG_ADMIN = os.environ.get("AIRLOCK_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-POLICY = {"version": "1", "default": "deny", "tools": {"echo": {"require_approval": {"when": "true", "timeout": "1h"}}}}
 TOOLS = ["generate_image", "edit_image", "get_model_capabilities", "search", "read_file", "send_email"]
 OUTCOMES = [("call.allowed", "allow", 70), ("call.denied", "deny", 10), ("call.rate_limited", "rate_limited", 5),
             ("call.held", "hold", 5), ("call.completed", "succeeded", 10)]  # fmt: skip
@@ -104,31 +101,9 @@ def load_postgres(url: str, start: datetime) -> None:
 
 
 def start_airlock(workdir: Path, database_url: str | None, port: int) -> tuple[subprocess.Popen[bytes], str, str]:
-    (workdir / "policy.yaml").write_text(yaml.safe_dump(POLICY))
-    config: dict[str, Any] = {
-        "data_dir": str(workdir / "data"),
-        "policy": str(workdir / "policy.yaml"),
-        "listen": {"host": "127.0.0.1", "port": port},
-        "upstreams": {"echo": {"command": sys.executable, "args": [str(ECHO)]}},
-        "hold": {"max_wait": "10m", "pending_cap": 1000},
-        "log_level": "warning",
-    }
-    if database_url:
-        config["database_url"] = database_url
-    path = workdir / "airlock.yaml"
-    path.write_text(yaml.safe_dump(config))
-    airlock = str(Path(sys.executable).parent / "airlock")
-
-    def run(*args: str) -> str:
-        return subprocess.run(
-            [airlock, *args, "--config", str(path)], capture_output=True, text=True, check=True
-        ).stdout
-
-    run("users", "create", "owner", "--role", "viewer")
-    token = run("grants", "create", "bench", "--owner", "owner").strip().splitlines()[-1]
-    password = json.loads(run("users", "create", "root", "--role", "admin", "--json"))["password"]
-    process = subprocess.Popen([airlock, "serve", "--config", str(path)], stderr=subprocess.DEVNULL)
-    return process, token, password
+    path, airlock, token = configure(workdir, port, pending_cap=1000, database_url=database_url)
+    password = json.loads(airlock("users", "create", "root", "--role", "admin", "--json"))["password"]
+    return serve(path), token, password
 
 
 def sign_in(base: str, password: str) -> httpx2.Client:

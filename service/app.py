@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from service.api.deps import render_error
 from service.approvals import endpoints as approvals_api
 from service.approvals.channel import ApprovalChannel
+from service.approvals.decisions import Decisions
 from service.approvals.events import EventBus
 from service.approvals.standing_cache import StandingCache
 from service.approvals.sweeper import sweep_forever
@@ -64,6 +65,7 @@ class AppState:
     writer: AuditWriter
     mcp: McpEntry
     bus: EventBus
+    decisions: Decisions
     slack: SlackChannel | None = None
 
 
@@ -137,7 +139,14 @@ async def running(settings: Settings) -> AsyncIterator[AppState]:
                 direct = DirectCalls(gateway, manager, transport_security(settings))
                 entry = McpEntry(manager, grants, gateway, direct, max_body_bytes=settings.max_request_bytes)
                 log.info("airlock ready on %s", MCP_PATH, extra={"upstreams": pool.names()})
-                yield AppState(runtime, pool, gateway, grants, metrics, writer, entry, bus, slack)
+                decisions = Decisions(
+                    runtime.engine,
+                    bus,
+                    validate_arguments=gateway.validate_arguments,
+                    counters=runtime.counters,
+                    on_remembered=standing.invalidate,
+                )
+                yield AppState(runtime, pool, gateway, grants, metrics, writer, entry, bus, decisions, slack)
             tasks.cancel_scope.cancel()
     finally:
         writer.stop()

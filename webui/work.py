@@ -9,8 +9,7 @@ import anyio
 from sqlmodel import Session
 
 from service.approvals import queries
-from service.approvals import service as approvals
-from service.approvals.schemas import ApprovalEvent, Approver, Remember, RequestPublic, Verdict
+from service.approvals.schemas import Approver, Remember, RequestPublic, Verdict
 from service.db.engine import unit_of_work
 from webui.auth import WebUser
 
@@ -45,23 +44,13 @@ async def decide_from_web(
     remember: Remember | None = None,
 ) -> RequestPublic:
     """The same decision point as every other channel (approvals.service.decide), then the events, after commit."""
-
-    def run(session: Session) -> tuple[RequestPublic, list[ApprovalEvent]]:
-        request, events = approvals.decide(
-            session,
-            request_id,
-            approver_of(web_user),
-            verdict,
-            reason=reason or None,
-            arguments=arguments,
-            remember=remember,
-            validate_arguments=state.gateway.validate_arguments,
-            counters=state.runtime.counters,
-        )
-        return queries.public(session, request), events
-
-    public, events = await in_session(state, run)
-    if remember is not None:
-        state.gateway.standing.invalidate()
-    state.bus.publish(events)  # after the commit: the waiting call wakes and reads the new state
+    public: RequestPublic = await state.decisions.decide(
+        request_id,
+        approver_of(web_user),
+        verdict,
+        queries.public,
+        reason=reason or None,
+        arguments=arguments,
+        remember=remember,
+    )
     return public

@@ -9,9 +9,8 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from service.api.deps import CurrentUser, RowId, StateDep
-from service.approvals import queries, service
+from service.approvals import queries
 from service.approvals.schemas import (
-    ApprovalEvent,
     Approver,
     Remember,
     RequestDetail,
@@ -19,7 +18,7 @@ from service.approvals.schemas import (
     RequestPublic,
     Verdict,
 )
-from service.db.engine import reading, unit_of_work
+from service.db.engine import reading
 from service.durations import parse_duration
 from service.errors import InvalidInput
 from service.users.models import User
@@ -99,23 +98,13 @@ async def _decide(
     arguments: dict[str, Any] | None,
     remember: Remember | None,
 ) -> RequestPublic:
-    def run() -> tuple[RequestPublic, list[ApprovalEvent]]:
-        with unit_of_work(state.runtime.engine) as session:
-            request, events = service.decide(
-                session,
-                request_id,
-                approver_for(user),
-                verdict,
-                reason=reason,
-                arguments=arguments,
-                remember=remember,
-                validate_arguments=state.gateway.validate_arguments,
-                counters=state.runtime.counters,
-            )
-            return queries.public(session, request), events
-
-    public, events = await anyio.to_thread.run_sync(run)
-    if remember is not None:
-        state.gateway.standing.invalidate()
-    state.bus.publish(events)  # after the commit: waiting calls wake and read the new state
+    public: RequestPublic = await state.decisions.decide(
+        request_id,
+        approver_for(user),
+        verdict,
+        queries.public,
+        reason=reason,
+        arguments=arguments,
+        remember=remember,
+    )
     return public

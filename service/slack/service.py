@@ -16,14 +16,15 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup
 from sqlalchemy import Engine
+from sqlmodel import Session
 
 from service.approvals import service as approvals
+from service.approvals.decisions import Decisions
 from service.approvals.events import EventBus
 from service.approvals.models import RequestStatus, ToolCallRequest
 from service.approvals.schemas import ApprovalEvent, Remember, Verdict
 from service.approvals.service import ArgumentValidator
 from service.config import SlackConfig
-from service.db.engine import unit_of_work
 from service.errors import AirlockError
 from service.policy import CounterStore
 from service.slack import cards, interactions
@@ -67,11 +68,10 @@ class SlackChannel:
         self.verifier = RequestVerifier(secret) if secret.strip() else None
         self.directory = SlackDirectory(db, self.client, match_email=config.match_email)
         self.outbox = SendQueue(interval_seconds=send_interval_seconds)
-        self._db = db
-        self._bus = bus
         self._validate = validate_arguments
-        self._counters = counters
-        self._on_remembered = on_remembered
+        self._decisions = Decisions(
+            db, bus, validate_arguments=validate_arguments, counters=counters, on_remembered=on_remembered
+        )
         self.keeper = CardKeeper(
             db=db,
             client=self.client,
@@ -202,29 +202,18 @@ class SlackChannel:
             await self._ephemeral(channel_id, slack_user_id, NOT_LINKED)
             return
 
-        def run() -> list[ApprovalEvent]:
-            with unit_of_work(self._db) as session:
-                _, events = approvals.decide(
-                    session,
-                    request_id,
-                    approver,
-                    verdict,
-                    reason=reason,
-                    arguments=arguments,
-                    remember=remember,
-                    validate_arguments=self._validate,
-                    counters=self._counters,
-                )
-                return events
-
         try:
-            events = await anyio.to_thread.run_sync(run)
+            await self._decisions.decide(
+                request_id,
+                approver,
+                verdict,
+                _nothing,
+                reason=reason,
+                arguments=arguments,
+                remember=remember,
+            )  # the events it publishes bring our cards up to date
         except AirlockError as exc:
             await self._ephemeral(channel_id, slack_user_id, _sentence(exc.message))
-            return
-        if remember is not None:
-            self._on_remembered()
-        self._bus.publish(events)  # after the commit: the waiting call wakes, and our cards follow
 
     async def _ephemeral(self, channel_id: str | None, user_id: str, text: str) -> None:
         if channel_id is None:
@@ -241,6 +230,10 @@ class SlackChannel:
             log.warning("Slack interaction dropped: the Slack channel is not running")
             return
         self._tasks.start_soon(_logged, work)
+
+
+def _nothing(session: Session, request: ToolCallRequest) -> None:
+    """Slack needs no view of the decided request: the card follows from the events."""
 
 
 def _named_groups(request: ToolCallRequest) -> list[str]:

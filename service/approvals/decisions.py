@@ -1,0 +1,73 @@
+"""The decision point as the running channels use it (REST, web UI, Slack): `service.decide` in a transaction of its
+own, off the event loop; then, once it has committed, the standing-approval cache told about an "approve and
+remember" and the events published, so waiting calls wake and read the new state."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import anyio
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from service.approvals import service
+from service.approvals.events import EventBus
+from service.approvals.models import ToolCallRequest
+from service.approvals.schemas import ApprovalEvent, Approver, Remember, Verdict
+from service.approvals.service import ArgumentValidator
+from service.db.engine import unit_of_work
+from service.policy import CounterStore
+
+T = TypeVar("T")
+
+
+class Decisions:
+    def __init__(
+        self,
+        db: Engine,
+        bus: EventBus,
+        *,
+        validate_arguments: ArgumentValidator,
+        counters: CounterStore | None,
+        on_remembered: Callable[[], None],
+    ) -> None:
+        self._db = db
+        self._bus = bus
+        self._validate = validate_arguments
+        self._counters = counters
+        self._on_remembered = on_remembered
+
+    async def decide(
+        self,
+        request_id: int,
+        approver: Approver,
+        verdict: Verdict,
+        view: Callable[[Session, ToolCallRequest], T],
+        *,
+        reason: str | None = None,
+        arguments: dict[str, Any] | None = None,
+        remember: Remember | None = None,
+    ) -> T:
+        """Decide, and return `view` of the decided request, read in the same transaction."""
+
+        def run() -> tuple[T, list[ApprovalEvent]]:
+            with unit_of_work(self._db) as session:
+                request, events = service.decide(
+                    session,
+                    request_id,
+                    approver,
+                    verdict,
+                    reason=reason,
+                    arguments=arguments,
+                    remember=remember,
+                    validate_arguments=self._validate,
+                    counters=self._counters,
+                )
+                return view(session, request), events
+
+        shown, events = await anyio.to_thread.run_sync(run)
+        if remember is not None:
+            self._on_remembered()
+        self._bus.publish(events)  # after the commit: waiting calls wake and read the new state
+        return shown
