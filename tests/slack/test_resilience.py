@@ -94,7 +94,8 @@ tools:
     require_approval:
       when: "true"
       approvers: {slack_users: [U0ANA], slack_groups: [S0DESIGN], roles: [admin]}
-      timeout: 4s
+      # Long enough that the 90% reminder's window (1.5 s) outlasts the sweeper's 1 s period.
+      timeout: 15s
   get_model_capabilities:
     require_approval: {when: "true", slack: false}
 """
@@ -154,7 +155,7 @@ async def test_cards_owed_when_the_process_stopped_are_posted_after_a_restart(tm
 
 
 async def test_a_channel_that_does_not_exist_is_tried_once_and_the_web_path_decides(tmp_path: Path) -> None:
-    policy = REMINDED.replace("timeout: 4s", 'channel: "#missing"')
+    policy = REMINDED.replace("timeout: 15s", 'channel: "#missing"')
     async with fake_slack() as fake:
         with slack_gateway(tmp_path, fake, policy=policy) as gw:
             async with mcp_client(gw.mcp_url, gw.token) as client:
