@@ -12,6 +12,7 @@ import binascii
 import logging
 from collections import deque
 from collections.abc import Mapping
+from datetime import timedelta
 from functools import partial
 from typing import Any
 
@@ -23,6 +24,8 @@ from service.approvals import service as approvals
 from service.approvals.models import RequestStatus, ToolCallRequest
 from service.approvals.schemas import ApprovalEvent
 from service.db.engine import reading, unit_of_work
+from service.db.notify import PROCESS_ID
+from service.db.types import utcnow
 from service.errors import AirlockError, NotFound
 from service.slack import cards
 from service.slack.cards import CardFacts
@@ -35,9 +38,13 @@ from service.slack.repository import SlackRepository
 log = logging.getLogger(__name__)
 
 CATCH_UP_SECONDS = 15.0
+# Longer than any one post or upload takes (the client's timeouts are shorter), short enough that a card whose
+# sender died is taken over by another replica's catch-up within a minute or so.
+SEND_LEASE = timedelta(seconds=60)
 UNDELIVERABLE = "undeliverable"
 _CARD_EVENTS = {"decided", "vote", "expired", "cancelled", "executed", "requester_gone", "changed"}
 EVENTS = {"created", "reminder", *_CARD_EVENTS}
+_RELEASED: dict[str, Any] = {"sending_by": None, "sending_until": None}
 _IMAGE_TYPES = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
 
 
@@ -51,7 +58,9 @@ class CardKeeper:
         directory: SlackDirectory,
         default_channel: str | None,
         public_url: str,
+        sender: str = PROCESS_ID,
     ) -> None:
+        self._sender = sender
         self._db = db
         self._client = client
         self.outbox = outbox
@@ -130,8 +139,10 @@ class CardKeeper:
         text, blocks = cards.summary(facts), cards.card(facts)
         try:
             if card.ts is None or card.channel_id is None:
+                if not await self._claim(request_id, target, image=False):
+                    return  # another replica is posting it (or just did): its card is the one
                 channel_id, ts = await self._client.post_message(target, text, blocks)
-                await self._saved(request_id, target, channel_id=channel_id, ts=ts, shown=facts.shown)
+                await self._saved(request_id, target, channel_id=channel_id, ts=ts, shown=facts.shown, **_RELEASED)
                 if facts.status == RequestStatus.SUCCEEDED.value:
                     # The image job may have run first and found no thread to post in (the send queue puts a job
                     # that keeps failing, such as this card's post, behind later ones).
@@ -142,7 +153,10 @@ class CardKeeper:
         except SlackError as exc:
             if not exc.transient:
                 # A channel that does not exist, a deleted card: trying again every catch-up would only fill the log.
-                await self._saved(request_id, target, shown=UNDELIVERABLE if card.ts is None else facts.shown)
+                if card.ts is None:
+                    await self._saved(request_id, target, shown=UNDELIVERABLE, **_RELEASED)
+                else:
+                    await self._saved(request_id, target, shown=facts.shown)
             raise
 
     async def _remind(self, request_id: int, target: str, percent: int) -> None:
@@ -167,10 +181,12 @@ class CardKeeper:
         image = _first_image(request.result if request is not None else None)
         if image is None:
             return
+        if not await self._claim(request_id, target, image=True):
+            return
         data, extension = image
         name, title = f"R-{request_id}.{extension}", f"R-{request_id}: {facts.tool}"
         await self._client.upload_file(card.channel_id, card.ts, data, filename=name, title=title)
-        await self._saved(request_id, target, image_posted=True)
+        await self._saved(request_id, target, image_posted=True, **_RELEASED)
 
     # -- database steps (run in worker threads) -----------------------------------------------------------------
     # Reads use `reading`: on SQLite `unit_of_work` queues for the write lock, and a catch-up every few seconds, or
@@ -264,6 +280,16 @@ class CardKeeper:
                 return facts, card
 
         return await anyio.to_thread.run_sync(load)
+
+    async def _claim(self, request_id: int, target: str, *, image: bool) -> bool:
+        def claim() -> bool:
+            now = utcnow()
+            with unit_of_work(self._db) as session:
+                return SlackRepository(session).claim_send(
+                    request_id, target, self._sender, image=image, now=now, until=now + SEND_LEASE
+                )
+
+        return await anyio.to_thread.run_sync(claim)
 
     async def _saved(self, request_id: int, target: str, **values: Any) -> None:
         def save() -> None:

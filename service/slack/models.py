@@ -31,5 +31,9 @@ class SlackCard(SQLModel, table=True):
     ts: str | None = Field(default=None, sa_column=Column(String(32), nullable=True))
     shown: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
     image_posted: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, default=False))
+    # Posts and uploads are not idempotent: whichever replica sends one holds the card for a while first, so the
+    # catch-up of another replica cannot post the same card again meanwhile (see SlackRepository.claim_send).
+    sending_by: str | None = Field(default=None, sa_column=Column(String(32), nullable=True))
+    sending_until: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
     updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import not_, or_
+from datetime import datetime
+
+from sqlalchemy import not_, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
@@ -49,6 +51,25 @@ class SlackRepository:
         card.updated_at = utcnow()
         self.session.add(card)
         self.session.flush()
+
+    def claim_send(
+        self, request_id: int, target: str, sender: str, *, image: bool, now: datetime, until: datetime
+    ) -> bool:
+        """Take the card for its post (or its image's upload), unless that was sent already or another sender holds
+        the card. One conditional UPDATE, so two replicas racing for the same card cannot both win."""
+        unsent = col(SlackCard.image_posted).is_(False) if image else col(SlackCard.ts).is_(None)
+        free = or_(
+            col(SlackCard.sending_by).is_(None),
+            col(SlackCard.sending_by) == sender,
+            col(SlackCard.sending_until).is_(None),
+            col(SlackCard.sending_until) < now,
+        )
+        taken = self.session.execute(
+            update(SlackCard)
+            .where(col(SlackCard.request_id) == request_id, col(SlackCard.target) == target, unsent, free)
+            .values(sending_by=sender, sending_until=until)
+        )
+        return bool(taken.rowcount)  # type: ignore[attr-defined]
 
     def pending_without_cards(self, limit: int = 500) -> list[ToolCallRequest]:
         """Held calls whose cards were never queued (the process stopped between the hold and the queueing)."""

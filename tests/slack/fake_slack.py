@@ -47,6 +47,8 @@ class FakeSlack:
     emails: dict[str, str] = field(default_factory=dict)
     down: bool = False
     broken: set[str] = field(default_factory=set)
+    slow: dict[str, float] = field(default_factory=dict)
+    """Seconds a method takes to answer: a slow Slack, so that two senders overlap."""
     _rate_limited: dict[str, list[float]] = field(default_factory=dict)
     _ts: itertools.count[int] = field(default_factory=lambda: itertools.count(100))
     _files: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -139,6 +141,8 @@ class FakeSlack:
         expected = APP_TOKEN if method == "apps.connections.open" else BOT_TOKEN
         if token != expected:
             return web.json_response({"ok": False, "error": "invalid_auth"})
+        if method in self.slow:
+            await asyncio.sleep(self.slow[method])
         call.answer = self._answer(method, args)
         return web.json_response(call.answer)
 

@@ -176,8 +176,10 @@ async def test_forged_and_replayed_requests_get_401_and_change_nothing(tmp_path:
                     channel, ts = await card_of(fake, request_id)
                     payload = block_actions("U0ANA", "approve", request_id, channel, ts)
                     forged = await post_signed(gw, fake, payload, secret="not-the-signing-secret")
-                    replayed = await post_signed(gw, fake, payload, timestamp=int(time.time()) - 301)
-                    future = await post_signed(gw, fake, payload, timestamp=int(time.time()) + 301)
+                    # Slack's window is five minutes either way; a second over its edge flaked (int() drops up to a
+                    # second, so +301 could land at exactly 300 s ahead by the server's clock).
+                    replayed = await post_signed(gw, fake, payload, timestamp=int(time.time()) - 310)
+                    future = await post_signed(gw, fake, payload, timestamp=int(time.time()) + 310)
                     body = form_body(payload)
                     tampered_headers = fake.signed(body.replace(b"approve", b"reject"))
                     async with httpx2.AsyncClient(base_url=gw.base_url) as http:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from sqlalchemy import Engine
 
 from service.approvals.schemas import Verdict
@@ -56,3 +58,31 @@ def test_users_by_slack_id_and_by_email_ignoring_case(engine: Engine, hasher: To
         by_email = repo.user_by_email("eve@example.COM")
         assert by_email is not None and by_email.username == "eve"
         assert repo.slack_ids_of(["ana", "eve", "nobody"]) == ["U0ANA"]
+
+
+def test_a_card_is_claimed_for_its_post_by_one_sender_at_a_time(engine: Engine, hasher: TokenHasher) -> None:
+    request_id, _ = held(engine, hasher)
+    now = datetime.now(UTC)
+    later = now + timedelta(seconds=60)
+    with unit_of_work(engine) as session:
+        SlackRepository(session).add_missing_cards(request_id, ["#a"])
+    with unit_of_work(engine) as session:
+        repo = SlackRepository(session)
+        assert repo.claim_send(request_id, "#a", "replica-a", image=False, now=now, until=later)
+        assert not repo.claim_send(request_id, "#a", "replica-b", image=False, now=now, until=later)
+        assert repo.claim_send(request_id, "#a", "replica-a", image=False, now=now, until=later)  # its own retry
+        # A sender that died: once its lease ran out, another replica's catch-up may post the card.
+        assert repo.claim_send(
+            request_id, "#a", "replica-b", image=False, now=later + timedelta(seconds=1), until=later
+        )
+    with unit_of_work(engine) as session:
+        repo = SlackRepository(session)
+        card = repo.card(request_id, "#a")
+        assert card is not None
+        card.channel_id, card.ts, card.sending_by, card.sending_until = "C1", "1.1", None, None
+        repo.save(card)
+    with unit_of_work(engine) as session:
+        repo = SlackRepository(session)
+        assert not repo.claim_send(request_id, "#a", "replica-a", image=False, now=now, until=later)  # posted
+        assert repo.claim_send(request_id, "#a", "replica-a", image=True, now=now, until=later)  # its image is not
+        assert not repo.claim_send(request_id, "#a", "replica-b", image=True, now=now, until=later)
