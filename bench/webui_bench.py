@@ -62,6 +62,8 @@ def synthetic_events(count: int, start: datetime) -> Iterator[tuple[Any, ...]]:
             continue
         action, outcome, _ = rng.choices(OUTCOMES, weights)[0]
         reason = "Saving images to server folders is not allowed." if outcome == "deny" else None
+        if seq % 40_000 == 0:  # 25 in a million: what a search that matches little finds
+            reason = f"Monthly budget of grant-{grant} exceeded"
         yield (seq, at, "call", action, f"agent:grant-{grant}", grant, f"grant-{grant}", "imagegen", tool, outcome,
                f"/tools/{tool}", reason, rng.randrange(0, 200_000), json.dumps(["model", "prompt"]), "ab" * 32, None,
                json.dumps({"latency_ms": 3.2}), "0" * 64, "0" * 64)  # fmt: skip
@@ -128,9 +130,12 @@ def timed_pages(web: httpx2.Client, label: str) -> None:
         "last day, outcome=hold": "/history?since="
         + (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
         + "&outcome=hold",
-        "text search 'folders'": "/history?q=folders",
-        # The worst cases: a filter that matches nothing walks the whole log, and the oldest day of it.
+        "text, common in reason": "/history?q=folders",
+        "text, common in tool": "/history?q=GENER",
+        "text, rare (25 events)": "/history?q=budget",
+        # The worst cases: a filter that matches nothing, and the oldest day of the log.
         "text matching nothing": "/history?q=no-such-text-anywhere",
+        "text, 2 chars, nothing": "/history?q=zq",
         "oldest day, tool=search": "/history?tool=search&since="
         + (datetime.now(UTC) - timedelta(days=30)).strftime("%Y-%m-%dT%H:%M")
         + "&until="

@@ -47,3 +47,6 @@ class HistoryWhere:
     actor: str | None = None
     channel: str | None = None
     text: str | None = None
+    min_seq: int | None = None
+    max_seq: int | None = None
+    """Bounds on seq, inclusive: the stretch of the log that a search too short for the text index reads."""

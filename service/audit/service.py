@@ -100,8 +100,9 @@ def chain_rows(
             "argument_keys": entry.argument_keys,
             "arguments_digest": entry.arguments_digest,
             "request_id": entry.request_id,
-            # Details are shown in the web UI and exports: secrets and blobs never get in.
-            "details": json.loads(canonical_json(redact(entry.details, max_string=2000))),
+            # Details are shown in the web UI and exports: secrets and blobs never get in. redact() returns fresh
+            # containers with string keys; the hash below refuses anything that is not JSON.
+            "details": redact(entry.details, max_string=2000),
             "prev_hash": previous,
         }
         row["hash"] = previous = event_hash(row)

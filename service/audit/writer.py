@@ -2,17 +2,22 @@
 
 A decision must be committed before it takes effect, and one commit per call would cost a round trip per call.
 One writer thread takes whatever is queued, appends it to the chain in one transaction and commits once, then
-wakes every caller whose event was in that batch. Outcome events (latency, result) need no wait: they ride the
-next batch.
+wakes every caller whose event was in that batch, with one hand-over to each event loop per batch.
+
+Outcome events (latency, result) need no wait, and they do not wake the writer either: they ride the next
+decision's batch, or the writer picks them up within `TRAILING_SECONDS` when no decision comes. Waking the
+thread for each of them cost a second transaction and a second thread hand-over per call.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import queue
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
@@ -25,9 +30,11 @@ from service.errors import Unavailable
 log = logging.getLogger(__name__)
 
 _MAX_BATCH = 512
+TRAILING_SECONDS = 0.1
+"""How long an outcome event may wait for a decision to ride with before the writer commits it alone."""
 
 
-@dataclass
+@dataclass(slots=True)
 class _Item:
     entry: AuditRecord
     loop: asyncio.AbstractEventLoop | None
@@ -37,20 +44,27 @@ class _Item:
 class AuditWriter:
     def __init__(self, engine: Engine) -> None:
         self._appender = DriverAppender(engine)
-        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
+        # Every event, in the order it was handed over (deque appends and pops are atomic).
+        self._items: collections.deque[_Item] = collections.deque()
+        # One token per event somebody waits for: the writer sleeps on this, not on the events themselves.
+        self._wake: queue.SimpleQueue[bool] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
         self._started = False
+        self._stopping = False
         self.batches = 0
         self.events = 0
 
     def start(self) -> None:
         if not self._started:
             self._started = True
+            self._stopping = False
             self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
+        """Commit what is queued, then end the thread."""
         if self._started:
-            self._queue.put(None)
+            self._stopping = True
+            self._wake.put(False)
             self._thread.join(timeout)
             self._started = False
             self._appender.close()
@@ -62,60 +76,62 @@ class AuditWriter:
         """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[int] = loop.create_future()
-        self._queue.put(_Item(entry, loop, future))
+        self._items.append(_Item(entry, loop, future))
+        self._wake.put(True)
         return await future
 
     def append(self, entry: AuditRecord) -> None:
         """Append without waiting (outcomes and latencies, which may trail the call they describe)."""
-        self._queue.put(_Item(entry, None, None))
+        self._items.append(_Item(entry, None, None))
 
     def _run(self) -> None:
-        stopping = False
-        while not stopping:
-            first = self._queue.get()
-            if first is None:
-                return
-            batch = [first]
-            while len(batch) < _MAX_BATCH:
+        while True:
+            with contextlib.suppress(queue.Empty):
+                self._wake.get(timeout=TRAILING_SECONDS)
+            while True:  # tokens for events that the batches below take anyway
                 try:
-                    item = self._queue.get_nowait()
+                    self._wake.get_nowait()
                 except queue.Empty:
                     break
-                if item is None:
-                    stopping = True
-                    break
-                batch.append(item)
-            self._write(batch)
+            while self._items:
+                batch: list[_Item] = []
+                while self._items and len(batch) < _MAX_BATCH:
+                    batch.append(self._items.popleft())
+                self._write(batch)
+            if self._stopping:
+                return
 
     def _write(self, batch: list[_Item]) -> None:
         try:
             entries = [item.entry for item in batch]
             rows = self._appender.append(lambda seq, previous: chain_rows(entries, seq, previous))
-            seqs = [row["seq"] for row in rows]
+            seqs: list[int | None] = [row["seq"] for row in rows]
         except Exception as exc:  # the database is down or refused the batch: every waiter must hear it
             log.error("audit batch of %d events not committed: %s", len(batch), exc)
             failure = exc if isinstance(exc, Unavailable) else Unavailable(f"could not record the decision: {exc}")
-            for item in batch:
-                _resolve(item, None, failure)
+            _settle(batch, [None] * len(batch), failure)
             return
         self.batches += 1
         self.events += len(batch)
-        for item, seq in zip(batch, seqs, strict=True):
-            _resolve(item, seq, None)
+        _settle(batch, seqs, None)
 
 
-def _resolve(item: _Item, seq: int | None, failure: Exception | None) -> None:
-    if item.future is None or item.loop is None:
-        return
+def _settle(batch: list[_Item], seqs: list[int | None], failure: Exception | None) -> None:
+    """Resolve the batch's waiters: one call into each event loop that has any."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[int], int | None]]] = {}
+    for item, seq in zip(batch, seqs, strict=True):
+        if item.future is not None and item.loop is not None:
+            by_loop.setdefault(item.loop, []).append((item.future, seq))
+    for loop, waiters in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # the loop closed while the batch was being written
+            loop.call_soon_threadsafe(_resolve, waiters, failure)
 
-    def settle() -> None:
-        assert item.future is not None
-        if item.future.done():
-            return
+
+def _resolve(waiters: Iterable[tuple[asyncio.Future[int], int | None]], failure: Exception | None) -> None:
+    for future, seq in waiters:
+        if future.done():
+            continue
         if failure is not None:
-            item.future.set_exception(failure)
+            future.set_exception(failure)
         else:
-            item.future.set_result(seq or 0)
-
-    with contextlib.suppress(RuntimeError):  # the loop closed while the batch was being written
-        item.loop.call_soon_threadsafe(settle)
+            future.set_result(seq or 0)

@@ -97,9 +97,12 @@ def test_each_filter_narrows_the_history(session: Session, hasher: TokenHasher) 
 def test_an_export_follows_the_filter_in_batches(session: Session, hasher: TokenHasher) -> None:
     seed(session, hasher)
     filters = HistoryFilter(tool="echo")
-    first = history_after(session, filters, after_seq=0, limit=5)
-    rest = history_after(session, filters, after_seq=first[-1].seq, limit=100)
-    assert len(first) == 5 and len(rest) == 4
+    first_batch = history_after(session, filters, after_seq=0, limit=5)
+    first = first_batch.events
+    assert len(first) == 5 and first_batch.resume_after == first[-1].seq
+    rest_batch = history_after(session, filters, after_seq=first[-1].seq, limit=100)
+    rest = rest_batch.events
+    assert len(rest) == 4 and rest_batch.resume_after is None
     text = "".join(export_chunks(first, "csv", header=True)) + "".join(export_chunks(rest, "csv", header=False))
     rows = list(csv.DictReader(io.StringIO(text)))
     assert [r["tool"] for r in rows] == ["echo"] * 9
@@ -126,7 +129,9 @@ def test_a_time_range_keeps_exactly_the_events_inside_it(session: Session, hashe
     assert tools(t0 + timedelta(hours=8), None) == ["t9", "t8"]
     assert tools(None, t0 + timedelta(hours=1)) == ["t0"]
     assert tools(t0 + timedelta(days=1), None) == []  # after the newest event
-    assert [e.tool for e in history_after(session, HistoryFilter(since=t0 + timedelta(hours=7)), after_seq=0)] == [
+    assert [
+        e.tool for e in history_after(session, HistoryFilter(since=t0 + timedelta(hours=7)), after_seq=0).events
+    ] == [
         "t7",
         "t8",
         "t9",

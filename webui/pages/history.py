@@ -66,6 +66,8 @@ async def history_page(request: Request, state: StateDep, user: Viewer) -> Respo
     context = {
         "title": "History",
         "events": page.events,
+        "searched": page.searched,
+        "short_search_window": queries.SHORT_SEARCH_WINDOW,
         "filters": raw,
         "outcomes": OUTCOMES,
         "channels": CHANNELS,
@@ -90,16 +92,13 @@ async def export(request: Request, state: StateDep, user: Viewer) -> Response:
 
     def chunks() -> Iterator[str]:
         # One short transaction per batch (run in a worker thread by the response): see queries.history_after.
-        after, header = 0, fmt == "csv"
-        while True:
+        after: int | None = 0
+        header = fmt == "csv"
+        while after is not None:
             with unit_of_work(state.runtime.engine) as session:
-                events = queries.history_after(session, filters, after_seq=after)
-            if not events and not header:
-                return
-            yield from queries.export_chunks(events, fmt, header=header)
-            if not events:
-                return
-            header, after = False, events[-1].seq
+                batch = queries.history_after(session, filters, after_seq=after)
+            yield from queries.export_chunks(batch.events, fmt, header=header)
+            header, after = False, batch.resume_after
 
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     media = "text/csv; charset=utf-8" if fmt == "csv" else "application/x-ndjson"
