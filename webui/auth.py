@@ -76,6 +76,8 @@ async def load_user(state: Any, cookie: str | None) -> WebUser | None:
         return None
     if not hmac.compare_digest(session.credential, signer.credential_of(user.password_hash)):
         return None  # the password changed (a reset) since this session began
+    if session.generation != user.session_generation:
+        return None  # signed out, or the role changed, since this session began
     return WebUser(user, session, signer.csrf_token(session))
 
 

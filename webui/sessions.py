@@ -1,10 +1,11 @@
 """Web sessions in a signed cookie, and the CSRF tokens bound to them.
 
-A session cookie is `payload.signature`, where the payload names the user, a random nonce and the expiry, and the
-signature is an HMAC under a key derived from the server's secret key (so replicas that share the secret share
-sessions). The CSRF token of a session is an HMAC of its nonce: a page can only carry it if Airlock rendered it.
-Before login there is no session, so the login form is protected by a random cookie and the HMAC of it.
-The clock is injected so that expiry can be tested without waiting.
+A session cookie is `payload.signature`, where the payload names the user, a random nonce, the expiry and the user's
+session generation, and the signature is an HMAC under a key derived from the server's secret key (so replicas that
+share the secret share sessions). The cookie alone is not enough: the user's generation in the database must still be
+the cookie's, and signing out raises it (webui.auth). The CSRF token of a session is an HMAC of its nonce: a page can
+only carry it if Airlock rendered it. Before login there is no session, so the login form is protected by a random
+cookie and the HMAC of it. The clock is injected so that expiry can be tested without waiting.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ class WebSession:
     expires_at: float
     credential: str = ""
     """A keyed digest of the user's password hash when the session began: a new password ends every session."""
+    generation: int = 0
+    """The user's session generation when the session began: raising it (sign-out, a new role) ends every session."""
 
 
 class SessionSigner:
@@ -52,12 +55,22 @@ class SessionSigner:
     def credential_of(self, password_hash: str) -> str:
         return self._sign("credential", password_hash)[:22]
 
-    def issue(self, username: str, password_hash: str = "") -> tuple[str, WebSession]:
+    def issue(self, username: str, password_hash: str = "", generation: int = 0) -> tuple[str, WebSession]:
         session = WebSession(
-            username, secrets.token_urlsafe(16), self._clock() + SESSION_SECONDS, self.credential_of(password_hash)
+            username,
+            secrets.token_urlsafe(16),
+            self._clock() + SESSION_SECONDS,
+            self.credential_of(password_hash),
+            generation,
         )
         body = json.dumps(
-            {"u": session.username, "n": session.nonce, "e": int(session.expires_at), "c": session.credential}
+            {
+                "u": session.username,
+                "n": session.nonce,
+                "e": int(session.expires_at),
+                "c": session.credential,
+                "g": session.generation,
+            }
         )
         payload = base64.urlsafe_b64encode(body.encode("utf-8")).decode("ascii").rstrip("=")
         return f"{payload}.{self._sign('session', payload)}", session
@@ -71,7 +84,9 @@ class SessionSigner:
             return None
         try:
             data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-            session = WebSession(str(data["u"]), str(data["n"]), float(data["e"]), str(data.get("c", "")))
+            session = WebSession(
+                str(data["u"]), str(data["n"]), float(data["e"]), str(data.get("c", "")), int(data.get("g", 0))
+            )
         except (ValueError, KeyError, TypeError):
             return None
         return session if session.expires_at > self._clock() else None

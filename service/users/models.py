@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Column, String
+from sqlalchemy import Column, Integer, String
 from sqlmodel import Field, SQLModel
 
 import service.db.base  # noqa: F401  (naming convention first)
@@ -30,6 +30,8 @@ class User(UserBase, table=True):
     password_hash: str = Field(sa_column=Column(String(255), nullable=False))
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
     disabled_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    session_generation: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+    """Web sessions carry the value they began under: raising it (sign-out, a new role) ends them all."""
 
 
 class ApiToken(SQLModel, table=True):

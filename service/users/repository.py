@@ -32,6 +32,16 @@ class UserRepository:
         self.session.flush()
         return user
 
+    def end_sessions(self, user: User) -> None:
+        """Raised in SQL, not read and written back, so that changes racing each other each raise it."""
+        assert user.id is not None
+        self.session.execute(
+            update(User)
+            .where(col(User.id) == user.id)
+            .values(session_generation=col(User.session_generation) + 1)
+            .execution_options(synchronize_session="fetch")
+        )
+
     def add_token(self, token: ApiToken) -> ApiToken:
         self.session.add(token)
         self.session.flush()

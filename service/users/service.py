@@ -1,7 +1,8 @@
-"""Creating users, checking passwords and API tokens."""
+"""Creating users, checking passwords (throttled for the web UI) and API tokens, and ending a person's web sessions."""
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import datetime, timedelta
 
@@ -11,7 +12,7 @@ from sqlmodel import Session
 from service.audit.schemas import AuditRecord
 from service.audit.service import record
 from service.db.types import utcnow
-from service.errors import AlreadyExists, InvalidInput, NotAuthenticated, NotFound
+from service.errors import AlreadyExists, InvalidInput, NotAuthenticated, NotFound, TooManyAttempts
 from service.security import (
     TokenHasher,
     hash_password,
@@ -23,6 +24,7 @@ from service.security import (
 from service.users.models import ApiToken, Role, User
 from service.users.repository import UserRepository
 from service.users.schemas import UserCreated, UserPublic
+from service.users.throttle import LoginThrottle
 
 _USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 _SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,31}$")
@@ -123,6 +125,34 @@ def authenticate_password(session: Session, username: str, password: str) -> Use
     return user
 
 
+def sign_in(session: Session, throttle: LoginThrottle, username: str, password: str, *, address: str) -> User:
+    """The web UI's password check. After repeated failures for the username or from the address it refuses every
+    attempt, the right password too, until the throttle's window has passed (service.users.throttle)."""
+    wait = throttle.retry_after(username, address)
+    if wait is not None:
+        raise TooManyAttempts(f"too many failed sign-ins; try again in {_wait_in_words(wait)}", retry_after=wait)
+    try:
+        user = authenticate_password(session, username, password)
+    except NotAuthenticated:
+        throttle.failed(username, address)
+        raise
+    throttle.succeeded(username, address)
+    return user
+
+
+def _wait_in_words(seconds: float) -> str:
+    if seconds < 60:
+        whole = math.ceil(seconds)
+        return f"{whole} second{'s' if whole != 1 else ''}"
+    minutes = math.ceil(seconds / 60)
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
+
+
+def end_sessions(session: Session, username: str) -> None:
+    """Every web session of the user ends, in every browser: a cookie copied before proves nothing after."""
+    UserRepository(session).end_sessions(get_user(session, username))
+
+
 # "Last used" is kept to the minute: writing it on every request would make every read of the API a write.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
@@ -165,6 +195,8 @@ def set_role(session: Session, username: str, role: Role, *, actor: str) -> User
         previous = user.role
         user.role = role
         session.add(user)
+        # A new role is a new level of trust: whoever holds the old sessions signs in again under it.
+        UserRepository(session).end_sessions(user)
         _admin_event(
             session, "user.role_changed", actor, {"username": username, "from": previous.value, "to": role.value}
         )

@@ -61,3 +61,29 @@ def test_last_used_is_written_at_most_once_a_minute(engine: Engine, hasher: Toke
     assert service.needs_touch(token, token.last_used_at + service.LAST_USED_RESOLUTION)
     with pytest.raises(NotAuthenticated), reading(engine) as session:
         service.identify_token(session, hasher, "alku_forged")
+
+
+def test_sign_out_and_a_new_role_raise_the_session_generation_but_other_changes_do_not(
+    engine: Engine, hasher: TokenHasher
+) -> None:
+    with unit_of_work(engine) as session:
+        service.create_user(session, hasher, username="ana", role=Role.APPROVER, actor="test")
+        service.create_user(session, hasher, username="bo", role=Role.VIEWER, actor="test")
+
+    def generations() -> dict[str, int]:
+        with reading(engine) as session:
+            return {u: service.get_user(session, u).session_generation for u in ("ana", "bo")}
+
+    assert generations() == {"ana": 0, "bo": 0}
+    with unit_of_work(engine) as session:
+        service.end_sessions(session, "ana")
+        service.end_sessions(session, "ana")  # each sign-out counts, even within one transaction
+    assert generations() == {"ana": 2, "bo": 0}
+    with unit_of_work(engine) as session:
+        user = service.set_role(session, "bo", Role.ADMIN, actor="root")
+        assert user.role is Role.ADMIN and user.session_generation == 1  # the object in hand is up to date
+        service.set_role(session, "ana", Role.APPROVER, actor="root")  # not a change: nothing ends
+        service.set_slack_user_id(session, "ana", "U024BE7LH", actor="root")
+    assert generations() == {"ana": 2, "bo": 1}
+    with reading(engine) as session:
+        assert service.get_user(session, "bo").role is Role.ADMIN

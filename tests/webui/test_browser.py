@@ -330,3 +330,36 @@ def test_the_queue_reconnects_by_itself_and_catches_up(page: Page, gw: RunningGa
     assert len(sockets) >= 2 and page.evaluate("window.__same_page") is True
     page.locator("tr[data-request-id] button.approve").click()
     assert not agent.wait().is_error
+
+
+NOTIFICATIONS_SPY = """
+window.__notes = [];
+window.__hidden = true;
+Object.defineProperty(document, "hidden", { get: () => window.__hidden });
+function Spy(title, options) { window.__notes.push([title, options && options.body]); }
+Spy.permission = "granted";
+Spy.requestPermission = () => Promise.resolve("granted");
+window.Notification = Spy;
+"""
+
+
+def test_a_desktop_notification_names_the_tool_when_the_queue_is_in_a_background_tab(
+    page: Page, gw: RunningGateway
+) -> None:
+    # The browser's own notification window cannot be seen headless: a spy stands in for the Notification API, with
+    # the permission granted, and the tab reports itself hidden, as a queue open in a background tab does.
+    page.add_init_script(NOTIFICATIONS_SPY)
+    sign_in(page, gw, "ana")
+    expect(page.locator("#live-status")).to_have_attribute("data-state", "live")
+    agent, _ = held(gw, page)
+    page.wait_for_function("window.__notes.length > 0", timeout=5_000)
+    assert page.evaluate("window.__notes") == [["Airlock: a call waits for you", "generate_image"]]
+    page.evaluate("window.__hidden = false")  # someone looking at the queue needs no notification
+    second = AgentCall(gw, "generate_image", {**DEAR, "prompt": "a second lighthouse"}).start()
+    expect(page.locator("tr[data-request-id]")).to_have_count(2, timeout=15_000)
+    assert len(page.evaluate("window.__notes")) == 1
+    csrf = page.locator("form[action='/logout'] input[name=csrf_token]").get_attribute("value") or ""
+    for row_id in page.locator("tr[data-request-id]").evaluate_all("rows => rows.map(r => r.dataset.requestId)"):
+        page.request.post(f"{gw.base_url}/requests/{row_id}/reject", form={"csrf_token": csrf, "reason": "test over"})
+    agent.wait()
+    second.wait()

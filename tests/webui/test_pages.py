@@ -13,12 +13,16 @@ from types import SimpleNamespace
 
 import httpx2
 import pytest
+from sqlmodel import select
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 from websockets.typing import Origin
 
 from service.approvals.events import EventBus
 from service.approvals.schemas import ApprovalEvent
+from service.audit import queries
+from service.audit.models import AuditEvent
+from service.db.engine import unit_of_work
 from tests.gateway.harness import RunningGateway, run_gateway
 from tests.policy.helpers import fixture
 from tests.webui.conftest import DEAR, AgentCall, add_people, call_now, password_of
@@ -113,6 +117,7 @@ def test_a_viewer_reads_everything_and_changes_nothing(gw: RunningGateway) -> No
             ("/approvals/standing/1/revoke", {}),
             ("/grants", {"name": "viewer-bot"}),
             ("/grants/agent/revoke", {}),
+            ("/grants/agent/labels", {"labels": "env=prod"}),
             ("/users", {"username": "eve", "role": "admin"}),
             ("/users/vic/role", {"role": "admin"}),
         ):
@@ -195,6 +200,21 @@ def test_the_history_exports_the_current_filter(gw: RunningGateway) -> None:
         assert web.get("/history/export", params={"format": "xml"}).status_code == 400
 
 
+def test_the_history_searches_tool_and_reason_and_says_how_far_a_short_search_read(
+    gw: RunningGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert not call_now(gw, "get_model_capabilities", {}).is_error
+    with signed_in(gw, "vic") as web:
+        page = web.get("/history", params={"q": "MODEL_cap"}).text
+        tools = re.findall(r'<span class="tool">([^<]*)</span>', page)
+        assert tools and set(tools) == {"get_model_capabilities"}
+        assert 'id="search-window"' not in page
+        assert "No events match." in web.get("/history", params={"q": "no such text anywhere"}).text
+        monkeypatch.setattr(queries, "SHORT_SEARCH_WINDOW", 1)
+        short = web.get("/history", params={"q": "zq"}).text
+        assert "No events match." in short and 'id="search-window"' in short and 'id="older"' in short
+
+
 def test_the_live_socket_wants_a_session_and_the_same_origin(gw: RunningGateway) -> None:
     url = gw.base_url.replace("http://", "ws://") + "/ws/queue"
     with signed_in(gw, "vic") as web:
@@ -257,6 +277,41 @@ def test_an_admin_creates_a_grant_whose_token_is_shown_once_and_then_revokes_it(
         token = csrf_of(web.get("/grants").text)
         assert 'id="create-grant"' not in web.get("/grants").text
         assert web.post("/grants", data={"csrf_token": token, "name": "not-mine"}).status_code == 403
+
+
+LABELLED = """
+version: "1"
+default: deny
+tools:
+  get_model_capabilities:
+    deny_if:
+      - when: '"env" in grant.labels && grant.labels.env == "frozen"'
+        on_deny: "This agent is frozen."
+"""
+
+
+def test_an_admin_edits_a_grants_labels_and_the_policy_sees_them_on_the_next_call(tmp_path: Path) -> None:
+    with run_gateway(tmp_path, database_url=f"sqlite:///{tmp_path}/airlock.db", policy=LABELLED) as gw:
+        add_people(gw)
+        agent = call_now(gw, "get_model_capabilities", {})
+        assert not agent.is_error
+        with signed_in(gw, "root") as web:
+            token = csrf_of(web.get("/grants").text)
+            bad = web.post("/grants/agent/labels", data={"csrf_token": token, "labels": "no equals sign"})
+            assert bad.status_code == 400 and "key=value" in bad.text
+            changed = web.post("/grants/agent/labels", data={"csrf_token": token, "labels": "env=frozen, team=qa"})
+            assert changed.status_code == 303
+            listed = web.get("/grants").text
+            assert "env=frozen" in listed and "team=qa" in listed
+            assert web.post("/grants/nobody/labels", data={"csrf_token": token, "labels": ""}).status_code == 404
+        frozen = call_now(gw, "get_model_capabilities", {})  # at once: this process's grant cache was cleared
+        assert frozen.is_error and "This agent is frozen." in frozen.content[0].text  # type: ignore[union-attr]
+        with unit_of_work(gw.state.runtime.engine) as session:
+            changes = session.exec(select(AuditEvent).where(AuditEvent.action == "grant.labels_changed")).all()
+            assert [(e.actor, e.details) for e in changes] == [
+                ("user:root", {"before": {}, "after": {"env": "frozen", "team": "qa"}})
+            ]
+        assert len(gw.upstream_calls("get_model_capabilities")) == 1
 
 
 def test_users_are_managed_by_admins_only(gw: RunningGateway) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import json
+
 from service.security import TokenHasher
 from webui.sessions import SESSION_SECONDS, SessionSigner
 
@@ -55,3 +58,16 @@ def test_the_login_form_token_matches_only_its_cookie() -> None:
     assert signer(clock).login_csrf_ok(nonce, token)
     assert not signer(clock).login_csrf_ok(SessionSigner.new_login_nonce(), token)
     assert not signer(clock).login_csrf_ok(None, token)
+
+
+def test_a_cookie_carries_the_session_generation_it_was_issued_under() -> None:
+    clock = Clock()
+    cookie, issued = signer(clock).issue("ana", "hash", generation=3)
+    read = signer(clock).read(cookie)
+    assert read is not None and read.generation == issued.generation == 3
+    # A cookie from before generations existed reads as generation 0, the value every user starts with.
+    old = SessionSigner.from_hasher(TokenHasher(b"pepper-0123456789abcdef"), clock)
+    payload = base64.urlsafe_b64encode(json.dumps({"u": "ana", "n": "x", "e": clock.now + 60, "c": ""}).encode())
+    body = payload.decode().rstrip("=")
+    legacy = old.read(f"{body}.{old._sign('session', body)}")
+    assert legacy is not None and legacy.generation == 0

@@ -1,4 +1,4 @@
-"""Grants (agents' credentials) and standing approvals: list, create (the token shown once), revoke."""
+"""Grants (agents' credentials) and standing approvals: list, create (the token shown once), labels, revoke."""
 
 from __future__ import annotations
 
@@ -93,9 +93,19 @@ async def create(request: Request, form: CheckedForm, state: StateDep, user: Adm
     return await _grants_page(request, state, created=shown)
 
 
+@router.post("/grants/{name}/labels")
+async def set_labels(name: str, form: CheckedForm, state: StateDep, user: Admin) -> Response:
+    labels = _labels(field(form, "labels"))
+    await in_session(state, lambda s: grants.set_labels(s, name, labels, actor=f"user:{user.username}"))
+    state.grants.clear()  # this process's next call of the grant reads the new labels (other replicas are told)
+    shown = ", ".join(f"{k}={v}" for k, v in labels.items()) or "none"
+    return redirect_with_flash("/grants", f"Grant {name} now has the labels: {shown}.")
+
+
 @router.post("/grants/{name}/revoke")
 async def revoke(name: str, form: CheckedForm, state: StateDep, user: Admin) -> Response:
     await in_session(state, lambda s: grants.revoke_grant(s, name, actor=f"user:{user.username}"))
+    state.grants.clear()
     return redirect_with_flash("/grants", f"Grant {name} is revoked: its token no longer works.")
 
 

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import math
+
 import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from service.api.deps import StateDep
 from service.db.engine import unit_of_work
-from service.errors import Forbidden, NotAuthenticated
+from service.errors import Forbidden, NotAuthenticated, TooManyAttempts
 from service.users import service as users
-from webui.auth import CheckedForm, field, load_user, secure_cookies, signer_for
+from service.users.models import User
+from webui.auth import CheckedForm, Viewer, field, load_user, secure_cookies, signer_for
 from webui.rendering import render_html, safe_next
 from webui.sessions import LOGIN_COOKIE, SESSION_COOKIE, SESSION_SECONDS, SessionSigner
+from webui.work import in_session
 
 router = APIRouter()
 
@@ -49,15 +53,21 @@ async def login(request: Request, state: StateDep) -> Response:
     ):
         raise Forbidden("this sign-in form expired or did not come from Airlock (CSRF check failed); reload it")
 
-    def check() -> str:
+    address = request.client.host if request.client else "unknown"
+
+    def check() -> User:
         with unit_of_work(state.runtime.engine) as session:
-            return users.authenticate_password(session, username, password).password_hash
+            return users.sign_in(session, state.runtime.login_throttle, username, password, address=address)
 
     try:
-        password_hash = await anyio.to_thread.run_sync(check)
+        user = await anyio.to_thread.run_sync(check)
+    except TooManyAttempts as exc:
+        response = _login_page(request, state, error=exc.message, username=username, status=429)
+        response.headers["Retry-After"] = str(math.ceil(exc.retry_after))
+        return response
     except NotAuthenticated as exc:
         return _login_page(request, state, error=exc.message, username=username, status=401)
-    cookie, _session = signer_for(state).issue(username, password_hash)
+    cookie, _session = signer_for(state).issue(username, user.password_hash, user.session_generation)
     response = RedirectResponse(safe_next(field(form, "next")), status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
@@ -73,7 +83,9 @@ async def login(request: Request, state: StateDep) -> Response:
 
 
 @router.post("/logout")
-async def logout(form: CheckedForm, state: StateDep) -> Response:
+async def logout(form: CheckedForm, web_user: Viewer, state: StateDep) -> Response:
+    # Clearing the cookie is not enough: a copy of it (another tab, another machine, a thief's) would stay valid.
+    await in_session(state, lambda session: users.end_sessions(session, web_user.username))
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax", secure=secure_cookies(state))
     return response

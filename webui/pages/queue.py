@@ -13,6 +13,7 @@ from service.api.deps import RowId, StateDep
 from service.approvals import queries
 from service.approvals import service as approvals
 from service.approvals.schemas import RequestPublic, Verdict
+from service.arguments import parse_request_id
 from service.errors import AirlockError, InvalidInput
 from webui.auth import Approver, CheckedForm, Viewer, field
 from webui.errors import wants_json
@@ -59,7 +60,10 @@ async def batch(request: Request, form: CheckedForm, state: StateDep, user: Appr
     action = field(form, "action")
     if action not in ("approve", "reject"):
         raise InvalidInput("choose approve or reject")
-    ids = [int(v) for v in form.getlist("request_id") if isinstance(v, str) and v.isdigit()]
+    ticked = form.getlist("request_id")
+    ids = [i for i in (parse_request_id(v) for v in ticked) if i is not None]
+    if len(ids) != len(ticked):
+        raise InvalidInput("the form named a request that does not exist")  # a forged or stale form, not a click
     if not ids:
         raise InvalidInput("tick at least one request")
     reason = field(form, "reason") or None
