@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install lint format test bench soak chaos demo migrate clean
+.PHONY: install lint format test bench bench-cluster soak chaos demo migrate clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,17 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
+# 1 and 2 replicas on PostgreSQL and Redis next to two peers. fastmcp is a peer here, not a dependency: it gets a
+# venv of its own, made once.
+PEERS := .venv-peers
+$(PEERS)/.installed-stamp:
+	@test -x $(PEERS)/bin/python || $(PYTHON) -m venv $(PEERS)
+	$(PEERS)/bin/python -m pip install --quiet 'fastmcp==4.2.3'
+	@touch $@
+
+bench-cluster: $(STAMP) $(PEERS)/.installed-stamp
+	$(BIN)/python -m bench.cluster_bench $(BENCH_ARGS)
+
 # Two replicas under a mixed load for 30 minutes (SOAK_ARGS="MINUTES RATE" to change), and the fault tests with
 # PostgreSQL stopped for 20 s under load.
 soak: $(STAMP)
@@ -44,4 +55,4 @@ migrate: $(STAMP)
 	$(BIN)/airlock db upgrade
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) $(PEERS) .mypy_cache .ruff_cache .pytest_cache .hypothesis

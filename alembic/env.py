@@ -8,6 +8,7 @@ from sqlmodel import SQLModel
 from alembic import context
 from service.db.base import all_models
 from service.db.engine import make_engine
+from service.db.migrate import include_name
 
 all_models()
 target_metadata = SQLModel.metadata
@@ -22,6 +23,7 @@ def _run(connection: Connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=include_name,
     )
     if connection.dialect.name == "postgresql":
         # Several replicas may start at once: one migrates, the others wait and then find nothing to do.

@@ -12,8 +12,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,11 +74,15 @@ class Target:
 
 
 @asynccontextmanager
-async def session(target: Target) -> AsyncIterator[Client]:
-    headers = {"Authorization": f"Bearer {target.token}"} if target.token else {}
+async def open_session(url: str, token: str | None) -> AsyncIterator[Client]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     http = httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(60.0))
-    async with http, Client(streamable_http_client(target.url, http_client=http), mode="legacy", cache=None) as client:
+    async with http, Client(streamable_http_client(url, http_client=http), mode="legacy", cache=None) as client:
         yield client
+
+
+def session(target: Target) -> AbstractAsyncContextManager[Client]:
+    return open_session(target.url, target.token)
 
 
 async def sequential(target: Target, calls: int) -> tuple[list[float], float]:
@@ -96,7 +100,10 @@ async def sequential(target: Target, calls: int) -> tuple[list[float], float]:
     return latencies, cpu / calls
 
 
-async def concurrent(target: Target, sessions: int, seconds: float) -> float:
+async def concurrent(target: Target, sessions: int, seconds: float, urls: Sequence[str] = ()) -> float:
+    """Calls per second from `sessions` busy sessions, opened on `urls` in turn (as a balancer hashing on the
+    session spreads them over replicas), or all on the target's url."""
+    where = list(urls) or [target.url]
     done = 0
     stop_at = 0.0
 
@@ -108,7 +115,9 @@ async def concurrent(target: Target, sessions: int, seconds: float) -> float:
             done += 1
 
     async with AsyncExitStack() as stack:
-        clients = [await stack.enter_async_context(session(target)) for _ in range(sessions)]
+        clients = [
+            await stack.enter_async_context(open_session(where[i % len(where)], target.token)) for i in range(sessions)
+        ]
         for client in clients:
             await client.call_tool("echo", ARGS)
         started = time.perf_counter()

@@ -58,6 +58,10 @@ class UpstreamConfig(_Section):
 class ListenConfig(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
+    forwarded_allow_ips: list[str] = ["127.0.0.1"]
+    """The proxies whose X-Forwarded-For names the client (uvicorn's setting). Sign-in throttling counts failures per
+    client address: behind a load balancer that is not on this host, list it, or "*" when nothing else can reach
+    Airlock, and let it set the header to the address it sees (deploy/nginx.conf)."""
 
 
 def _duration(value: Any) -> timedelta:
@@ -119,6 +123,17 @@ class _FlatSlackEnvironment(PydanticBaseSettingsSource):
         return {"slack": found} if found else {}
 
 
+class SignInConfig(_Section):
+    """Failed web sign-ins counted per username and per client address; past either limit within the window, sign-in
+    is refused until the oldest failure leaves the window."""
+
+    failures_per_username: int = Field(5, ge=1)
+    failures_per_address: int = Field(20, ge=1)
+    window: timedelta = timedelta(minutes=15)
+
+    _durations = field_validator("window", mode="before")(_duration)
+
+
 class CountersConfig(_Section):
     fail_open: bool = False
     redis_prefix: str = "airlock:ctr:"
@@ -144,6 +159,7 @@ class Settings(BaseSettings):
     hold: HoldConfig = HoldConfig()
     slack: SlackConfig = SlackConfig()
     counters: CountersConfig = CountersConfig()
+    sign_in: SignInConfig = SignInConfig()
     secret_key: SecretStr | None = None
     prices: dict[str, Any] = {}
     max_request_bytes: int = Field(4 * 1024 * 1024, ge=1024)

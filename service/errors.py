@@ -12,6 +12,7 @@ Services raise these; HTTP handlers, MCP handlers and the CLI render them. Nothi
     ├── NotFound (404)
     ├── Conflict (409)
     │   └── AlreadyExists
+    ├── TooManyAttempts (429)    sign-in refused for a while after repeated failures
     └── Unavailable (503)        a store we depend on cannot be reached: fail closed
 """
 
@@ -85,6 +86,14 @@ class Conflict(AirlockError):
 
 class AlreadyExists(Conflict):
     pass
+
+
+class TooManyAttempts(AirlockError):
+    status_code = 429
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class Unavailable(AirlockError):

@@ -16,6 +16,7 @@ from service.db import migrate
 from service.db.engine import make_engine
 from service.policy import CounterStore, EstimatorRegistry, MemoryCounters, RedisCounters
 from service.security import TokenHasher, load_pepper
+from service.users.throttle import LoginThrottle
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,7 @@ class Runtime:
     hasher: TokenHasher
     registry: EstimatorRegistry
     _counters: CounterStore | None = field(default=None, repr=False)
+    _login_throttle: LoginThrottle | None = field(default=None, repr=False)
 
     @classmethod
     def build(cls, settings: Settings, *, migrate_sqlite: bool = True) -> Runtime:
@@ -54,7 +56,20 @@ class Runtime:
                 self._counters = MemoryCounters()
         return self._counters
 
+    @property
+    def login_throttle(self) -> LoginThrottle:
+        """Failed sign-ins: in Redis when configured (replicas share the counts), else in this process's memory."""
+        if self._login_throttle is None:
+            self._login_throttle = LoginThrottle.build(
+                self.settings.sign_in,
+                redis_url=self.settings.redis_url,
+                redis_prefix=self.settings.counters.redis_prefix + "signin",
+            )
+        return self._login_throttle
+
     def close(self) -> None:
         if self._counters is not None:
             self._counters.close()
+        if self._login_throttle is not None:
+            self._login_throttle.close()
         self.engine.dispose()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx2
 import pytest
@@ -162,3 +163,67 @@ async def test_slack_and_web_forms_refuse_forged_and_unprotected_posts(tmp_path:
                 answer = await http.post(path, data={"username": "ana", "password": "<script>", "csrf_token": ""})
                 assert answer.status_code in (400, 401, 403, 404, 405, 422), (path, answer.status_code)
                 assert "Traceback" not in answer.text
+
+
+async def test_signed_in_web_forms_take_the_corpus_without_a_500_or_an_unallowed_call(tmp_path: Path) -> None:
+    from tests.webui.conftest import add_people, password_of
+    from tests.webui.test_pages import csrf_of
+
+    with run_gateway(
+        tmp_path,
+        database_url=f"sqlite:///{tmp_path}/airlock.db",
+        policy=fixture("airlock-demo.yaml"),
+        hold={"max_wait": "0.1s", "pending_cap": 1000},
+    ) as gw:
+        add_people(gw)
+        async with httpx2.AsyncClient(timeout=30) as http:
+            session = await session_headers(http, gw)
+            dear = {"prompt": "four lighthouses", "provider": "openai", "model": "gpt-image-1", "n": 2}
+            held = {"name": "generate_image", "arguments": dear}
+            await http.post(
+                gw.mcp_url, json={"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": held}, headers=session
+            )
+        async with httpx2.AsyncClient(base_url=gw.base_url, timeout=30, follow_redirects=False) as web:
+            token = csrf_of((await web.get("/login")).text)
+            signed = await web.post(
+                "/login", data={"username": "root", "password": password_of("root"), "csrf_token": token}
+            )
+            assert signed.status_code == 303
+            csrf = csrf_of((await web.get("/rules")).text)
+            policy_before = (await web.get("/rules")).text.count("data-version-id")
+            answers: list[tuple[str, int]] = []
+
+            async def post(path: str, **form: Any) -> None:
+                answer = await web.post(path, data={"csrf_token": csrf, **form})
+                answers.append((path, answer.status_code))
+                assert answer.status_code < 500 and "Traceback" not in answer.text, (path, form, answer.status_code)
+
+            for text in NASTY_STRINGS:
+                segment = quote(text, safe="") or "%20"  # as a browser would send it in a path
+                if text:  # an empty edit would be a plain approval, which is not bad input
+                    await post("/requests/1/approve", arguments=text, comment=text)
+                await post("/requests/1/approve", arguments='{"prompt": 1}', remember=text, duration=text)
+                await post(f"/requests/{segment}/approve")
+                await post("/queue/batch", action=text, request_id=[text, "9" * 40], reason=text)
+                await post("/queue/batch", action="approve", request_id=["9" * 40])
+                await post("/rules", source=text, comment=text)
+                await post("/rules/check", source=text)
+                await post("/grants", name=text, labels=text, owner=text, upstream=text)
+                await post(f"/grants/{segment}/revoke")
+                await post("/users", username=text, role=text, email=text)
+                await post(f"/users/{segment}/role", role=text)
+                await post(f"/rules/versions/{segment}/rollback", comment=text)
+                for page, params in (
+                    ("/history", {"since": text, "until": text, "tool": text, "grant": text, "text": text}),
+                    ("/history", {"outcome": text, "channel": text, "before": text}),
+                    ("/history/export", {"format": text, "tool": text}),
+                    ("/rules/simulate", {"grant": text, "tool": text, "arguments": text}),
+                ):
+                    shown = await web.get(page, params=params)
+                    assert shown.status_code < 500 and "Traceback" not in shown.text, (page, params)
+            assert {400, 404, 422} & {status for _, status in answers}
+            assert (await web.get("/rules")).text.count("data-version-id") == policy_before  # no bad policy applied
+        async with gw.api("ana") as api:
+            request = (await api.get("/api/requests/1")).json()
+        assert request["status"] == "pending"  # nothing in the corpus approved it
+        assert gw.upstream_calls() == []

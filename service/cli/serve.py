@@ -23,6 +23,7 @@ def _run(settings: Settings) -> None:
         create_app(settings),
         host=settings.listen.host,
         port=settings.listen.port,
+        forwarded_allow_ips=settings.listen.forwarded_allow_ips,
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=5,

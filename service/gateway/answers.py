@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -107,22 +108,28 @@ def not_recorded() -> types.CallToolResult:
     )
 
 
-def summarise(result: types.CallToolResult) -> dict[str, Any]:
-    """What the audit keeps of a result: kinds, sizes and digests; short texts redacted; never blobs."""
+def summarise(result: Mapping[str, Any]) -> dict[str, Any]:
+    """What the audit keeps of a result (in wire form): kinds, sizes and digests; short texts redacted; never blobs."""
     parts: list[dict[str, Any]] = []
-    for block in result.content:
-        if isinstance(block, types.TextContent):
-            parts.append({"type": "text", "chars": len(block.text), "text": redact(block.text, max_string=200)})
-        elif isinstance(block, types.ImageContent | types.AudioContent):
-            raw = block.data.encode("ascii", "ignore")
+    for block in result.get("content") or ():
+        kind = block.get("type", "other") if isinstance(block, Mapping) else "other"
+        if kind == "text":
+            text = str(block.get("text", ""))
+            parts.append({"type": "text", "chars": len(text), "text": redact(text, max_string=200)})
+        elif kind in ("image", "audio"):
+            raw = str(block.get("data", "")).encode("ascii", "ignore")
             parts.append(
                 {
-                    "type": block.type,
-                    "mime_type": block.mime_type,
+                    "type": kind,
+                    "mime_type": block.get("mimeType"),
                     "base64_chars": len(raw),
                     "sha256": hashlib.sha256(raw).hexdigest()[:16],
                 }
             )
         else:
-            parts.append({"type": getattr(block, "type", "other")})
-    return {"is_error": bool(result.is_error), "content": parts, "structured": result.structured_content is not None}
+            parts.append({"type": kind})
+    return {
+        "is_error": bool(result.get("isError")),
+        "content": parts,
+        "structured": result.get("structuredContent") is not None,
+    }

@@ -33,6 +33,7 @@ from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
 from service.gateway.holds import HeldTask
+from service.gateway.relay import RelayedResult
 from service.gateway.service import CallContext, Gateway
 from service.gateway.tasks import TASKS_EXTENSION
 from service.gateway.transport import PerRequestSessionManager
@@ -46,6 +47,9 @@ SESSION_HEADER = "mcp-session-id"
 # than the SDK's 15 s, because 5,000 held calls each pinging is the whole idle cost of holding them.
 KEEPALIVE_SECONDS = 25.0
 REQUEST_CANCELLED = -32800
+_CHECKED_HEADERS = ("accept", "content-type", "host", "origin")
+_MAX_VERDICTS = 256
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +120,7 @@ class DirectCalls:
         self._security = TransportSecurityMiddleware(security)
         self._sessions: dict[str, SessionFacts] = {}
         self._in_flight: dict[tuple[str, str], tuple[str, anyio.CancelScope]] = {}
+        self._header_verdicts: dict[tuple[str | None, ...], bool] = {}
 
     # -- sessions -------------------------------------------------------------------------------------------
 
@@ -136,13 +141,22 @@ class DirectCalls:
         version = _header(scope, "mcp-protocol-version")
         if version is not None and version not in HANDSHAKE_PROTOCOL_VERSIONS:
             return None
-        request = Request(scope, receive)
+        # The SDK's header checks read nothing but these four headers (their first values), and an agent sends the
+        # same ones on every call: their verdict is kept instead of parsing them again.
+        key = tuple(_header(scope, name) for name in _CHECKED_HEADERS)
+        verdict = self._header_verdicts.get(key)
+        if verdict is None:
+            verdict = await self._headers_pass(Request(scope, receive))
+            if len(self._header_verdicts) >= _MAX_VERDICTS:
+                self._header_verdicts.clear()
+            self._header_verdicts[key] = verdict
+        return facts if verdict else None
+
+    async def _headers_pass(self, request: Request) -> bool:
         has_json, has_sse = check_accept_headers(request)
         if not (has_json and has_sse) or not _is_json(request):
-            return None
-        if await self._security.validate_request(request, is_post=True) is not None:
-            return None
-        return facts
+            return False
+        return await self._security.validate_request(request, is_post=True) is None
 
     async def cancel(self, scope: Scope, receive: Receive, message: Mapping[str, Any] | None, principal: str) -> bool:
         """notifications/cancelled for a call served here (the SDK would not know it), from the session's own
@@ -232,9 +246,13 @@ class DirectCalls:
         try:
             outcome = await self._gateway.call_tool(context, params["name"], dict(params.get("arguments") or {}))
             assert not isinstance(outcome, HeldTask)  # sessions that speak tasks do not come here
-            dumped = outcome.model_dump(mode="json", by_alias=True, exclude_none=True)
-            # Shaped for the session's protocol version, as the SDK does for what its handlers return.
-            result = serialize_server_result("tools/call", call.facts.version, dumped)
+            # Shaped for the session's protocol version, as the SDK does for what its handlers return; an upstream's
+            # plain result goes out as it came (relay.py).
+            if isinstance(outcome, RelayedResult):
+                result = outcome.for_version(call.facts.version)
+            else:
+                dumped = outcome.model_dump(mode="json", by_alias=True, exclude_none=True)
+                result = serialize_server_result("tools/call", call.facts.version, dumped)
         except MCPError as exc:
             return _error(request_id, exc.error.code, exc.error.message)
         except anyio.get_cancelled_exc_class():
@@ -275,7 +293,7 @@ class _EventStream:
         await self._send({"type": "http.response.start", "status": 200, "headers": headers})
 
     async def event(self, body: dict[str, Any]) -> None:
-        await self._write(b"event: message\ndata: " + json.dumps(body, separators=(",", ":")).encode() + b"\n\n")
+        await self._write(b"event: message\ndata: " + _COMPACT.encode(body).encode() + b"\n\n")
 
     async def watch(self, receive: Receive, cancel_scope: anyio.CancelScope) -> None:
         """Keep the stream alive while the call waits, and cancel the call when the agent hangs up (a held one
@@ -339,7 +357,7 @@ def _error(request_id: Any, code: int, message: str) -> dict[str, Any]:
 async def _respond_json(
     send: Send, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]] | None = None
 ) -> None:
-    payload = json.dumps(body, separators=(",", ":")).encode()
+    payload = _COMPACT.encode(body).encode()
     await send(
         {
             "type": "http.response.start",

@@ -22,6 +22,7 @@ from starlette.types import Message, Receive, Scope, Send
 from service.errors import NotAuthenticated
 from service.gateway.direct import DirectCalls, facts_from_handshake, is_direct_candidate
 from service.gateway.holds import HeldTask
+from service.gateway.relay import RelayedResult
 from service.gateway.service import CallContext, Gateway
 from service.gateway.tasks import TASKS_EXTENSION, TaskRunner, wants_task
 from service.gateway.tasks_2025 import CoreTasks, is_task_augmented, task_capability, task_metadata_problem
@@ -121,7 +122,9 @@ def build_mcp_server(gateway: Gateway, tasks: TaskRunner, core_tasks: CoreTasks,
         wants = wants_task(dict(ctx.meta or {}), ctx.session.client_capabilities)
         call = CallContext(auth.grant, auth.scope, _session_id(ctx), _progress_relay(ctx), _client_name(ctx), wants)
         outcome = await gateway.call_tool(call, params.name, dict(params.arguments or {}))
-        return tasks.created(outcome) if isinstance(outcome, HeldTask) else outcome
+        if isinstance(outcome, HeldTask):
+            return tasks.created(outcome)
+        return outcome.model() if isinstance(outcome, RelayedResult) else outcome
 
     async def task_augmented_call(ctx: ServerRequestContext[Any], call_next: CallNext) -> HandlerResult:
         """A 2025-11-25 tools/call with `params.task`, answered with a CreateTaskResult before the SDK's handler
@@ -141,7 +144,7 @@ def build_mcp_server(gateway: Gateway, tasks: TaskRunner, core_tasks: CoreTasks,
             raise MCPError(types.INVALID_PARAMS, "Invalid request parameters", str(exc.errors()[:3])) from None
         call = CallContext(auth.grant, auth.scope, _session_id(ctx), _progress_relay(ctx), _client_name(ctx), True)
         outcome = await gateway.call_tool(call, params.name, dict(params.arguments or {}))
-        return core_tasks.created(auth.grant, outcome)
+        return core_tasks.created(auth.grant, outcome.model() if isinstance(outcome, RelayedResult) else outcome)
 
     async def tasks_get(ctx: ServerRequestContext[Any], params: types.GetTaskRequestParams) -> dict[str, Any]:
         grant = _auth(ctx).grant

@@ -377,7 +377,7 @@ class HoldCoordinator:
                 request.id,
                 succeeded=succeeded,
                 result=result.model_dump(mode="json", by_alias=True, exclude_none=True),
-                summary=answers.summarise(result),
+                summary=answers.summarise(result.model_dump(mode="json", by_alias=True, exclude_none=True)),
                 retention=self._config.result_retention,
                 delivered=delivered,
             )

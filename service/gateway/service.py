@@ -23,6 +23,7 @@ from service.errors import Unavailable
 from service.gateway import answers
 from service.gateway.holds import STATUS_TOOL, STATUS_TOOL_DEFINITION, Caller, HeldTask, HoldCoordinator
 from service.gateway.pool import UpstreamPool
+from service.gateway.relay import RelayedResult
 from service.gateway.upstreams import ProgressRelay, UpstreamUnavailable
 from service.grants.schemas import AuthenticatedGrant
 from service.metrics import Metrics
@@ -125,7 +126,9 @@ class Gateway:
 
     async def call_tool(
         self, ctx: CallContext, name: str, arguments: dict[str, Any]
-    ) -> types.CallToolResult | HeldTask:
+    ) -> types.CallToolResult | RelayedResult | HeldTask:
+        """The answer to a call: the gateway's own result, an allowed call's upstream result as relayed, or (for a
+        client that speaks tasks) the task a held call became."""
         started = time.perf_counter()
         if name == STATUS_TOOL:
             # The gateway's own tool skips the policy: it only ever delivers what a person already decided.
@@ -176,10 +179,10 @@ class Gateway:
         arguments: dict[str, Any],
         decision: Decision,
         started: float,
-    ) -> types.CallToolResult:
+    ) -> types.CallToolResult | RelayedResult:
         forwarded = time.perf_counter()
         try:
-            result = await self.pool.get(upstream).call_tool(upstream_name, arguments, progress=ctx.progress)
+            result = await self.pool.get(upstream).relay_tool(upstream_name, arguments, progress=ctx.progress)
         except UpstreamUnavailable as exc:
             engine.release(decision.reservation, upstream_failed=True)
             self._outcome(ctx, name, upstream, "upstream_error", started, forwarded, {"error": str(exc)})
@@ -192,7 +195,7 @@ class Gateway:
             "error_result" if result.is_error else "succeeded",
             started,
             forwarded,
-            answers.summarise(result),
+            answers.summarise(result.wire_view()),
         )
         return result
 

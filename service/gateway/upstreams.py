@@ -10,8 +10,8 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +27,9 @@ from pydantic import ValidationError
 
 from service.config import UpstreamConfig
 from service.gateway.catalog import normalise_schema
+from service.gateway.relay import CallTap, RelayedResult, UpstreamGone, UpstreamUnavailable
+
+__all__ = ["ProgressRelay", "UpstreamConnection", "UpstreamState", "UpstreamUnavailable"]
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +39,6 @@ ProgressRelay = ProgressFnT
 _HEALTH_INTERVAL_SECONDS = 5.0
 _BACKOFF_FIRST_SECONDS = 0.5
 _BACKOFF_MAX_SECONDS = 30.0
-
-
-class UpstreamUnavailable(Exception):
-    """The upstream is down, restarting, or broke off the call; the message names it."""
 
 
 @dataclass
@@ -81,6 +80,10 @@ class UpstreamConnection:
         self.config = config
         self.state = UpstreamState(name)
         self._client: Client | None = None
+        self._tap: CallTap | None = None
+        self._opened_tap: CallTap | None = None
+        self._version = "2025-11-25"
+        """The protocol version the upstream settled on; known once connected."""
         self._ready = anyio.Event()
         self._broken = anyio.Event()
         self._on_tools_changed = on_tools_changed
@@ -119,16 +122,33 @@ class UpstreamConnection:
             params = StdioServerParameters(
                 command=config.command, args=config.args, env=config.env or None, cwd=config.cwd
             )
-            return Client(stdio_client(params, errlog=errlog), mode="legacy", cache=None)
+            return Client(self._tapped(stdio_client(params, errlog=errlog)), mode="legacy", cache=None)
         assert config.url is not None
         http = httpx2.AsyncClient(headers=config.headers, timeout=httpx2.Timeout(30.0, read=self.call_timeout_seconds))
         stack.push_async_callback(http.aclose)
-        return Client(streamable_http_client(config.url, http_client=http), mode="legacy", cache=None)
+        return Client(self._tapped(streamable_http_client(config.url, http_client=http)), mode="legacy", cache=None)
+
+    @asynccontextmanager
+    async def _tapped(self, transport: AbstractAsyncContextManager[Any]) -> AsyncIterator[tuple[Any, Any]]:
+        """The SDK's transport with our tap on its read side (relay.py): tool calls skip the SDK's session."""
+        async with transport as (read_stream, write_stream):
+            tap = self._opened_tap = CallTap(read_stream, write_stream, on_close=self._stream_ended)
+            try:
+                yield tap, write_stream
+            finally:
+                tap.close("the connection closed")
+
+    def _stream_ended(self) -> None:
+        # The transport's stream ending is the connection ending: the owning task need not wait for a ping to
+        # notice. Looked up here, not bound earlier: each connection gets its own event.
+        self._broken.set()
 
     async def _on_connected(self, client: Client) -> None:
         capabilities = client.server_capabilities
         tools = await self._all_tools(client)
         self._client = client
+        self._tap = self._opened_tap
+        self._version = client.session.protocol_version or "2025-11-25"
         self._broken = anyio.Event()
         self.state.connected = True
         self.state.last_error = None
@@ -172,6 +192,9 @@ class UpstreamConnection:
     def _mark_down(self, reason: str) -> None:
         was_connected = self.state.connected
         self._client = None
+        if self._tap is not None:
+            self._tap.close(reason)
+            self._tap = None
         self._ready = anyio.Event()
         self.state.connected = False
         self.state.last_error = reason
@@ -190,29 +213,34 @@ class UpstreamConnection:
             raise UpstreamUnavailable(f"upstream {self.name} is not connected ({self.state.last_error or 'starting'})")
         return self._client
 
+    async def relay_tool(
+        self, name: str, arguments: dict[str, Any], *, progress: ProgressRelay | None = None
+    ) -> RelayedResult:
+        """Call a tool; its result as the upstream sent it when plain (relay.py). Raises UpstreamUnavailable,
+        naming this upstream, when it is down, fails the call, times out or answers with something malformed."""
+        tap = self._tap
+        if self._client is None or tap is None:
+            raise UpstreamUnavailable(f"upstream {self.name} is not connected ({self.state.last_error or 'starting'})")
+        try:
+            raw = await tap.call(
+                "tools/call",
+                {"name": name, "arguments": arguments},
+                version=self._version,
+                progress=progress,
+                timeout=self.call_timeout_seconds,
+            )
+            return RelayedResult.checked(raw, self._version)
+        except UpstreamGone as exc:
+            self._broken.set()
+            raise UpstreamUnavailable(f"upstream {self.name} {exc}") from None
+        except UpstreamUnavailable as exc:
+            raise UpstreamUnavailable(f"upstream {self.name} {exc}") from None
+
     async def call_tool(
         self, name: str, arguments: dict[str, Any], *, progress: ProgressRelay | None = None
     ) -> types.CallToolResult:
-        client = self._connected_client()
-        request = types.CallToolRequest(params=types.CallToolRequestParams(name=name, arguments=arguments))
-        try:
-            with anyio.fail_after(self.call_timeout_seconds):
-                return await client.session.send_request(
-                    request, types.CallToolResult, progress_callback=progress, request_read_timeout_seconds=None
-                )
-        except TimeoutError:
-            raise UpstreamUnavailable(
-                f"upstream {self.name} did not answer within {self.call_timeout_seconds:g} s"
-            ) from None
-        except MCPError as exc:
-            if _is_connection_loss(exc):
-                self._broken.set()
-            raise UpstreamUnavailable(f"upstream {self.name} failed: {exc.error.message}") from exc
-        except ValidationError as exc:
-            raise UpstreamUnavailable(f"upstream {self.name} returned a malformed result") from exc
-        except (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream) as exc:
-            self._broken.set()
-            raise UpstreamUnavailable(f"upstream {self.name} went away during the call") from exc
+        """The same call, its result as the SDK's model (for results that are stored or handed to the SDK)."""
+        return (await self.relay_tool(name, arguments, progress=progress)).model()
 
     async def list_resources(self) -> list[types.Resource]:
         client = self._connected_client()
@@ -246,10 +274,6 @@ async def _raw_request(client: Client, method: str, params: dict[str, Any] | Non
     dispatcher = client.session._dispatcher
     raw: dict[str, Any] = await dispatcher.send_raw_request(method, params, {})
     return raw
-
-
-def _is_connection_loss(exc: MCPError) -> bool:
-    return exc.error.code == types.CONNECTION_CLOSED
 
 
 def _describe(exc: BaseException) -> str:

@@ -122,6 +122,33 @@ def revoke_grant(session: Session, name: str, *, actor: str) -> None:
     )
 
 
+def set_labels(session: Session, name: str, labels: Mapping[str, str], *, actor: str) -> None:
+    """Labels feed the policy (`grant.labels` in conditions), so a change is audited with what it replaced and
+    announced, like a revoke: every replica's cached lookups of this grant must see it at once."""
+    grant = GrantRepository(session).by_name(name)
+    if grant is None:
+        raise NotFound(f"no grant named {name!r}")
+    if grant.revoked_at is not None:
+        raise InvalidInput(f"grant {name!r} is revoked: its labels no longer matter")
+    before, after = dict(grant.labels or {}), dict(labels)
+    if before == after:
+        return
+    grant.labels = after
+    session.add(grant)
+    announce(session, CHANGES, {"what": "grants"})
+    record(
+        session,
+        AuditRecord(
+            kind="admin",
+            action="grant.labels_changed",
+            actor=actor,
+            grant_id=grant.id,
+            grant_name=name,
+            details={"before": before, "after": after},
+        ),
+    )
+
+
 def grant_info(session: Session, name: str) -> GrantInfo:
     """The policy's view of a grant, looked up by name (for simulate and the rules page)."""
     found = GrantRepository(session).by_name_with_owner(name)

@@ -180,8 +180,9 @@ class SourceMap:
 def parse_source(text: str) -> tuple[Any, SourceMap]:
     """YAML or JSON text to plain data; raises PolicyInvalid on a syntax error."""
     source_map = SourceMap()
-    loader = _Loader(text)
+    loader: _Loader | None = None
     try:
+        loader = _Loader(text)  # refuses characters YAML does not allow (a NUL) already here
         node = loader.get_single_node()
         if node is not None:
             source_map.record(node, ())
@@ -195,7 +196,8 @@ def parse_source(text: str) -> tuple[Any, SourceMap]:
             problem = getattr(exc, "problem", None) or str(exc)
             raise PolicyInvalid([Problem("", f"not valid YAML or JSON: {problem}", line)]) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     problems = [Problem(pointer(p), "this key appears twice", line) for p, line in source_map.duplicates]
     if problems:
         raise PolicyInvalid(problems)

@@ -43,6 +43,9 @@ def test_compose_runs_two_named_replicas_behind_the_balancer_on_postgresql_and_r
     settings = load_settings(DEPLOY / "airlock.yaml")
     assert settings.effective_database_url.startswith("postgresql://") and settings.redis_url
     assert settings.listen.host == "0.0.0.0"  # inside a container, behind the balancer
+    # The balancer's word for the client's address is believed, and it gives its own view, not the client's claim.
+    assert settings.listen.forwarded_allow_ips == ["*"]
+    assert "proxy_set_header X-Forwarded-For $remote_addr;" in (DEPLOY / "nginx.conf").read_text()
 
 
 def test_the_balancer_sends_each_session_to_the_replica_that_holds_it() -> None:

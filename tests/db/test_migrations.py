@@ -8,12 +8,12 @@ from sqlalchemy import Engine, inspect
 from sqlmodel import SQLModel
 
 from alembic import command
-from service.db.migrate import alembic_config, is_current
+from service.db.migrate import alembic_config, include_name, is_current
 
 
 def test_migrations_match_the_models(engine: Engine) -> None:
     with engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        context = MigrationContext.configure(connection, opts={"compare_type": True, "include_name": include_name})
         assert compare_metadata(context, SQLModel.metadata) == []
 
 
@@ -41,3 +41,29 @@ def test_sqlite_runs_in_wal_mode_with_normal_sync(engine: Engine) -> None:
     with engine.connect() as connection:
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+
+
+def test_replicas_starting_together_migrate_a_new_postgresql_database_once(pg_url: str) -> None:
+    """Four processes run the migrations at the same moment, as replicas do at start: the advisory lock lets one
+    build the schema while the others wait, then find it current. Without the lock, the others fail on tables
+    that already exist."""
+    import subprocess
+    import sys
+
+    import psycopg
+
+    from tests.conftest import PG_ADMIN_URL
+
+    name = f"{pg_url.rsplit('/', 1)[1]}_together"
+    url = f"{pg_url.rsplit('/', 1)[0]}/{name}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        script = f"from service.db import migrate; migrate.upgrade({url!r})"
+        processes = [subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE) for _ in range(4)]
+        errors = [p.communicate(timeout=120)[1].decode() for p in processes]
+        assert [p.returncode for p in processes] == [0, 0, 0, 0], errors
+        assert is_current(alembic_config(url), url)
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

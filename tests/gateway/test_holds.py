@@ -7,7 +7,7 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 import httpx2
@@ -33,9 +33,15 @@ def denial_rule(gw: RunningGateway) -> str | None:
     return rule.pointer if rule is not None and rule.action == "deny" else None
 
 
+class QueueApi(Protocol):
+    """Where the REST API of the queue is: a RunningGateway, or one replica of a cluster."""
+
+    def api(self, user: str) -> httpx2.AsyncClient: ...
+
+
 @asynccontextmanager
 async def held_call(
-    gw: RunningGateway, client: Client, tool: str, arguments: dict[str, Any], **options: Any
+    gw: QueueApi, client: Client, tool: str, arguments: dict[str, Any], **options: Any
 ) -> AsyncIterator[tuple[int, list[Any]]]:
     """An agent's call running in the background: yields its request id once it is held, and the list that holds its
     result when the block ends (the block waits for the call to return)."""
@@ -49,7 +55,7 @@ async def held_call(
         yield await pending_request_id(gw), results
 
 
-async def pending_request_id(gw: RunningGateway, timeout: float = 10) -> int:
+async def pending_request_id(gw: QueueApi, timeout: float = 10) -> int:
     async with gw.api("ana") as api:
         with anyio.fail_after(timeout):
             while True:

@@ -104,3 +104,9 @@ def test_deny_with_require_approval_is_contradictory() -> None:
 def test_schema_and_semantic_problems_are_listed_together() -> None:
     found = problems('version: "1"\ntools:\n  a: {colour: red}\n  b: {require_approval: {when: "1 +"}}\n')
     assert [(path, line) for path, line, _ in found] == [("/tools/a/colour", 3), ("/tools/b/require_approval/when", 4)]
+
+
+@pytest.mark.parametrize("text", ['version: "1"\x00\n', "\x00", 'version: "1"\ndefault: deny\x07\n'])
+def test_characters_yaml_does_not_allow_are_a_problem_not_a_crash(text: str) -> None:
+    [(path, _, message)] = problems(text)
+    assert path == "" and message.startswith("not valid YAML or JSON")
