@@ -105,11 +105,14 @@ async def held_at_once(target: Target, api: httpx2.AsyncClient, total: int, sess
             await anyio.sleep(10)
             idle_cpu = (cpu_seconds(target.pid) - cpu_before) / 10
             # Let them all go: reject in bulk, so every agent gets its answer before the sessions close.
-            started = time.perf_counter()
+            started, cpu_started, own_started = time.perf_counter(), cpu_seconds(target.pid), time.process_time()
             async with anyio.create_task_group() as deciders:
                 for chunk in range(8):
                     deciders.start_soon(_reject_all, api, ids[chunk::8])
             elapsed = time.perf_counter() - started
+            decision_cpu = (cpu_seconds(target.pid) - cpu_started) / max(1, len(ids))
+            # The agents and the REST clients run in this process, on the same two cores as Airlock.
+            bench_cpu = (time.process_time() - own_started) / max(1, len(ids))
     per_call = (held_rss - with_sessions) * 1024 / max(1, len(ids))
     print(f"  {len(ids)} calls held at once over {sessions} sessions:")
     print(f"    Airlock RSS {before:.0f} MiB idle, {with_sessions:.0f} MiB with sessions, {held_rss:.0f} MiB holding")
@@ -118,6 +121,10 @@ async def held_at_once(target: Target, api: httpx2.AsyncClient, total: int, sess
     rate = len(ids) / elapsed
     print(
         f"    REST decisions: {len(ids)} rejections in {elapsed:.1f} s = {rate:.0f}/s (8 concurrent; target >= 300/s)"
+    )
+    print(
+        f"      CPU per decision: Airlock {decision_cpu * 1e6:,.0f} µs (with the held call's answer), "
+        f"the benchmark's agents and REST clients {bench_cpu * 1e6:,.0f} µs"
     )
 
 
