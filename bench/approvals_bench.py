@@ -62,7 +62,18 @@ def configure(
 
 
 def serve(path: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([AIRLOCK, "serve", "--config", str(path)], stderr=subprocess.DEVNULL)
+    """Airlock, its log in `airlock.log` beside the config (see `complaints`)."""
+    with (path.parent / "airlock.log").open("wb") as log:
+        return subprocess.Popen([AIRLOCK, "serve", "--config", str(path)], stderr=log)
+
+
+def complaints(workdir: Path, limit: int = 5) -> None:
+    """Print what Airlock warned about during a run, so no figure is quoted from a run that went wrong unseen."""
+    lines = [line for line in (workdir / "airlock.log").read_text(errors="replace").splitlines() if line.strip()]
+    if lines:
+        print(f"  Airlock logged {len(lines)} warning or error lines during this run; the first {limit}:")
+        for line in lines[:limit]:
+            print(f"    {line[:300]}")
 
 
 def start(workdir: Path, port: int, pending_cap: int) -> tuple[subprocess.Popen[bytes], str, str]:
@@ -178,6 +189,7 @@ async def run(total: int, sessions: int, rounds: int) -> None:
         finally:
             process.terminate()
             process.wait(20)
+            complaints(Path(tmp))
 
 
 def main(total: int = 5000, sessions: int = 100, rounds: int = 50) -> None:

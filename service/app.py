@@ -137,6 +137,7 @@ async def running(settings: Settings) -> AsyncIterator[AppState]:
                 tasks.start_soon(holds.watch_other_processes)
             async with manager.run():
                 direct = DirectCalls(gateway, manager, transport_security(settings))
+                tasks.start_soon(direct.keep_streams_alive)
                 entry = McpEntry(manager, grants, gateway, direct, max_body_bytes=settings.max_request_bytes)
                 log.info("airlock ready on %s", MCP_PATH, extra={"upstreams": pool.names()})
                 decisions = Decisions(

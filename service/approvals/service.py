@@ -22,6 +22,7 @@ from service.approvals.repository import ApprovalRepository
 from service.approvals.schemas import ApprovalEvent, Approver, Remember, RequestPublic, Verdict
 from service.approvals.standing import remember_for
 from service.arguments import arguments_digest, redact
+from service.audit.repository import AuditRepository
 from service.audit.schemas import AuditRecord
 from service.audit.service import record
 from service.db.types import utcnow
@@ -320,6 +321,12 @@ def decided_among(session: Session, request_ids: list[int]) -> list[int]:
     for start in range(0, len(request_ids), 500):
         out += repo.decided_among(request_ids[start : start + 500])
     return out
+
+
+def change_mark(session: Session) -> int:
+    """A number that moves whenever any request changes state: every such change appends to the audit chain in its
+    transaction, and the chain's head moves in commit order (it is locked until the appending transaction ends)."""
+    return AuditRepository(session).head().seq
 
 
 def get(session: Session, request_id: int) -> ToolCallRequest:

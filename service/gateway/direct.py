@@ -121,6 +121,11 @@ class DirectCalls:
         self._sessions: dict[str, SessionFacts] = {}
         self._in_flight: dict[tuple[str, str], tuple[str, anyio.CancelScope]] = {}
         self._header_verdicts: dict[tuple[str | None, ...], bool] = {}
+        self._keep_alive = _KeepAlive()
+
+    async def keep_streams_alive(self) -> None:
+        """Run for as long as calls are served: the keep-alive of every waiting call's stream."""
+        await self._keep_alive.run()
 
     # -- sessions -------------------------------------------------------------------------------------------
 
@@ -218,6 +223,7 @@ class DirectCalls:
         stream = _EventStream(send, [(SESSION_HEADER.encode(), call.session_id.encode())])
         await stream.open()
         answered = False
+        self._keep_alive.add(stream)
         try:
             meta = call.message["params"].get("_meta") or {}
             async with anyio.create_task_group() as group:
@@ -226,6 +232,7 @@ class DirectCalls:
                 answered = True
                 group.cancel_scope.cancel()
         finally:
+            self._keep_alive.discard(stream)
             with anyio.CancelScope(shield=True):
                 if not answered and not stream.hung_up:
                     await stream.event(_cancelled(call.message["id"]))
@@ -273,6 +280,29 @@ class _Call:
     cancel_scope: anyio.CancelScope
 
 
+class _KeepAlive:
+    """One ticker for every open event stream: a stream quiet for KEEPALIVE_SECONDS gets a comment line, so proxies
+    and clients keep it open while its call waits for a person. One timer for all of them, not one per call: with
+    thousands of calls held, a timer each was most of the CPU that holding them cost."""
+
+    def __init__(self) -> None:
+        self._streams: set[_EventStream] = set()
+
+    def add(self, stream: _EventStream) -> None:
+        self._streams.add(stream)
+
+    def discard(self, stream: _EventStream) -> None:
+        self._streams.discard(stream)
+
+    async def run(self) -> None:
+        while True:
+            await anyio.sleep(KEEPALIVE_SECONDS / 5)
+            moment = time.monotonic() - KEEPALIVE_SECONDS
+            for stream in [s for s in self._streams if s.quiet_since(moment)]:
+                with anyio.move_on_after(1):  # an agent that stopped reading holds up no other stream
+                    await stream.keep_alive()
+
+
 class _EventStream:
     """One SSE response, written by the call, its progress and its keep-alive, one event at a time."""
 
@@ -296,17 +326,18 @@ class _EventStream:
         await self._write(b"event: message\ndata: " + _COMPACT.encode(body).encode() + b"\n\n")
 
     async def watch(self, receive: Receive, cancel_scope: anyio.CancelScope) -> None:
-        """Keep the stream alive while the call waits, and cancel the call when the agent hangs up (a held one
-        then marks its request "requester gone"). One task for both: a held call's memory is the budget."""
-        while True:
-            with anyio.move_on_after(KEEPALIVE_SECONDS):
-                if (await receive())["type"] == "http.disconnect":
-                    self.hung_up = True
-                    cancel_scope.cancel()
-                    return
-                continue
-            if time.monotonic() - self._last_write >= KEEPALIVE_SECONDS / 2:
-                await self._write(b": keep-alive\n\n")
+        """Cancel the call when the agent hangs up (a held one then marks its request "requester gone"). No timer:
+        the keep-alive ticker writes to quiet streams."""
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        self.hung_up = True
+        cancel_scope.cancel()
+
+    def quiet_since(self, moment: float) -> bool:
+        return self._last_write <= moment and not self._lock.locked()
+
+    async def keep_alive(self) -> None:
+        await self._write(b": keep-alive\n\n")
 
     async def close(self) -> None:
         await self._send({"type": "http.response.body", "body": b"", "more_body": False})

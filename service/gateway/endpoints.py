@@ -4,6 +4,7 @@ entry at /mcp and /mcp/{upstream} that authenticates the grant before the SDK se
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,8 @@ from service.gateway.transport import answer_with_json
 from service.gateway.upstreams import ProgressRelay
 from service.grants.cache import GrantCache
 from service.grants.schemas import AuthenticatedGrant
+
+log = logging.getLogger(__name__)
 
 MCP_PATH = "/mcp"
 SCOPE_KEY = "airlock.request"
@@ -253,7 +256,8 @@ class McpEntry:
         except NotAuthenticated as exc:
             await _json(send, 401, {"error": exc.message}, bearer=True)
             return
-        except Exception:  # the grant store is down: fail closed with a clear answer
+        except Exception as exc:  # the grant store is down: fail closed with a clear answer
+            log.warning("grant check failed: %r", exc)
             await _json(send, 503, {"error": "Airlock cannot check grants right now; try again shortly"})
             return
         if upstream is not None and not grant.may_reach(upstream):

@@ -169,21 +169,31 @@ class HoldCoordinator:
         return await self.wait_and_deliver(caller, request_id, wait_seconds)
 
     async def watch_other_processes(self) -> None:
-        """Wake the calls whose request was decided elsewhere: one query per second for all of them."""
+        """Wake the calls whose request was decided elsewhere: one query per second for all of them, and only when
+        the database changed since the last one."""
+        checked_at_mark: int | None = None
         while True:
             await anyio.sleep(CROSS_PROCESS_CHECK_SECONDS)
             waiting = self._bus.waiting()
             if not waiting:
                 continue
             try:
-                decided = await anyio.to_thread.run_sync(self._decided_among, waiting)
+                checked_at_mark, decided = await anyio.to_thread.run_sync(
+                    self._decided_since, checked_at_mark, waiting
+                )
             except Unavailable:
                 continue
             self._bus.publish(ApprovalEvent("changed", request_id, "") for request_id in decided)
 
-    def _decided_among(self, request_ids: list[int]) -> list[int]:
+    def _decided_since(self, mark: int | None, request_ids: list[int]) -> tuple[int, list[int]]:
         with reading(self._db) as session:
-            return approvals.decided_among(session, request_ids)
+            # Thousands of held calls made this query the whole idle cost of holding them. Every change to a request
+            # is an audit event in its own transaction, so an unmoved chain head means nothing was decided anywhere
+            # since the last look. The mark is read first: whatever commits after it moves it for the next look.
+            now_mark = approvals.change_mark(session)
+            if now_mark == mark:
+                return now_mark, []
+            return now_mark, approvals.decided_among(session, request_ids)
 
     async def wait_and_deliver(self, caller: Caller, request_id: int, budget: float) -> types.CallToolResult:
         started = time.monotonic()

@@ -227,6 +227,44 @@ def test_requester_gone_and_withdraw(engine: Engine, hasher: TokenHasher) -> Non
         decide(engine, request_id, ANA)
 
 
+def test_the_change_mark_moves_with_every_way_a_request_leaves_pending(engine: Engine, hasher: TokenHasher) -> None:
+    """Held calls skip their cross-process check while the mark stands still, so each exit from `pending` must move
+    it, and a read must not."""
+
+    def mark() -> int:
+        with unit_of_work(engine) as session:
+            return service.change_mark(session)
+
+    approved, rejected, expired, withdrawn = (held(engine, hasher, prompt=f"call {i}")[0] for i in range(4))
+    before = mark()
+    with unit_of_work(engine) as session:
+        service.get(session, approved)
+        service.decided_among(session, [approved, rejected])
+    assert mark() == before
+    steps = [
+        lambda: decide(engine, approved, ANA),
+        lambda: decide(engine, rejected, ANA, Verdict.REJECT, reason="no"),
+        lambda: _withdraw(engine, withdrawn),
+        lambda: _expire_now(engine, expired),  # the last one pending
+    ]
+    for step in steps:
+        step()
+        after = mark()
+        assert after > before
+        before = after
+
+
+def _expire_now(engine: Engine, request_id: int) -> None:
+    with unit_of_work(engine) as session:
+        events = deadlines.expire_due(session, None, now=utcnow() + timedelta(hours=1))
+    assert [e.request_id for e in events] == [request_id]
+
+
+def _withdraw(engine: Engine, request_id: int) -> None:
+    with unit_of_work(engine) as session:
+        assert service.withdraw(session, request_id, reason="tasks/cancel")
+
+
 def test_concurrent_decisions_release_exactly_once(engine: Engine, hasher: TokenHasher) -> None:
     """Fifty approve/reject/approve races from threads on one request: one decision wins, one claim runs."""
     request_id, _ = held(engine, hasher)

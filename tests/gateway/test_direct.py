@@ -11,6 +11,7 @@ import anyio
 import httpx2
 import pytest
 
+from service.gateway import direct
 from tests.gateway.harness import RunningGateway, fixture_upstream, run_gateway
 from tests.gateway.test_edges import HEADERS, INIT
 from tests.gateway.test_holds import DEAR, USERS, pending_request_id, sqlite_url
@@ -94,6 +95,37 @@ async def test_a_held_call_streams_heartbeats_and_its_result(tmp_path: Path) -> 
         assert progress["params"]["progressToken"] == "t7"
         assert progress["params"]["message"].startswith(f"waiting for human approval, R-{request_id}")
         assert final["id"] == 7 and [b["type"] for b in final["result"]["content"]] == ["image", "image"]
+        assert len(gw.upstream_calls("generate_image")) == 1
+
+
+async def test_a_quiet_held_call_gets_keep_alives_from_the_shared_ticker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No progress token, so no heartbeats: only the ticker writes to this stream while the call waits."""
+    monkeypatch.setattr(direct, "KEEPALIVE_SECONDS", 0.4)
+    with run_gateway(
+        tmp_path, database_url=sqlite_url(tmp_path), policy=fixture("airlock-demo.yaml"), users=USERS
+    ) as gw:
+        async with httpx2.AsyncClient(timeout=30) as http:
+            session = await open_session(http, gw, gw.token)
+            lines: list[str] = []
+
+            async def agent() -> None:
+                request = http.build_request("POST", gw.mcp_url, json=call(5, "generate_image", DEAR), headers=session)
+                response = await http.send(request, stream=True)
+                async for line in response.aiter_lines():
+                    lines.append(line)
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(agent)
+                request_id = await pending_request_id(gw)
+                with anyio.fail_after(10):
+                    while lines.count(": keep-alive") < 3:
+                        await anyio.sleep(0.05)
+                async with gw.api("ana") as api:
+                    assert (await api.post(f"/api/requests/{request_id}/approve", json={})).status_code == 200
+        final = sse_messages("\n".join(lines))[-1]
+        assert final["id"] == 5 and [b["type"] for b in final["result"]["content"]] == ["image", "image"]
         assert len(gw.upstream_calls("generate_image")) == 1
 
 
