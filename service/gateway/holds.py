@@ -178,9 +178,7 @@ class HoldCoordinator:
             if not waiting:
                 continue
             try:
-                checked_at_mark, decided = await anyio.to_thread.run_sync(
-                    self._decided_since, checked_at_mark, waiting
-                )
+                checked_at_mark, decided = await anyio.to_thread.run_sync(self._decided_since, checked_at_mark, waiting)
             except Unavailable:
                 continue
             self._bus.publish(ApprovalEvent("changed", request_id, "") for request_id in decided)
