@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -241,7 +242,7 @@ def test_the_change_mark_moves_with_every_way_a_request_leaves_pending(engine: E
         service.get(session, approved)
         service.decided_among(session, [approved, rejected])
     assert mark() == before
-    steps = [
+    steps: list[Callable[[], object]] = [
         lambda: decide(engine, approved, ANA),
         lambda: decide(engine, rejected, ANA, Verdict.REJECT, reason="no"),
         lambda: _withdraw(engine, withdrawn),
