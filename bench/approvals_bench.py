@@ -73,7 +73,18 @@ def complaints(workdir: Path, limit: int = 5) -> None:
     if lines:
         print(f"  Airlock logged {len(lines)} warning or error lines during this run; the first {limit}:")
         for line in lines[:limit]:
-            print(f"    {line[:300]}")
+            print(f"    {_gist(line)}")
+
+
+def _gist(line: str) -> str:
+    """A JSON log line as its level and message; a traceback as its last lines, where the error is named."""
+    try:
+        entry = json.loads(line)
+        text = f"{entry.get('level')}: {entry.get('message')}"
+    except (ValueError, AttributeError):
+        text = line
+    parts = [part.strip() for part in text.splitlines() if part.strip()]
+    return " | ".join(parts if len(parts) <= 4 else [parts[0], "...", *parts[-3:]])[:600]
 
 
 def start(workdir: Path, port: int, pending_cap: int) -> tuple[subprocess.Popen[bytes], str, str]:

@@ -299,8 +299,11 @@ class _KeepAlive:
             await anyio.sleep(KEEPALIVE_SECONDS / 5)
             moment = time.monotonic() - KEEPALIVE_SECONDS
             for stream in [s for s in self._streams if s.quiet_since(moment)]:
-                with anyio.move_on_after(1):  # an agent that stopped reading holds up no other stream
-                    await stream.keep_alive()
+                try:
+                    with anyio.move_on_after(1):  # an agent that stopped reading holds up no other stream
+                        await stream.keep_alive()
+                except Exception:  # one broken stream must not end the ticker (nor, with it, the app)
+                    log.debug("keep-alive not written", exc_info=True)
 
 
 class _EventStream:
@@ -311,6 +314,7 @@ class _EventStream:
         self._headers = headers
         self._lock = anyio.Lock()
         self._last_write = time.monotonic()
+        self._closed = False
         self.hung_up = False
 
     async def open(self) -> None:
@@ -340,7 +344,9 @@ class _EventStream:
         await self._write(b": keep-alive\n\n")
 
     async def close(self) -> None:
-        await self._send({"type": "http.response.body", "body": b"", "more_body": False})
+        async with self._lock:
+            self._closed = True
+            await self._send({"type": "http.response.body", "body": b"", "more_body": False})
 
     def progress_relay(self, token: Any) -> ProgressRelay | None:
         if token is None or isinstance(token, bool) or not isinstance(token, int | str):
@@ -362,8 +368,10 @@ class _EventStream:
 
     async def _write(self, chunk: bytes) -> None:
         async with self._lock:
-            await self._send({"type": "http.response.body", "body": chunk, "more_body": True})
-            self._last_write = time.monotonic()
+            # The ticker may pick a stream, then wait on another one's write while this response ends.
+            if not self._closed:
+                await self._send({"type": "http.response.body", "body": chunk, "more_body": True})
+                self._last_write = time.monotonic()
 
 
 def _call_key(session_id: str, request_id: int | str) -> tuple[str, str]:
