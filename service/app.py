@@ -9,6 +9,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from importlib.metadata import version as package_version
 from typing import TYPE_CHECKING, Any
 
@@ -92,7 +93,7 @@ def transport_security(settings: Settings) -> TransportSecuritySettings:
 @asynccontextmanager
 async def running(settings: Settings) -> AsyncIterator[AppState]:
     """Build everything, start the upstreams and background tasks, and take it all down again."""
-    runtime = await anyio.to_thread.run_sync(Runtime.build, settings)
+    runtime = await anyio.to_thread.run_sync(partial(Runtime.build, settings, serving=True))
     metrics = Metrics()
     writer = AuditWriter(runtime.engine)
     writer.start()

@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 
 from service.config import Settings
 from service.db import migrate
+from service.db.checkpoint import SAFETY_NET_PAGES, WalCheckpointer
 from service.db.engine import make_engine
 from service.policy import CounterStore, EstimatorRegistry, MemoryCounters, RedisCounters
 from service.security import TokenHasher, load_pepper
@@ -29,20 +30,27 @@ class Runtime:
     registry: EstimatorRegistry
     _counters: CounterStore | None = field(default=None, repr=False)
     _login_throttle: LoginThrottle | None = field(default=None, repr=False)
+    _checkpointer: WalCheckpointer | None = field(default=None, repr=False)
 
     @classmethod
-    def build(cls, settings: Settings, *, migrate_sqlite: bool = True) -> Runtime:
+    def build(cls, settings: Settings, *, migrate_sqlite: bool = True, serving: bool = False) -> Runtime:
+        """`serving`: the long-running process; on SQLite it checkpoints the WAL from a thread of its own."""
         url = settings.effective_database_url
         if settings.is_sqlite:
             Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
             if migrate_sqlite:
                 migrate.upgrade(url)
-        return cls(
+        background = serving and settings.is_sqlite
+        runtime = cls(
             settings=settings,
-            engine=make_engine(url),
+            engine=make_engine(url, wal_autocheckpoint_pages=SAFETY_NET_PAGES if background else None),
             hasher=TokenHasher(load_pepper(settings)),
             registry=EstimatorRegistry.default(settings.prices),
         )
+        if background and runtime.engine.url.database not in (None, "", ":memory:"):
+            runtime._checkpointer = WalCheckpointer(str(runtime.engine.url.database))
+            runtime._checkpointer.start()
+        return runtime
 
     @property
     def counters(self) -> CounterStore:
@@ -68,6 +76,8 @@ class Runtime:
         return self._login_throttle
 
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
         if self._counters is not None:
             self._counters.close()
         if self._login_throttle is not None:

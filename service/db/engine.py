@@ -10,6 +10,7 @@ import threading
 import weakref
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +30,16 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+def make_engine(url: str, *, wal_autocheckpoint_pages: int | None = None, **kwargs: Any) -> Engine:
+    """`wal_autocheckpoint_pages` (SQLite): when a commit checkpoints the WAL by itself; None keeps SQLite's 1,000.
+    A serving process checkpoints from a thread instead (service/db/checkpoint.py)."""
     url = normalise_url(url)
     if url.startswith("sqlite"):
         path = url.removeprefix("sqlite:///")
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs)
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", partial(_sqlite_pragmas, wal_autocheckpoint_pages))
         event.listen(engine, "begin", _sqlite_begin_immediate)
         _SQLITE_WRITERS[engine] = threading.RLock()
         return engine
@@ -45,12 +48,14 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(url, **kwargs)
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_pragmas(autocheckpoint_pages: int | None, dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
+    if autocheckpoint_pages is not None:
+        cursor.execute(f"PRAGMA wal_autocheckpoint={int(autocheckpoint_pages)}")
     cursor.close()
     # Transactions are begun by hand (below), so the driver must not begin its own.
     dbapi_connection.isolation_level = None

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import MutableMapping
 from typing import Any
 
 import anyio
@@ -14,19 +14,18 @@ from service.gateway import direct
 pytestmark = pytest.mark.anyio
 
 KEEP_ALIVE = b": keep-alive\n\n"
-Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 class Response:
     """What one response was sent, with uvicorn's rule; keep-alives can be made to wait or to fail."""
 
     def __init__(self, *, hold_keep_alives: anyio.Event | None = None, broken: bool = False) -> None:
-        self.messages: list[dict[str, Any]] = []
+        self.messages: list[MutableMapping[str, Any]] = []
         self.keep_alive_started = anyio.Event()
         self._hold = hold_keep_alives
         self._broken = broken
 
-    async def send(self, message: dict[str, Any]) -> None:
+    async def send(self, message: MutableMapping[str, Any]) -> None:
         if self.messages and self.messages[-1].get("more_body") is False:
             raise RuntimeError("Unexpected ASGI message sent, after response already completed.")
         if message.get("body") == KEEP_ALIVE:
