@@ -5,6 +5,7 @@ Everything heavy (database engine, upstream children, the audit writer) is built
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -178,11 +179,13 @@ def _slack_channel(
 def create_app(settings: Settings) -> ASGIApp:
     """The whole process as one ASGI app. MCP requests skip FastAPI's routing: they are the hot path."""
     holder: dict[str, AppState] = {}
+    loops: list[asyncio.AbstractEventLoop] = []
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with running(settings) as state:
             holder["state"] = state
+            loops[:] = [asyncio.get_running_loop()]
             app.state.airlock = state
             start_webui(app, state)
             try:
@@ -233,7 +236,15 @@ def create_app(settings: Settings) -> ASGIApp:
                 return
         await api(scope, receive, send)
 
+    def drain() -> None:
+        """Shutdown begins (called from the signal handler, so it only schedules): held calls get their pending
+        answer while uvicorn still lets their responses finish."""
+        state = holder.get("state")
+        if state is not None and loops:
+            loops[0].call_soon_threadsafe(state.gateway.holds.drain)
+
     app.api = api  # type: ignore[attr-defined]
+    app.drain = drain  # type: ignore[attr-defined]
     return app
 
 

@@ -56,6 +56,13 @@ class EventBus:
                 except Exception:  # one broken subscriber must not stop the others or the caller
                     log.exception("approval event subscriber failed")
 
+    def wake_all(self) -> None:
+        """Wake every waiting call, telling it nothing (it reads its request's state itself); subscribers hear
+        nothing of this, as nothing happened to any request."""
+        for request_id in list(self._waiters):
+            for waiter in self._waiters.pop(request_id, set()):
+                waiter.wake(ApprovalEvent("changed", request_id, ""))
+
     def waiting(self) -> list[int]:
         """The requests some call in this process is waiting on."""
         return list(self._waiters)

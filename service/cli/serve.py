@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
 from typing import Annotated, Any
 
 import typer
@@ -19,8 +22,10 @@ def _run(settings: Settings) -> None:
 
     from service.app import create_app
 
-    uvicorn.run(
-        create_app(settings),
+    app = create_app(settings)
+    drain: Callable[[], None] = app.drain  # type: ignore[attr-defined]
+    config = uvicorn.Config(
+        app,
         host=settings.listen.host,
         port=settings.listen.port,
         forwarded_allow_ips=settings.listen.forwarded_allow_ips,
@@ -28,6 +33,19 @@ def _run(settings: Settings) -> None:
         access_log=False,
         timeout_graceful_shutdown=5,
     )
+
+    class DrainingServer(uvicorn.Server):
+        """On SIGTERM or Ctrl-C, held calls are answered first (a rolling restart cuts no agent off mid-wait)."""
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            drain()
+            super().handle_exit(sig, frame)
+
+    server = DrainingServer(config)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
+    if not server.started:  # as uvicorn.run does: a start-up that failed is a failed exit
+        sys.exit(3)
 
 
 def serve(config: ConfigOption = None) -> None:

@@ -100,6 +100,15 @@ class HoldCoordinator:
         self._pool = pool
         self._policy = policy
         self._config = config
+        self._draining = False
+
+    def drain(self) -> None:
+        """The process is shutting down: every call waiting here gets its pending answer now, while its connection
+        is still open, rather than an error when the graceful-shutdown window closes. Its request stays pending in
+        the database; the same call again, or airlock_approval_status, picks it up on another replica or after the
+        restart. Calls held from now on are answered at once the same way."""
+        self._draining = True
+        self._bus.wake_all()
 
     def budget(self, client_name: str | None) -> float:
         name = (client_name or "").lower()
@@ -211,7 +220,7 @@ class HoldCoordinator:
                     if from_event:
                         continue  # the event's row only saves a read; before waiting again, read what is current
                     now = time.monotonic()
-                    if now >= deadline:
+                    if now >= deadline or self._draining:
                         return answers.pending(request)
                     public_id = request.public_id
                     del request  # a held call keeps no row while it waits: memory per held call is the budget
