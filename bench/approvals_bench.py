@@ -69,7 +69,10 @@ def serve(path: Path) -> subprocess.Popen[bytes]:
 
 def complaints(workdir: Path, limit: int = 5) -> None:
     """Print what Airlock warned about during a run, so no figure is quoted from a run that went wrong unseen."""
-    lines = [line for line in (workdir / "airlock.log").read_text(errors="replace").splitlines() if line.strip()]
+    log = workdir / "airlock.log"
+    if not log.exists():  # Airlock never started: the error that says why is already on its way up
+        return
+    lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
     if lines:
         print(f"  Airlock logged {len(lines)} warning or error lines during this run; the first {limit}:")
         for line in lines[:limit]:

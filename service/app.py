@@ -95,19 +95,19 @@ def transport_security(settings: Settings) -> TransportSecuritySettings:
 async def running(settings: Settings) -> AsyncIterator[AppState]:
     """Build everything, start the upstreams and background tasks, and take it all down again."""
     runtime = await anyio.to_thread.run_sync(partial(Runtime.build, settings, serving=True))
-    metrics = Metrics()
     writer = AuditWriter(runtime.engine)
-    writer.start()
-    standing = StandingCache(runtime.engine)
-    policy = PolicyHolder(
-        runtime.engine,
-        runtime.registry,
-        runtime.counters,
-        settings.policy,
-        counters_fail_open=settings.counters.fail_open,
-        standing_approvals=standing,
-    )
-    try:
+    try:  # from here on, a failed start-up still stops the runtime's threads (the WAL checkpointer, the writer)
+        metrics = Metrics()
+        writer.start()
+        standing = StandingCache(runtime.engine)
+        policy = PolicyHolder(
+            runtime.engine,
+            runtime.registry,
+            runtime.counters,
+            settings.policy,
+            counters_fail_open=settings.counters.fail_open,
+            standing_approvals=standing,
+        )
         await anyio.to_thread.run_sync(policy.load)
         pool = UpstreamPool(settings.upstreams, call_timeout_seconds=settings.upstream_call_timeout.total_seconds())
         bus = EventBus()

@@ -22,9 +22,8 @@ from service.approvals.repository import ApprovalRepository
 from service.approvals.schemas import ApprovalEvent, Approver, Remember, RequestPublic, Verdict
 from service.approvals.standing import remember_for
 from service.arguments import arguments_digest, redact
-from service.audit.repository import AuditRepository
 from service.audit.schemas import AuditRecord
-from service.audit.service import record
+from service.audit.service import audit_head_seq, record
 from service.db.types import utcnow
 from service.errors import Conflict, Forbidden, InvalidInput, NotFound
 from service.policy import ApprovalSpec, Approvers, CounterStore, Decision
@@ -324,9 +323,10 @@ def decided_among(session: Session, request_ids: list[int]) -> list[int]:
 
 
 def change_mark(session: Session) -> int:
-    """A number that moves whenever any request changes state: every such change appends to the audit chain in its
-    transaction, and the chain's head moves in commit order (it is locked until the appending transaction ends)."""
-    return AuditRepository(session).head().seq
+    """A number that moves whenever a request leaves `pending` (approved, rejected, expired, cancelled): each of
+    those appends to the audit chain in its transaction, and the chain's head moves in commit order. It also moves
+    with every other audit event, so it only stands still while nothing at all is recorded."""
+    return audit_head_seq(session)
 
 
 def get(session: Session, request_id: int) -> ToolCallRequest:

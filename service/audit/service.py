@@ -110,6 +110,11 @@ def chain_rows(
     return rows
 
 
+def audit_head_seq(session: Session) -> int:
+    """The newest event's sequence number, from the chain's head row (one primary-key read)."""
+    return AuditRepository(session).head().seq
+
+
 def verify(session: Session) -> ChainReport:
     repo = AuditRepository(session)
     head = repo.head()

@@ -38,8 +38,8 @@ def _run(settings: Settings) -> None:
         """On SIGTERM or Ctrl-C, held calls are answered first (a rolling restart cuts no agent off mid-wait)."""
 
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            super().handle_exit(sig, frame)  # first: whatever happens next, the signal is not lost
             drain()
-            super().handle_exit(sig, frame)
 
     server = DrainingServer(config)
     with contextlib.suppress(KeyboardInterrupt):

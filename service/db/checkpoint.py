@@ -26,7 +26,6 @@ class WalCheckpointer:
         self._interval = interval_seconds
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True)
-        self.checkpoints = 0
         self.last: tuple[int, int, int] | None = None
         """(busy, pages in the WAL, pages checkpointed) of the last checkpoint, as SQLite reports them."""
 
@@ -39,7 +38,11 @@ class WalCheckpointer:
             self._thread.join(timeout)
 
     def _run(self) -> None:
-        connection = sqlite3.connect(self._path, check_same_thread=False)
+        try:
+            connection = sqlite3.connect(self._path)
+        except sqlite3.Error:  # commits fall back to the safety net; say so, as nothing else would
+            log.exception("WAL checkpoints stopped: cannot open %s", self._path)
+            return
         try:
             while not self._stopping.wait(self._interval):
                 try:
@@ -47,7 +50,8 @@ class WalCheckpointer:
                 except sqlite3.Error as exc:  # the next round tries again; the safety net still holds
                     log.warning("WAL checkpoint failed: %s", exc)
                     continue
-                self.checkpoints += 1
                 self.last = (int(busy), int(pages), int(done))
+        except Exception:  # a thread's error reaches no log by itself
+            log.exception("WAL checkpoints stopped; commits checkpoint past %d pages instead", SAFETY_NET_PAGES)
         finally:
             connection.close()

@@ -257,7 +257,8 @@ class McpEntry:
             await _json(send, 401, {"error": exc.message}, bearer=True)
             return
         except Exception as exc:  # the grant store is down: fail closed with a clear answer
-            log.warning("grant check failed: %r", exc)
+            # The first line only: a driver's error goes on with the statement and its parameters.
+            log.warning("grant check failed: %s: %s", type(exc).__name__, (str(exc).splitlines() or [""])[0][:200])
             await _json(send, 503, {"error": "Airlock cannot check grants right now; try again shortly"})
             return
         if upstream is not None and not grant.may_reach(upstream):

@@ -103,10 +103,11 @@ class HoldCoordinator:
         self._draining = False
 
     def drain(self) -> None:
-        """The process is shutting down: every call waiting here gets its pending answer now, while its connection
-        is still open, rather than an error when the graceful-shutdown window closes. Its request stays pending in
-        the database; the same call again, or airlock_approval_status, picks it up on another replica or after the
-        restart. Calls held from now on are answered at once the same way."""
+        """The process is shutting down: every call held here in blocking mode gets its pending answer now, while
+        its connection is still open, rather than an error when the graceful-shutdown window closes. Its request
+        stays pending in the database; the same call again, or airlock_approval_status, picks it up on another
+        replica or after the restart. Calls held from now on are answered at once the same way. (A `tasks/result`
+        waiting in `wait_settled` has no such answer to give; its task is durable and any replica answers for it.)"""
         self._draining = True
         self._bus.wake_all()
 
@@ -178,29 +179,32 @@ class HoldCoordinator:
         return await self.wait_and_deliver(caller, request_id, wait_seconds)
 
     async def watch_other_processes(self) -> None:
-        """Wake the calls whose request was decided elsewhere: one query per second for all of them, and only when
-        the database changed since the last one."""
-        checked_at_mark: int | None = None
+        """Wake the calls whose request was decided elsewhere: one query per second for all of them, and only for
+        the newly waiting ones while the database has not changed since the last look."""
+        mark: int | None = None
+        checked: set[int] = set()
         while True:
             await anyio.sleep(CROSS_PROCESS_CHECK_SECONDS)
             waiting = self._bus.waiting()
             if not waiting:
                 continue
             try:
-                checked_at_mark, decided = await anyio.to_thread.run_sync(self._decided_since, checked_at_mark, waiting)
+                mark, decided = await anyio.to_thread.run_sync(self._decided_since, mark, checked, waiting)
             except Unavailable:
                 continue
+            checked = set(waiting)
             self._bus.publish(ApprovalEvent("changed", request_id, "") for request_id in decided)
 
-    def _decided_since(self, mark: int | None, request_ids: list[int]) -> tuple[int, list[int]]:
+    def _decided_since(self, mark: int | None, checked: set[int], waiting: list[int]) -> tuple[int, list[int]]:
+        """Thousands of held calls made this query the whole idle cost of holding them. Each decision appends to the
+        audit chain in its own transaction, so while the chain's head stands still, no request that the last look
+        checked can have been decided since. The head is read before the query: a decision committed after that
+        read moves it for the next look. Requests that started waiting since the last look are always checked (a
+        decision may have come between the last look's read and their wait)."""
         with reading(self._db) as session:
-            # Thousands of held calls made this query the whole idle cost of holding them. Every change to a request
-            # is an audit event in its own transaction, so an unmoved chain head means nothing was decided anywhere
-            # since the last look. The mark is read first: whatever commits after it moves it for the next look.
             now_mark = approvals.change_mark(session)
-            if now_mark == mark:
-                return now_mark, []
-            return now_mark, approvals.decided_among(session, request_ids)
+            ask = waiting if now_mark != mark else [r for r in waiting if r not in checked]
+            return now_mark, approvals.decided_among(session, ask) if ask else []
 
     async def wait_and_deliver(self, caller: Caller, request_id: int, budget: float) -> types.CallToolResult:
         started = time.monotonic()

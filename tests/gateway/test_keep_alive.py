@@ -21,12 +21,14 @@ class Response:
 
     def __init__(self, *, hold_keep_alives: anyio.Event | None = None, broken: bool = False) -> None:
         self.messages: list[MutableMapping[str, Any]] = []
+        self.refused = 0
         self.keep_alive_started = anyio.Event()
         self._hold = hold_keep_alives
         self._broken = broken
 
     async def send(self, message: MutableMapping[str, Any]) -> None:
         if self.messages and self.messages[-1].get("more_body") is False:
+            self.refused += 1  # counted here: the ticker logs and swallows the error
             raise RuntimeError("Unexpected ASGI message sent, after response already completed.")
         if message.get("body") == KEEP_ALIVE:
             self.keep_alive_started.set()
@@ -64,7 +66,7 @@ async def test_a_stream_that_ends_while_the_ticker_waits_on_another_gets_nothing
         await anyio.sleep(0.3)  # several more ticks
         tasks.cancel_scope.cancel()
     assert responses[ended].messages[-1] == {"type": "http.response.body", "body": b"", "more_body": False}
-    assert responses[ended].keep_alives() == 0
+    assert responses[ended].keep_alives() == 0 and responses[ended].refused == 0
     assert responses[waiting_on].keep_alives() >= 2  # the ticker lived on
 
 
