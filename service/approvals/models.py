@@ -10,6 +10,7 @@ from sqlalchemy import JSON, BigInteger, Boolean, Column, ForeignKey, Index, Int
 from sqlmodel import Field, SQLModel
 
 import service.db.base  # noqa: F401
+from service.arguments import arguments_digest
 from service.db.types import BIG_ID, StrEnumType, UTCDateTime, utcnow
 
 
@@ -67,6 +68,16 @@ class ToolCallRequest(SQLModel, table=True):
     @property
     def public_id(self) -> str:
         return f"R-{self.id}"
+
+    @property
+    def review_arguments(self) -> dict[str, Any]:
+        """What an approval now releases: the latest edit when there is one, else the agent's original."""
+        return self.edited_arguments if self.edited_arguments is not None else self.arguments
+
+    @property
+    def review_digest(self) -> str:
+        """The digest a decision must carry: that of `review_arguments`, as the deciding person's view showed them."""
+        return arguments_digest(self.review_arguments)
 
 
 class ApprovalVote(SQLModel, table=True):

@@ -162,8 +162,10 @@ def decide(
     remember: Remember | None = None,
     validate_arguments: ArgumentValidator | None = None,
     counters: CounterStore | None = None,
+    seen_digest: str | None = None,
     now: datetime | None = None,
 ) -> tuple[ToolCallRequest, list[ApprovalEvent]]:
+    """`seen_digest`: the digest of the arguments the deciding person's view showed in full (`review_digest`)."""
     now = now or utcnow()
     repo = ApprovalRepository(session)
     request = repo.get(request_id, lock=True)
@@ -178,6 +180,8 @@ def decide(
     refusal = may_decide(request, approver)
     if refusal is not None:
         raise Forbidden(refusal)
+    if seen_digest is not None and seen_digest != request.review_digest:
+        raise Conflict(f"R-{request.id}'s arguments are not the ones you saw; reload it and decide again")
     if verdict is Verdict.REJECT:
         return request, _reject(session, request, approver, reason, counters, now)
     if arguments is not None:
