@@ -50,7 +50,7 @@ async def decide_from_web(
         verdict,
         queries.public,
         reason=reason or None,
-        arguments=arguments,
+        patch=arguments,
         remember=remember,
     )
     return public

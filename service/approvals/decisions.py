@@ -46,8 +46,9 @@ class Decisions:
         view: Callable[[Session, ToolCallRequest], T],
         *,
         reason: str | None = None,
-        arguments: dict[str, Any] | None = None,
+        patch: dict[str, Any] | None = None,
         remember: Remember | None = None,
+        seen_digest: str | None = None,
     ) -> T:
         """Decide, and return `view` of the decided request, read in the same transaction."""
 
@@ -59,10 +60,11 @@ class Decisions:
                     approver,
                     verdict,
                     reason=reason,
-                    arguments=arguments,
+                    patch=patch,
                     remember=remember,
                     validate_arguments=self._validate,
                     counters=self._counters,
+                    seen_digest=seen_digest,
                 )
                 return view(session, request), events
 

@@ -104,7 +104,7 @@ async def _decide(
         verdict,
         queries.public,
         reason=reason,
-        arguments=arguments,
+        patch=arguments,
         remember=remember,
     )
     return public

@@ -16,6 +16,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session
 
 from service.approvals.deadlines import next_reminder
+from service.approvals.edits import apply_patch
 from service.approvals.models import ApprovalVote, RequestStatus, ToolCallRequest
 from service.approvals.records import emit, give_back_budget, request_event
 from service.approvals.repository import ApprovalRepository
@@ -158,14 +159,15 @@ def decide(
     verdict: Verdict,
     *,
     reason: str | None = None,
-    arguments: dict[str, Any] | None = None,
+    patch: dict[str, Any] | None = None,
     remember: Remember | None = None,
     validate_arguments: ArgumentValidator | None = None,
     counters: CounterStore | None = None,
     seen_digest: str | None = None,
     now: datetime | None = None,
 ) -> tuple[ToolCallRequest, list[ApprovalEvent]]:
-    """`seen_digest`: the digest of the arguments the deciding person's view showed in full (`review_digest`)."""
+    """`seen_digest`: the digest of the arguments the deciding person's view showed in full (`review_digest`).
+    `patch`: an approver's edit, a JSON merge patch on those arguments (approvals/edits.py)."""
     now = now or utcnow()
     repo = ApprovalRepository(session)
     request = repo.get(request_id, lock=True)
@@ -184,6 +186,7 @@ def decide(
         raise Conflict(f"R-{request.id}'s arguments are not the ones you saw; reload it and decide again")
     if verdict is Verdict.REJECT:
         return request, _reject(session, request, approver, reason, counters, now)
+    arguments = apply_patch(request.review_arguments, patch) if patch is not None else None
     if arguments is not None:
         problems = validate_arguments(request.tool, arguments) if validate_arguments else []
         if problems:

@@ -209,7 +209,7 @@ class SlackChannel:
                 verdict,
                 _nothing,
                 reason=reason,
-                arguments=arguments,
+                patch=arguments,
                 remember=remember,
             )  # the events it publishes bring our cards up to date
         except AirlockError as exc:

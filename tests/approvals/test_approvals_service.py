@@ -153,8 +153,8 @@ def test_edited_arguments_are_validated_and_kept_beside_the_original(engine: Eng
         return [] if arguments.get("n", 1) <= 4 else ["n must be at most 4"]
 
     with pytest.raises(InvalidInput, match="n must be at most 4"):
-        decide(engine, request_id, ANA, arguments={**IMAGE, "n": 9}, validate_arguments=validate)
-    approved = decide(engine, request_id, ANA, arguments={**IMAGE, "n": 1}, validate_arguments=validate)
+        decide(engine, request_id, ANA, patch={**IMAGE, "n": 9}, validate_arguments=validate)
+    approved = decide(engine, request_id, ANA, patch={**IMAGE, "n": 1}, validate_arguments=validate)
     assert approved.edited_arguments == {**IMAGE, "n": 1}
     assert approved.arguments["n"] == 4
 
