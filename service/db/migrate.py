@@ -11,7 +11,9 @@ from alembic.script import ScriptDirectory
 from alembic import command
 from service.db.engine import make_engine, normalise_url
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+# A wheel carries the migrations as service/db/migrations/ (see setup.py); a checkout has their source, alembic/.
+_PACKAGED = Path(__file__).resolve().with_name("migrations")
+_CHECKOUT = Path(__file__).resolve().parents[2] / "alembic"
 
 # Made by migration 0007 beyond what the models can describe: SQLite's FTS5 table for the history search (FTS5 keeps
 # shadow tables beside it, named after it) and PostgreSQL's trigram indexes. A comparison of the models with a database
@@ -28,9 +30,14 @@ def include_name(name: str | None, type_: str, _parent_names: object) -> bool:
     return True
 
 
+def migrations_folder() -> Path:
+    return _PACKAGED if (_PACKAGED / "env.py").is_file() else _CHECKOUT
+
+
 def alembic_config(url: str) -> Config:
-    config = Config(str(PROJECT_ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(PROJECT_ROOT / "alembic"))
+    """No alembic.ini: it is not in the wheel, and running the migrations needs nothing from it but this."""
+    config = Config()
+    config.set_main_option("script_location", str(migrations_folder()))
     config.attributes["url"] = normalise_url(url)
     return config
 
