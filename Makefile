@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install lint format test bench bench-cluster soak chaos demo migrate clean
+.PHONY: install lint format test smoke bench bench-cluster soak chaos demo migrate clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ format: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The wheel built from this checkout, installed in a fresh venv in a temporary folder and run from there: the demo,
+# one allowed call, one held call approved through REST, the banner's stdio config (tests/install/wheel_smoke.py).
+smoke: $(STAMP)
+	$(BIN)/python -m tests.install.wheel_smoke
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from service.audit import service
-from service.cli.common import CLI_ACTOR, ConfigOption, JsonOption, print_json, runtime
+from service.cli.common import CLI_ACTOR, ConfigOption, DataDirOption, JsonOption, print_json, runtime
 from service.db.engine import unit_of_work
 from service.errors import InvalidInput
 
@@ -33,9 +33,9 @@ def parse_when(value: str | None, option: str) -> datetime | None:
 
 
 @app.command("verify")
-def verify(config: ConfigOption = None, as_json: JsonOption = False) -> None:
+def verify(config: ConfigOption = None, data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
     """Check every link of the chain; exit 1 when a row was edited or deleted."""
-    with runtime(config) as rt, unit_of_work(rt.engine) as session:
+    with runtime(config, data_dir=data_dir) as rt, unit_of_work(rt.engine) as session:
         report = service.verify(session)
     if as_json:
         print_json(report.__dict__)
@@ -53,10 +53,11 @@ def export(
     until: Annotated[str | None, typer.Option(help="Up to (not including) this date or time.")] = None,
     format_: Annotated[ExportFormat, typer.Option("--format")] = ExportFormat.jsonl,
     config: ConfigOption = None,
+    data_dir: DataDirOption = None,
 ) -> None:
     """Stream events to stdout as JSON lines or CSV."""
     start, end = parse_when(since, "--since"), parse_when(until, "--until")
-    with runtime(config) as rt, unit_of_work(rt.engine) as session:
+    with runtime(config, data_dir=data_dir) as rt, unit_of_work(rt.engine) as session:
         for chunk in service.export(session, since=start, until=end, fmt=format_.value):
             typer.echo(chunk, nl=False)
 
@@ -65,10 +66,11 @@ def export(
 def purge(
     before: Annotated[str, typer.Option(help="Delete events older than this date or time.")],
     config: ConfigOption = None,
+    data_dir: DataDirOption = None,
 ) -> None:
     """Delete old events; the hash at the cut is kept so `verify` still proves the rest."""
     cut = parse_when(before, "--before")
     assert cut is not None
-    with runtime(config) as rt, unit_of_work(rt.engine) as session:
+    with runtime(config, data_dir=data_dir) as rt, unit_of_work(rt.engine) as session:
         deleted = service.purge(session, cut, actor=CLI_ACTOR)
     typer.echo(f"{deleted} events purged")

@@ -4,7 +4,7 @@ from typing import Annotated
 
 import typer
 
-from service.cli.common import CLI_ACTOR, ConfigOption, JsonOption, print_json, print_table, runtime
+from service.cli.common import CLI_ACTOR, ConfigOption, DataDirOption, JsonOption, print_json, print_table, runtime
 from service.db.engine import unit_of_work
 from service.grants import service
 
@@ -20,11 +20,12 @@ def create(
         list[str] | None, typer.Option(help="An upstream it may reach, repeatable (default: all).")
     ] = None,
     config: ConfigOption = None,
+    data_dir: DataDirOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Create a grant and print its bearer token, once, as the last line."""
     labels = service.parse_labels(label or [])
-    with runtime(config) as rt, unit_of_work(rt.engine) as session:
+    with runtime(config, data_dir=data_dir, create=True) as rt, unit_of_work(rt.engine) as session:
         created = service.create_grant(
             session,
             rt.hasher,
@@ -45,10 +46,11 @@ def create(
 @app.command("list")
 def list_(
     config: ConfigOption = None,
+    data_dir: DataDirOption = None,
     as_json: JsonOption = False,
     all_: Annotated[bool, typer.Option("--all", help="Include revoked grants.")] = False,
 ) -> None:
-    with runtime(config) as rt, unit_of_work(rt.engine) as session:
+    with runtime(config, data_dir=data_dir) as rt, unit_of_work(rt.engine) as session:
         grants = service.list_grants(session, include_revoked=all_)
     if as_json:
         print_json(grants)
@@ -68,7 +70,7 @@ def list_(
 
 
 @app.command("revoke")
-def revoke(name: str, config: ConfigOption = None) -> None:
-    with runtime(config) as rt, unit_of_work(rt.engine) as session:
+def revoke(name: str, config: ConfigOption = None, data_dir: DataDirOption = None) -> None:
+    with runtime(config, data_dir=data_dir) as rt, unit_of_work(rt.engine) as session:
         service.revoke_grant(session, name, actor=CLI_ACTOR)
     typer.echo(f"grant {name} revoked")

@@ -8,8 +8,7 @@ from pathlib import Path
 import typer
 
 from service.cli import audit, grants, policy, requests, serve, users
-from service.cli.common import ConfigOption
-from service.config import load_settings
+from service.cli.common import ConfigOption, DataDirOption, cli_settings
 from service.db import migrate
 from service.errors import AirlockError, Unavailable
 
@@ -31,9 +30,10 @@ app.add_typer(db_app, name="db")
 
 
 @db_app.command("upgrade")
-def db_upgrade(config: ConfigOption = None) -> None:
-    """Run the migrations (SQLite databases are migrated by every command; PostgreSQL only by this one)."""
-    settings = load_settings(config)
+def db_upgrade(config: ConfigOption = None, data_dir: DataDirOption = None) -> None:
+    """Create the database or bring it to the newest schema (other commands migrate an existing SQLite database
+    themselves; PostgreSQL is migrated only by this one)."""
+    settings = cli_settings(config, data_dir)
     if settings.is_sqlite:
         Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     try:
@@ -49,3 +49,7 @@ def main() -> None:
     except AirlockError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         sys.exit(1 if isinstance(exc, Unavailable) else 2)
+
+
+if __name__ == "__main__":  # `python -m service.cli.main`, where no `airlock` script is installed
+    main()

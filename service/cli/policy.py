@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from service.cli.common import CLI_ACTOR, ConfigOption, JsonOption, print_json, print_table, runtime
+from service.cli.common import CLI_ACTOR, ConfigOption, DataDirOption, JsonOption, print_json, print_table, runtime
 from service.config import load_settings
 from service.db.engine import unit_of_work
 from service.errors import InvalidInput, PolicyInvalid
@@ -20,7 +20,9 @@ FileArgument = Annotated[Path, typer.Argument(exists=True, dir_okay=False, reada
 
 
 @app.command("check")
-def check(file: FileArgument, config: ConfigOption = None, as_json: JsonOption = False) -> None:
+def check(
+    file: FileArgument, config: ConfigOption = None, data_dir: DataDirOption = None, as_json: JsonOption = False
+) -> None:
     """Validate a policy file: exit 0 when it loads, 2 with every problem when it does not."""
     settings = load_settings(config)
     registry = EstimatorRegistry.default(settings.prices)
@@ -51,9 +53,10 @@ def apply(
     file: FileArgument,
     comment: Annotated[str, typer.Option(help="Why the policy changes (required).")],
     config: ConfigOption = None,
+    data_dir: DataDirOption = None,
 ) -> None:
     """Store the file as the new current policy version."""
-    with runtime(config) as rt, unit_of_work(rt.engine) as session:
+    with runtime(config, data_dir=data_dir, create=True) as rt, unit_of_work(rt.engine) as session:
         version = service.apply(
             session,
             service.read_policy_file(file),
@@ -74,6 +77,7 @@ def simulate(
         str | None, typer.Option("--session", help="An MCP session id, for session-scoped limits.")
     ] = None,
     config: ConfigOption = None,
+    data_dir: DataDirOption = None,
 ) -> None:
     """Decide a call without making it; prints one JSON object. Counters are read, never changed."""
     try:
@@ -82,7 +86,7 @@ def simulate(
         raise InvalidInput(f"--args is not valid JSON: {exc}") from None
     if not isinstance(arguments, dict):
         raise InvalidInput("--args must be a JSON object")
-    with runtime(config) as rt, unit_of_work(rt.engine) as session:
+    with runtime(config, data_dir=data_dir) as rt, unit_of_work(rt.engine) as session:
         policy, _version = service.compiled_current(session, rt.registry, rt.settings.policy)
         info = grant_info(session, grant)
         engine = PolicyEngine(policy, DryRunCounters(rt.counters))
@@ -100,8 +104,10 @@ def simulate(
 
 
 @app.command("history")
-def history(config: ConfigOption = None, as_json: JsonOption = False, limit: int = 20) -> None:
-    with runtime(config) as rt, unit_of_work(rt.engine) as session:
+def history(
+    config: ConfigOption = None, data_dir: DataDirOption = None, as_json: JsonOption = False, limit: int = 20
+) -> None:
+    with runtime(config, data_dir=data_dir) as rt, unit_of_work(rt.engine) as session:
         versions = service.history(session, limit)
     rows = [
         {
@@ -120,9 +126,11 @@ def history(config: ConfigOption = None, as_json: JsonOption = False, limit: int
 
 
 @app.command("show")
-def show(version: Annotated[int | None, typer.Argument()] = None, config: ConfigOption = None) -> None:
+def show(
+    version: Annotated[int | None, typer.Argument()] = None, config: ConfigOption = None, data_dir: DataDirOption = None
+) -> None:
     """Print the source of the current (or a given) policy version."""
-    with runtime(config) as rt, unit_of_work(rt.engine) as session:
+    with runtime(config, data_dir=data_dir) as rt, unit_of_work(rt.engine) as session:
         found = service.get(session, version) if version is not None else service.current(session)
     if found is None:
         raise InvalidInput("no policy version is stored yet")
@@ -134,8 +142,9 @@ def rollback(
     version: int,
     comment: Annotated[str, typer.Option(help="Why (required).")],
     config: ConfigOption = None,
+    data_dir: DataDirOption = None,
 ) -> None:
     """Make an earlier version current again (as a new version)."""
-    with runtime(config) as rt, unit_of_work(rt.engine) as session:
+    with runtime(config, data_dir=data_dir) as rt, unit_of_work(rt.engine) as session:
         new = service.rollback(session, version, rt.registry, actor=CLI_ACTOR, comment=comment)
     typer.echo(f"policy version {new.id} (a copy of {version}) is now in force")

@@ -6,7 +6,7 @@ import typer
 
 from service.approvals import queries, service
 from service.approvals.schemas import Approver, Verdict
-from service.cli.common import ConfigOption, JsonOption, print_json, print_table, runtime
+from service.cli.common import ConfigOption, DataDirOption, JsonOption, print_json, print_table, runtime
 from service.db.engine import unit_of_work
 from service.users.service import get_user
 
@@ -31,9 +31,10 @@ def list_(
     grant: Annotated[str | None, typer.Option()] = None,
     limit: Annotated[int, typer.Option(min=1, max=500)] = 50,
     config: ConfigOption = None,
+    data_dir: DataDirOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    with runtime(config) as rt, unit_of_work(rt.engine) as session:
+    with runtime(config, data_dir=data_dir) as rt, unit_of_work(rt.engine) as session:
         result = queries.page(session, status=status or None, tool=tool, grant=grant, limit=limit, cursor=None)
     if as_json:
         print_json(result)
@@ -54,16 +55,20 @@ def list_(
 
 
 @app.command("show")
-def show(request_id: str, config: ConfigOption = None) -> None:
-    with runtime(config) as rt, unit_of_work(rt.engine) as session:
+def show(request_id: str, config: ConfigOption = None, data_dir: DataDirOption = None) -> None:
+    with runtime(config, data_dir=data_dir) as rt, unit_of_work(rt.engine) as session:
         print_json(queries.detail(session, _id(request_id)))
 
 
 @app.command("approve")
 def approve(
-    request_id: str, as_user: AsUser, comment: Annotated[str | None, typer.Option()] = None, config: ConfigOption = None
+    request_id: str,
+    as_user: AsUser,
+    comment: Annotated[str | None, typer.Option()] = None,
+    config: ConfigOption = None,
+    data_dir: DataDirOption = None,
 ) -> None:
-    _decide(request_id, as_user, Verdict.APPROVE, comment, config)
+    _decide(request_id, as_user, Verdict.APPROVE, comment, config, data_dir)
 
 
 @app.command("reject")
@@ -72,12 +77,15 @@ def reject(
     as_user: AsUser,
     reason: Annotated[str, typer.Option(help="What the agent is told.")],
     config: ConfigOption = None,
+    data_dir: DataDirOption = None,
 ) -> None:
-    _decide(request_id, as_user, Verdict.REJECT, reason, config)
+    _decide(request_id, as_user, Verdict.REJECT, reason, config, data_dir)
 
 
-def _decide(request_id: str, username: str, verdict: Verdict, reason: str | None, config: ConfigOption) -> None:
-    with runtime(config) as rt, unit_of_work(rt.engine) as session:
+def _decide(
+    request_id: str, username: str, verdict: Verdict, reason: str | None, config: ConfigOption, data_dir: DataDirOption
+) -> None:
+    with runtime(config, data_dir=data_dir) as rt, unit_of_work(rt.engine) as session:
         user = get_user(session, username)
         approver = Approver(user.username, user.role, "cli", slack_user_id=user.slack_user_id)
         request, _events = service.decide(

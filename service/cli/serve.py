@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import contextlib
-import json
+import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from service import log
+from service.cli.clients import clients
 from service.cli.common import ConfigOption
 from service.config import DEFAULT_DATA_DIR, Settings, load_settings
+from service.grants.client_configs import airlock_command, as_text, client_configs
 
 
 def _run(settings: Settings) -> None:
@@ -69,15 +71,6 @@ def demo_settings(data_dir: Path, host: str, port: int) -> Settings:
     )
 
 
-def client_config(mcp_url: str, token: str) -> dict[str, Any]:
-    return {
-        "mcpServers": {
-            "airlock": {"type": "http", "url": mcp_url, "headers": {"Authorization": f"Bearer {token}"}},
-            "airlock-stdio": {"command": "airlock", "args": ["connect", "--url", mcp_url, "--token", token]},
-        }
-    }
-
-
 def demo(
     data_dir: Annotated[Path, typer.Option(help="Where the demo keeps its SQLite database.")] = DEFAULT_DATA_DIR,
     host: Annotated[str, typer.Option()] = "127.0.0.1",
@@ -90,19 +83,20 @@ def demo(
 
     settings = demo_settings(data_dir, host, port)
     mcp_url = f"http://{host}:{port}/mcp"
-    with runtime(None, settings) as rt, unit_of_work(rt.engine) as session:
+    airlock = shlex.join(airlock_command())
+    data = shlex.quote(str(Path(settings.data_dir).absolute()))
+    with runtime(None, settings, create=True) as rt, unit_of_work(rt.engine) as session:
         creds = demo_setup.prepare(session, rt.hasher, rt.registry, Path(settings.data_dir), mcp_url)
     typer.echo(f"Airlock demo: MCP endpoint {mcp_url}")
     typer.echo(f"  agent grant token: {creds.grant_token}")
     typer.echo(f"  web UI:            {settings.public_url}/  (the queue, history and rules)")
     typer.echo(f"  admin login:       {creds.admin_user} / {creds.admin_password}")
-    typer.echo(f"  everything above:  {Path(settings.data_dir) / demo_setup.CREDENTIALS_FILE}")
-    typer.echo("  MCP client config (streamable HTTP, or stdio through `airlock connect`):")
-    typer.echo(json.dumps(client_config(mcp_url, creds.grant_token), indent=2))
+    typer.echo(f"  everything above:  {Path(settings.data_dir).absolute() / demo_setup.CREDENTIALS_FILE}")
+    typer.echo("  MCP client configs (again at any time: `airlock clients --token <grant token>`):")
+    typer.echo(as_text(client_configs(mcp_url, creds.grant_token)))
     typer.echo("  Cheap images pass, over $0.10 are held, saving to server folders is denied.")
-    typer.echo("  Decide held calls in the web UI, or here: `airlock requests list`,")
-    typer.echo("  `airlock requests approve R-1 --as admin`")
-    typer.echo(f"  (elsewhere set AIRLOCK_DATA_DIR={settings.data_dir}), or through the REST API at")
+    typer.echo(f"  Decide held calls in the web UI, or with `{airlock} requests list --data-dir {data}`")
+    typer.echo(f"  and `{airlock} requests approve R-1 --as admin --data-dir {data}`, or through the REST API at")
     typer.echo(f"  {settings.public_url}/api/requests with Authorization: Bearer <admin_api_token>. Ctrl-C stops.")
     _run(settings)
 
@@ -139,4 +133,5 @@ def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
     app.command("demo")(demo)
     app.command("connect")(connect)
+    app.command("clients")(clients)
     app.command("demo-upstream")(demo_upstream)

@@ -4,7 +4,7 @@ from typing import Annotated
 
 import typer
 
-from service.cli.common import CLI_ACTOR, ConfigOption, JsonOption, print_json, print_table, runtime
+from service.cli.common import CLI_ACTOR, ConfigOption, DataDirOption, JsonOption, print_json, print_table, runtime
 from service.db.engine import unit_of_work
 from service.users import service
 
@@ -18,11 +18,12 @@ def create(
     slack_user: Annotated[str | None, typer.Option(help="Their Slack user id, e.g. U024BE7LH.")] = None,
     email: Annotated[str | None, typer.Option()] = None,
     config: ConfigOption = None,
+    data_dir: DataDirOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Create a user; prints a generated password and API token (shown once)."""
     parsed_role = service.parse_role(role)
-    with runtime(config) as rt, unit_of_work(rt.engine) as session:
+    with runtime(config, data_dir=data_dir, create=True) as rt, unit_of_work(rt.engine) as session:
         created = service.create_user(
             session,
             rt.hasher,
@@ -41,8 +42,8 @@ def create(
 
 
 @app.command("list")
-def list_(config: ConfigOption = None, as_json: JsonOption = False) -> None:
-    with runtime(config) as rt, unit_of_work(rt.engine) as session:
+def list_(config: ConfigOption = None, data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
+    with runtime(config, data_dir=data_dir) as rt, unit_of_work(rt.engine) as session:
         users = service.list_users(session)
     if as_json:
         print_json(users)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,6 +13,7 @@ from service.api.deps import RowId, StateDep
 from service.approvals import standing, stats
 from service.audit import queries as audit_queries
 from service.grants import service as grants
+from service.grants.client_configs import client_configs
 from service.users import service as users
 from webui.auth import Admin, Approver, CheckedForm, Viewer, field
 from webui.rendering import redirect_with_flash, render_html
@@ -29,13 +29,7 @@ def _labels(text: str) -> dict[str, str]:
     return grants.parse_labels(pairs)
 
 
-def client_config(base_url: str, token: str) -> str:
-    """A ready MCP client configuration for the new grant (streamable HTTP with a bearer token)."""
-    config = {"mcpServers": {"airlock": {"url": f"{base_url}/mcp", "headers": {"Authorization": f"Bearer {token}"}}}}
-    return json.dumps(config, indent=2)
-
-
-async def _grants_page(request: Request, state: StateDep, *, created: dict[str, str] | None = None) -> Response:
+async def _grants_page(request: Request, state: StateDep, *, created: dict[str, Any] | None = None) -> Response:
     since = datetime.now(UTC) - timedelta(days=USAGE_DAYS - 1)
     since = since.replace(hour=0, minute=0, second=0, microsecond=0)
     show_revoked = request.query_params.get("revoked") == "1"
@@ -89,7 +83,7 @@ async def create(request: Request, form: CheckedForm, state: StateDep, user: Adm
 
     token = await in_session(state, run)
     base = (state.runtime.settings.public_url or str(request.base_url)).rstrip("/")
-    shown = {"name": name, "token": token, "config": client_config(base, token)}
+    shown = {"name": name, "token": token, "configs": client_configs(f"{base}/mcp", token)}
     return await _grants_page(request, state, created=shown)
 
 
