@@ -122,7 +122,7 @@ async def running(settings: Settings) -> AsyncIterator[AppState]:
             max_request_body_size=settings.max_request_bytes,
         )
         manager.session_prefix = f"{settings.replica_name}." if settings.replica_name else ""
-        slack = _slack_channel(settings, runtime, bus, gateway, standing)
+        slack = _slack_channel(settings, runtime, bus, gateway, standing, policy)
         channels: list[ApprovalChannel] = [slack] if slack is not None else []
         async with anyio.create_task_group() as tasks:
             for channel in channels:
@@ -147,6 +147,7 @@ async def running(settings: Settings) -> AsyncIterator[AppState]:
                     bus,
                     validate_arguments=gateway.validate_arguments,
                     counters=runtime.counters,
+                    policy=policy.current,
                     on_remembered=standing.invalidate,
                 )
                 yield AppState(runtime, pool, gateway, grants, metrics, writer, entry, bus, decisions, slack)
@@ -157,7 +158,12 @@ async def running(settings: Settings) -> AsyncIterator[AppState]:
 
 
 def _slack_channel(
-    settings: Settings, runtime: Runtime, bus: EventBus, gateway: Gateway, standing: StandingCache
+    settings: Settings,
+    runtime: Runtime,
+    bus: EventBus,
+    gateway: Gateway,
+    standing: StandingCache,
+    policy: PolicyHolder,
 ) -> SlackChannel | None:
     if not settings.slack.enabled:
         if settings.slack.signing_secret or settings.slack.app_token:
@@ -172,6 +178,7 @@ def _slack_channel(
         public_url=settings.public_url or f"http://{settings.listen.host}:{settings.listen.port}",
         validate_arguments=gateway.validate_arguments,
         counters=runtime.counters,
+        policy=policy.current,
         on_remembered=standing.invalidate,
     )
 

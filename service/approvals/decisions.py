@@ -1,6 +1,7 @@
 """The decision point as the running channels use it (REST, web UI, Slack): `service.decide` in a transaction of its
-own, off the event loop; then, once it has committed, the standing-approval cache told about an "approve and
-remember" and the events published, so waiting calls wake and read the new state."""
+own, off the event loop, with the policy in force (which evaluates an edit again); then, once it has committed, the
+standing-approval cache told about an "approve and remember" and the events published, so waiting calls wake and read
+the new state."""
 
 from __future__ import annotations
 
@@ -12,12 +13,12 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from service.approvals import service
+from service.approvals.edits import ArgumentValidator
 from service.approvals.events import EventBus
 from service.approvals.models import ToolCallRequest
 from service.approvals.schemas import ApprovalEvent, Approver, Remember, Verdict
-from service.approvals.service import ArgumentValidator
 from service.db.engine import unit_of_work
-from service.policy import CounterStore
+from service.policy import CounterStore, PolicyEngine
 
 T = TypeVar("T")
 
@@ -30,12 +31,14 @@ class Decisions:
         *,
         validate_arguments: ArgumentValidator,
         counters: CounterStore | None,
+        policy: Callable[[], PolicyEngine],
         on_remembered: Callable[[], None],
     ) -> None:
         self._db = db
         self._bus = bus
         self._validate = validate_arguments
         self._counters = counters
+        self._policy = policy
         self._on_remembered = on_remembered
 
     async def decide(
@@ -64,6 +67,7 @@ class Decisions:
                     remember=remember,
                     validate_arguments=self._validate,
                     counters=self._counters,
+                    policy=self._policy(),
                     seen_digest=seen_digest,
                 )
                 return view(session, request), events

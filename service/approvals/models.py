@@ -48,6 +48,9 @@ class ToolCallRequest(SQLModel, table=True):
     rule: str = Field(sa_column=Column(Text, nullable=False))
     reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     cost_micros: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    """The estimated cost of the call under review (of the latest edit, once edited)."""
+    original_cost_micros: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    """The agent's original call's estimated cost, kept from the first edit on."""
     approval: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     reservation: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     hold_mode: str | None = Field(default=None, sa_column=Column(String(16), nullable=True))
@@ -81,7 +84,8 @@ class ToolCallRequest(SQLModel, table=True):
 
 
 class ApprovalVote(SQLModel, table=True):
-    """One person's approval of a request; a quorum of N needs N distinct rows."""
+    """One person's approval of a request, bound to the arguments digest it approved. A quorum of N needs N distinct
+    approvers whose votes carry the digest that runs; an edit moves that digest, so older votes stop counting."""
 
     __tablename__ = "approval_votes"
     __table_args__ = (UniqueConstraint("request_id", "approver", name="uq_approval_votes_request_id_approver"),)
@@ -92,6 +96,11 @@ class ApprovalVote(SQLModel, table=True):
     )
     approver: str = Field(sa_column=Column(String(64), nullable=False))
     channel: str = Field(sa_column=Column(String(16), nullable=False))
+    arguments_digest: str = Field(default="", sa_column=Column(String(64), nullable=False, server_default=""))
+    """What this vote approved (votes from before digests were recorded carry "" and never count)."""
+    remember_scope: str | None = Field(default=None, sa_column=Column(String(16), nullable=True))
+    """"arguments" or "tool" when this approver asked to remember the call; None when not."""
+    remember_seconds: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
 
 

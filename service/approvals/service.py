@@ -8,64 +8,28 @@ the events for subscribers are returned, to be published once the transaction ha
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session
 
+from service.approvals import votes
 from service.approvals.deadlines import next_reminder
-from service.approvals.edits import apply_patch
+from service.approvals.deciders import may_decide, spec_from_json, spec_to_json
+from service.approvals.edits import ArgumentValidator, edit
 from service.approvals.models import ApprovalVote, RequestStatus, ToolCallRequest
 from service.approvals.records import emit, give_back_budget, request_event
 from service.approvals.repository import ApprovalRepository
 from service.approvals.schemas import ApprovalEvent, Approver, Remember, RequestPublic, Verdict
-from service.approvals.standing import remember_for
+from service.approvals.standing import check_remember, remember_for
 from service.arguments import arguments_digest, redact
 from service.audit.schemas import AuditRecord
 from service.audit.service import audit_head_seq, record
 from service.db.types import utcnow
 from service.errors import Conflict, Forbidden, InvalidInput, NotFound
-from service.policy import ApprovalSpec, Approvers, CounterStore, Decision
-from service.users.models import Role
-
-ArgumentValidator = Callable[[str, Mapping[str, Any]], list[str]]
-
-
-def spec_to_json(spec: ApprovalSpec, owner: str | None) -> dict[str, Any]:
-    a = spec.approvers
-    return {
-        "approvers": {
-            "roles": list(a.roles),
-            "users": list(a.users),
-            "slack_users": list(a.slack_users),
-            "slack_groups": list(a.slack_groups),
-        },
-        "timeout_s": spec.timeout.total_seconds(),
-        "quorum": spec.quorum,
-        "self_approval": spec.self_approval,
-        "channel": spec.channel,
-        "slack": spec.slack,
-        "owner": owner,
-    }
-
-
-def spec_from_json(data: Mapping[str, Any]) -> ApprovalSpec:
-    a = data.get("approvers", {})
-    return ApprovalSpec(
-        approvers=Approvers(
-            roles=tuple(a.get("roles", ())),
-            users=tuple(a.get("users", ())),
-            slack_users=tuple(a.get("slack_users", ())),
-            slack_groups=tuple(a.get("slack_groups", ())),
-        ),
-        timeout=timedelta(seconds=float(data.get("timeout_s", 900))),
-        quorum=int(data.get("quorum", 1)),
-        self_approval=bool(data.get("self_approval", False)),
-        channel=data.get("channel"),
-        slack=bool(data.get("slack", True)),
-    )
+from service.policy import CounterStore, Decision, PolicyEngine
 
 
 def open_request(
@@ -131,27 +95,6 @@ def open_request(
     return request, emit(session, [ApprovalEvent("created", request.id, RequestStatus.PENDING.value)])
 
 
-def may_decide(request: ToolCallRequest, approver: Approver) -> str | None:
-    """None when `approver` may decide this request; otherwise why not (the rule lives here, nowhere else)."""
-    spec = spec_from_json(request.approval)
-    owner = request.approval.get("owner")
-    if owner and owner == approver.username and not spec.self_approval:
-        return "you own this agent's grant, and this rule does not allow self-approval"
-    if approver.role is Role.ADMIN:
-        return None
-    if approver.role is Role.VIEWER:
-        return "viewers may not decide requests"
-    allowed = spec.approvers
-    if (
-        approver.role.value in allowed.roles
-        or approver.username in allowed.users
-        or (approver.slack_user_id is not None and approver.slack_user_id in allowed.slack_users)
-        or bool(approver.slack_groups & set(allowed.slack_groups))
-    ):
-        return None
-    return "you are not an approver for this rule"
-
-
 def decide(
     session: Session,
     request_id: int,
@@ -163,11 +106,13 @@ def decide(
     remember: Remember | None = None,
     validate_arguments: ArgumentValidator | None = None,
     counters: CounterStore | None = None,
+    policy: PolicyEngine | None = None,
     seen_digest: str | None = None,
     now: datetime | None = None,
 ) -> tuple[ToolCallRequest, list[ApprovalEvent]]:
     """`seen_digest`: the digest of the arguments the deciding person's view showed in full (`review_digest`).
-    `patch`: an approver's edit, a JSON merge patch on those arguments (approvals/edits.py)."""
+    `patch`: an approver's edit, a JSON merge patch on those arguments (approvals/edits.py), which `policy` (the
+    policy in force) evaluates again. An approval is a vote for the arguments under review, after the edit."""
     now = now or utcnow()
     repo = ApprovalRepository(session)
     request = repo.get(request_id, lock=True)
@@ -186,42 +131,53 @@ def decide(
         raise Conflict(f"R-{request.id}'s arguments are not the ones you saw; reload it and decide again")
     if verdict is Verdict.REJECT:
         return request, _reject(session, request, approver, reason, counters, now)
-    arguments = apply_patch(request.review_arguments, patch) if patch is not None else None
-    if arguments is not None:
-        problems = validate_arguments(request.tool, arguments) if validate_arguments else []
-        if problems:
-            raise InvalidInput("the edited arguments do not fit the tool: " + "; ".join(problems))
-    votes = repo.votes(request.id)
-    if any(v.approver == approver.username for v in votes):
-        raise Conflict(
-            f"you already approved R-{request.id}; it needs {spec_from_json(request.approval).quorum} approvers"
-        )
-    repo.add_vote(
-        ApprovalVote(request_id=request.id, approver=approver.username, channel=approver.channel, created_at=now)
-    )
+    if remember is not None:
+        check_remember(remember)
+    edited = patch is not None and edit(session, request, approver, patch, validate_arguments, policy, now)
+    counted = votes.cast(session, request.id, approver, request.review_digest, remember, now)
     quorum = spec_from_json(request.approval).quorum
-    if len(votes) + 1 < quorum:
-        _audit(
-            session, request, approver, "request.vote", "pending", reason, {"votes": len(votes) + 1, "quorum": quorum}
-        )
+    if len(counted) < quorum:
+        details = {"votes": len(counted), "quorum": quorum, "arguments_digest": request.review_digest}
+        _audit(session, request, approver, "request.vote", "pending", reason, details)
         vote = ApprovalEvent("vote", request.id, RequestStatus.PENDING.value, {"by": approver.username})
         return request, emit(session, [vote])
+    return request, _approve(session, request, approver, counted, edited, reason, remember is not None, now)
+
+
+def _approve(
+    session: Session,
+    request: ToolCallRequest,
+    approver: Approver,
+    counted: list[ApprovalVote],
+    edited: bool,
+    reason: str | None,
+    remember_asked: bool,
+    now: datetime,
+) -> list[ApprovalEvent]:
+    """pending -> approved, once the whole quorum voted for the arguments under review; they are what runs."""
+    assert request.id is not None
     values: dict[str, Any] = {"decided_at": now, "decided_by": approver.username, "decision_reason": reason}
-    if arguments is not None:
-        values["edited_arguments"] = arguments
-    if not repo.move(request.id, RequestStatus.PENDING, RequestStatus.APPROVED, **values):
+    if not ApprovalRepository(session).move(request.id, RequestStatus.PENDING, RequestStatus.APPROVED, **values):
         session.refresh(request)
         raise Conflict(_already(request))
-    details: dict[str, Any] = {"channel": approver.channel}
-    if arguments is not None:
-        # Both sets are kept: the original on the request row, the edited one beside it; the log has their digests.
-        details["edited_arguments_digest"] = arguments_digest(arguments)
-    if remember is not None:
-        standing = remember_for(session, request, approver.username, remember, now)
-        details["standing_approval"] = standing.id
+    was_edited = request.edited_arguments is not None
+    details: dict[str, Any] = {
+        "channel": approver.channel,
+        "approvers": [v.approver for v in counted],
+        "original_digest": request.arguments_digest,
+        "executed_digest": request.review_digest,
+        "original_cost_micros": request.original_cost_micros if was_edited else request.cost_micros,
+        "executed_cost_micros": request.cost_micros,
+        "edited_with_this_vote": edited,
+    }
+    agreed = votes.agreed_remember(counted)
+    if agreed is not None:
+        details["standing_approval"] = remember_for(session, request, approver.username, agreed, now).id
+    elif remember_asked or any(v.remember_scope for v in counted):
+        details["not_remembered"] = "not every approver whose vote released the call asked to remember it"
     _audit(session, request, approver, "request.approved", "approved", reason, details)
     _moved(request, RequestStatus.APPROVED, values)
-    return request, emit(
+    return emit(
         session,
         [
             ApprovalEvent(

@@ -17,17 +17,22 @@ from service.db.types import utcnow
 from service.errors import InvalidInput, NotFound
 
 
+def check_remember(remember: Remember) -> None:
+    if remember.duration <= timedelta(0) or remember.duration > timedelta(days=30):
+        raise InvalidInput("remember for more than nothing and at most 30 days")
+
+
 def remember_for(
     session: Session, request: ToolCallRequest, approver: str, remember: Remember, now: datetime
 ) -> StandingApproval:
-    if remember.duration <= timedelta(0) or remember.duration > timedelta(days=30):
-        raise InvalidInput("remember for more than nothing and at most 30 days")
+    """A standing approval for the call that runs: the arguments under review (the latest edit), when scoped to them."""
+    check_remember(remember)
     announce(session, CHANGES, {"what": "standing", "grant": request.grant_id})
     return ApprovalRepository(session).add_standing(
         StandingApproval(
             grant_id=request.grant_id,
             tool=request.tool,
-            arguments_digest=request.arguments_digest if remember.scope == "arguments" else None,
+            arguments_digest=request.review_digest if remember.scope == "arguments" else None,
             created_by=approver,
             request_id=request.id,
             created_at=now,

@@ -18,15 +18,15 @@ from anyio.abc import TaskGroup
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from service.approvals import service as approvals
+from service.approvals.deciders import may_decide
 from service.approvals.decisions import Decisions
+from service.approvals.edits import ArgumentValidator
 from service.approvals.events import EventBus
 from service.approvals.models import RequestStatus, ToolCallRequest
 from service.approvals.schemas import ApprovalEvent, Remember, Verdict
-from service.approvals.service import ArgumentValidator
 from service.config import SlackConfig
 from service.errors import AirlockError
-from service.policy import CounterStore
+from service.policy import CounterStore, PolicyEngine
 from service.slack import cards, interactions
 from service.slack.card_keeper import CardKeeper
 from service.slack.client import SlackClient, SlackError
@@ -58,6 +58,7 @@ class SlackChannel:
         public_url: str,
         validate_arguments: ArgumentValidator,
         counters: CounterStore | None,
+        policy: Callable[[], PolicyEngine],
         on_remembered: Callable[[], None],
         send_interval_seconds: float = 1.0,
     ) -> None:
@@ -70,7 +71,12 @@ class SlackChannel:
         self.outbox = SendQueue(interval_seconds=send_interval_seconds)
         self._validate = validate_arguments
         self._decisions = Decisions(
-            db, bus, validate_arguments=validate_arguments, counters=counters, on_remembered=on_remembered
+            db,
+            bus,
+            validate_arguments=validate_arguments,
+            counters=counters,
+            policy=policy,
+            on_remembered=on_remembered,
         )
         self.keeper = CardKeeper(
             db=db,
@@ -130,7 +136,7 @@ class SlackChannel:
         if approver is None:
             await self._ephemeral(click.channel_id, click.user_id, NOT_LINKED)
             return
-        refusal = _not_decidable(request) or approvals.may_decide(request, approver)
+        refusal = _not_decidable(request) or may_decide(request, approver)
         if refusal is not None:
             await self._ephemeral(click.channel_id, click.user_id, _sentence(refusal))
             return

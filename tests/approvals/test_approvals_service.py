@@ -9,74 +9,22 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import col, select
 
 from service.approvals import deadlines, service
 from service.approvals import standing as standing_service
-from service.approvals.models import RequestStatus, ToolCallRequest
+from service.approvals.models import RequestStatus
 from service.approvals.repository import ApprovalRepository
 from service.approvals.schemas import Approver, Remember, Verdict
 from service.audit.models import AuditEvent
 from service.audit.service import verify
 from service.db.engine import unit_of_work
 from service.db.types import utcnow
-from service.errors import Conflict, Forbidden, InvalidInput
-from service.grants.service import create_grant
-from service.policy import GrantInfo, MemoryCounters, Outcome, ToolCall
+from service.errors import Conflict, Forbidden, InvalidInput, Unavailable
 from service.security import TokenHasher
 from service.users.models import Role
-from service.users.service import create_user
+from tests.approvals.helpers import ADMIN, ANA, BO, OWNER, VIEWER, decide, held, hold
 from tests.policy.helpers import IMAGE, engine_for, fixture
-
-ADMIN = Approver("root", Role.ADMIN, "web")
-ANA = Approver("ana", Role.APPROVER, "web")
-BO = Approver("bo", Role.APPROVER, "slack", slack_user_id="U0BO")
-VIEWER = Approver("vic", Role.VIEWER, "web")
-OWNER = Approver("dana", Role.APPROVER, "web")
-
-
-def held(engine: Engine, hasher: TokenHasher, policy: str | None = None, **args: Any) -> tuple[int, MemoryCounters]:
-    """A generate_image call held under the demo policy, persisted for the grant dana owns."""
-    counters = MemoryCounters()
-    with unit_of_work(engine) as session:
-        if session.exec(select(ToolCallRequest)).first() is None and not _grant_exists(session):
-            create_user(session, hasher, username="dana", role=Role.APPROVER, actor="t")
-            create_grant(session, hasher, name="bot", actor="t", owner="dana")
-    policy_engine = engine_for(policy or fixture("airlock-demo.yaml"), counters=counters)
-    arguments = {**IMAGE, "n": 4, **args}
-    decision = policy_engine.decide(ToolCall(GrantInfo("1", "bot", "dana"), "generate_image", arguments))
-    assert decision.outcome is Outcome.HOLD
-    with unit_of_work(engine) as session:
-        request, events = service.open_request(
-            session,
-            grant_id=1,
-            grant_name="bot",
-            grant_owner="dana",
-            upstream="imagegen",
-            tool="generate_image",
-            upstream_tool="generate_image",
-            arguments=arguments,
-            decision=decision,
-            policy_version_id=None,
-            hold_mode="blocking",
-        )
-    assert events[0].kind == "created"
-    assert request.id is not None
-    return request.id, counters
-
-
-def _grant_exists(session: Session) -> bool:
-    from service.grants.models import Grant
-
-    return session.exec(select(Grant)).first() is not None
-
-
-def decide(
-    engine: Engine, request_id: int, approver: Approver, verdict: Verdict = Verdict.APPROVE, **kwargs: Any
-) -> ToolCallRequest:
-    with unit_of_work(engine) as session:
-        request, _events = service.decide(session, request_id, approver, verdict, **kwargs)
-    return request
 
 
 def test_approve_then_claim_exactly_once(engine: Engine, hasher: TokenHasher) -> None:
@@ -147,14 +95,17 @@ def test_reject_needs_a_reason_and_gives_the_budget_back(engine: Engine, hasher:
 
 
 def test_edited_arguments_are_validated_and_kept_beside_the_original(engine: Engine, hasher: TokenHasher) -> None:
-    request_id, _ = held(engine, hasher)
+    rules = engine_for(fixture("airlock-demo.yaml"))
+    request_id = hold(engine, hasher, rules)
 
     def validate(tool: str, arguments: Any) -> list[str]:
         return [] if arguments.get("n", 1) <= 4 else ["n must be at most 4"]
 
     with pytest.raises(InvalidInput, match="n must be at most 4"):
-        decide(engine, request_id, ANA, patch={**IMAGE, "n": 9}, validate_arguments=validate)
-    approved = decide(engine, request_id, ANA, patch={**IMAGE, "n": 1}, validate_arguments=validate)
+        decide(engine, request_id, ANA, patch={**IMAGE, "n": 9}, validate_arguments=validate, policy=rules)
+    with pytest.raises(Unavailable, match="cannot be checked against the policy"):  # no policy: no edit
+        decide(engine, request_id, ANA, patch={**IMAGE, "n": 1}, validate_arguments=validate)
+    approved = decide(engine, request_id, ANA, patch={**IMAGE, "n": 1}, validate_arguments=validate, policy=rules)
     assert approved.edited_arguments == {**IMAGE, "n": 1}
     assert approved.arguments["n"] == 4
 

@@ -8,7 +8,7 @@ from service.approvals import service
 from service.approvals.models import RequestStatus
 from service.db.engine import unit_of_work
 from service.security import TokenHasher
-from tests.approvals.test_approvals_service import held
+from tests.approvals.helpers import held
 from tests.cli.conftest import Invoke
 
 

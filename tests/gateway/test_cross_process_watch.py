@@ -13,7 +13,7 @@ from service.config import HoldConfig
 from service.db.engine import unit_of_work
 from service.gateway.holds import HoldCoordinator
 from service.security import TokenHasher
-from tests.approvals.test_approvals_service import ANA, decide, held
+from tests.approvals.helpers import ANA, decide, held
 
 
 def coordinator(engine: Engine) -> HoldCoordinator:

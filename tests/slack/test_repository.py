@@ -12,7 +12,7 @@ from service.security import TokenHasher
 from service.slack.repository import SlackRepository
 from service.users.models import Role
 from service.users.service import create_user
-from tests.approvals.test_approvals_service import ADMIN, decide, held
+from tests.approvals.helpers import ADMIN, decide, held
 
 
 def test_cards_owed_and_lagging(engine: Engine, hasher: TokenHasher) -> None:

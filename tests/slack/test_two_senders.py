@@ -12,7 +12,7 @@ from service.slack.card_keeper import CardKeeper
 from service.slack.client import SlackClient
 from service.slack.identity import SlackDirectory
 from service.slack.outbox import SendQueue
-from tests.approvals.test_approvals_service import held
+from tests.approvals.helpers import held
 from tests.slack.fake_slack import BOT_TOKEN, fake_slack
 
 pytestmark = pytest.mark.anyio
