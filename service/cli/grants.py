@@ -69,6 +69,11 @@ def list_(
 
 @app.command("revoke")
 def revoke(name: str, config: ConfigOption = None) -> None:
-    with runtime(config) as rt, unit_of_work(rt.engine) as session:
-        service.revoke_grant(session, name, actor=CLI_ACTOR)
-    typer.echo(f"grant {name} revoked")
+    with runtime(config) as rt:
+        with unit_of_work(rt.engine) as session:
+            cancellation = service.revoke_grant(session, name, actor=CLI_ACTOR)
+        # Committed: the cancelled calls can no longer run, so their budgets go back (a running gateway hears of
+        # the cancels through the database).
+        cancellation.settle(rt.counters)
+    cancelled = f"; {len(cancellation.cancelled)} call(s) that had not run were cancelled" if cancellation.cancelled else ""
+    typer.echo(f"grant {name} revoked{cancelled}")

@@ -9,6 +9,7 @@ from typing import Any
 
 import mcp_types as types
 
+from service.approvals.cancellation import GRANT_REVOKED, revoked
 from service.approvals.models import ToolCallRequest
 from service.arguments import redact
 from service.policy import Decision
@@ -87,10 +88,15 @@ def expired(request: ToolCallRequest) -> types.CallToolResult:
 
 def cancelled(request: ToolCallRequest) -> types.CallToolResult:
     return error_result(
-        f"[CANCELLED] the request was withdrawn, not executed ({request.public_id}).",
+        f"[CANCELLED] {GRANT_REVOKED if revoked(request) else 'the request was withdrawn'}, not executed"
+        f" ({request.public_id}).",
         outcome="cancelled",
         request_id=request.public_id,
     )
+
+
+def grant_revoked() -> types.CallToolResult:
+    return error_result(f"[CANCELLED] {GRANT_REVOKED}, not executed.", outcome="cancelled")
 
 
 def unknown_tool(name: str) -> types.CallToolResult:

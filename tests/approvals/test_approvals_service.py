@@ -35,9 +35,15 @@ VIEWER = Approver("vic", Role.VIEWER, "web")
 OWNER = Approver("dana", Role.APPROVER, "web")
 
 
-def held(engine: Engine, hasher: TokenHasher, policy: str | None = None, **args: Any) -> tuple[int, MemoryCounters]:
+def held(
+    engine: Engine,
+    hasher: TokenHasher,
+    policy: str | None = None,
+    counters: MemoryCounters | None = None,
+    **args: Any,
+) -> tuple[int, MemoryCounters]:
     """A generate_image call held under the demo policy, persisted for the grant dana owns."""
-    counters = MemoryCounters()
+    counters = counters or MemoryCounters()
     with unit_of_work(engine) as session:
         if session.exec(select(ToolCallRequest)).first() is None and not _grant_exists(session):
             create_user(session, hasher, username="dana", role=Role.APPROVER, actor="t")
