@@ -75,5 +75,5 @@ def revoke(name: str, config: ConfigOption = None) -> None:
         # Committed: the cancelled calls can no longer run, so their budgets go back (a running gateway hears of
         # the cancels through the database).
         cancellation.settle(rt.counters)
-    cancelled = f"; {len(cancellation.cancelled)} call(s) that had not run were cancelled" if cancellation.cancelled else ""
-    typer.echo(f"grant {name} revoked{cancelled}")
+    count = len(cancellation.cancelled)
+    typer.echo(f"grant {name} revoked" + (f"; {count} call(s) that had not run were cancelled" if count else ""))

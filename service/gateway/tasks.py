@@ -19,8 +19,8 @@ from mcp.shared.exceptions import MCPError
 from sqlalchemy import Engine
 
 from service.approvals import service as approvals
-from service.approvals.events import EventBus
 from service.approvals.cancellation import revoked
+from service.approvals.events import EventBus
 from service.approvals.models import RequestStatus, ToolCallRequest
 from service.approvals.schemas import ApprovalEvent
 from service.arguments import parse_request_id

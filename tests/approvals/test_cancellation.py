@@ -161,7 +161,9 @@ def test_an_approval_racing_the_revocation_is_cancelled_too(engine: Engine, hash
 
 
 def _wait_until_a_backend_waits_for_a_lock(engine: Engine) -> None:
-    query = text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()")
+    query = text(
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+    )
     for _ in range(2000):
         with engine.connect() as conn:
             if conn.execute(query).scalar_one():

@@ -107,7 +107,8 @@ async def revoke(name: str, form: CheckedForm, state: StateDep, user: Admin) -> 
     cancellation = await in_session(state, lambda s: grants.revoke_grant(s, name, actor=f"user:{user.username}"))
     cancellation.settle(state.runtime.counters, state.bus)  # committed: budgets back, held calls and pages told
     state.grants.clear()
-    cancelled = f" {len(cancellation.cancelled)} call(s) that had not run were cancelled." if cancellation.cancelled else ""
+    count = len(cancellation.cancelled)
+    cancelled = f" {count} call(s) that had not run were cancelled." if count else ""
     return redirect_with_flash("/grants", f"Grant {name} is revoked: its token no longer works.{cancelled}")
 
 
