@@ -24,6 +24,12 @@ def error_result(text: str, **structured: Any) -> types.CallToolResult:
 
 
 def denied(decision: Decision) -> types.CallToolResult:
+    if decision.invalid_arguments:
+        return error_result(
+            f"[INVALID ARGUMENTS] {'; '.join(map(str, decision.invalid_arguments))}. The call was not made; fix the"
+            " arguments and call again.",
+            outcome="invalid_arguments",
+        )
     return error_result(
         f"[POLICY DENIED] {decision.reason or 'Denied by policy.'} (rule {decision.rule})",
         outcome="denied",
