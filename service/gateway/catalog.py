@@ -38,7 +38,7 @@ MAX_PROBLEMS = 10
 _MESSAGE_CHARS = 300  # a message may quote a huge value back
 
 
-def compile_validator(tool: str, schema: Mapping[str, Any]) -> Validator | None:
+def compile_validator(tool: str, schema: dict[str, Any]) -> Validator | None:
     """The validator for a tool's inputSchema (its `$schema` dialect, else 2020-12), or None for a schema that is
     itself invalid: that is the upstream's fault, so it is logged and not enforced rather than refusing every call."""
     cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)

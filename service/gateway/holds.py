@@ -146,7 +146,7 @@ class HoldCoordinator:
             if await anyio.to_thread.run_sync(self._at_pending_cap, caller.grant.id):
                 engine.release(decision.reservation, upstream_failed=True)
                 return answers.too_many_pending(self._config.pending_cap)
-            request_id = await anyio.to_thread.run_sync(
+            opened = await anyio.to_thread.run_sync(
                 self._open,
                 caller,
                 name,
@@ -156,9 +156,10 @@ class HoldCoordinator:
                 decision,
                 "task" if as_task else "blocking",
             )
-            if request_id is None:  # the grant was revoked while this call was on its way: nothing is queued
+            if opened is None:  # the grant was revoked while this call was on its way: nothing is queued
                 engine.release(decision.reservation, upstream_failed=False)
                 return answers.grant_revoked()
+            request_id = opened
         if as_task:
             request = await anyio.to_thread.run_sync(self._load, request_id)
             assert request is not None
