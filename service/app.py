@@ -100,6 +100,7 @@ async def running(settings: Settings) -> AsyncIterator[AppState]:
         metrics = Metrics()
         writer.start()
         standing = StandingCache(runtime.engine)
+        pool = UpstreamPool(settings.upstreams, call_timeout_seconds=settings.upstream_call_timeout.total_seconds())
         policy = PolicyHolder(
             runtime.engine,
             runtime.registry,
@@ -107,9 +108,9 @@ async def running(settings: Settings) -> AsyncIterator[AppState]:
             settings.policy,
             counters_fail_open=settings.counters.fail_open,
             standing_approvals=standing,
+            argument_check=pool.catalog,  # calls the policy may hold are checked against their tool's inputSchema
         )
         await anyio.to_thread.run_sync(policy.load)
-        pool = UpstreamPool(settings.upstreams, call_timeout_seconds=settings.upstream_call_timeout.total_seconds())
         bus = EventBus()
         holds = HoldCoordinator(runtime.engine, bus, pool, policy, settings.hold)
         gateway = Gateway(pool, policy, writer, metrics, holds, standing)

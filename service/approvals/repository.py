@@ -58,6 +58,23 @@ class ApprovalRepository:
         )
         return bool(getattr(result, "rowcount", 0))  # a CursorResult for an UPDATE
 
+    def status_of(self, request_id: int) -> RequestStatus | None:
+        """The committed status, read afresh (not from the session's loaded row)."""
+        found = self.session.exec(select(ToolCallRequest.status).where(ToolCallRequest.id == request_id)).first()
+        return RequestStatus(found) if found is not None else None
+
+    def of_grant(self, grant_id: int, statuses: Sequence[RequestStatus]) -> list[ToolCallRequest]:
+        return list(
+            self.session.exec(
+                select(ToolCallRequest)
+                .where(
+                    ToolCallRequest.grant_id == grant_id,
+                    col(ToolCallRequest.status).in_([s.value for s in statuses]),
+                )
+                .order_by(col(ToolCallRequest.id))
+            ).all()
+        )
+
     def due(self, now: datetime, limit: int = 500) -> list[ToolCallRequest]:
         return list(
             self.session.exec(

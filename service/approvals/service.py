@@ -199,6 +199,8 @@ def _moved(request: ToolCallRequest, status: RequestStatus, values: dict[str, An
 
 
 def _already(request: ToolCallRequest) -> str:
+    if request.status is RequestStatus.CANCELLED and request.decision_reason:
+        return f"R-{request.id} was cancelled: {request.decision_reason}"  # e.g. its grant was revoked
     if request.decided_by and request.decided_at:
         verdict = "rejected" if request.status is RequestStatus.REJECTED else "approved"
         now = "" if request.status.value == verdict else f" (now {request.status.value})"

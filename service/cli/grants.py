@@ -71,6 +71,11 @@ def list_(
 
 @app.command("revoke")
 def revoke(name: str, config: ConfigOption = None, data_dir: DataDirOption = None) -> None:
-    with runtime(config, data_dir=data_dir) as rt, unit_of_work(rt.engine) as session:
-        service.revoke_grant(session, name, actor=CLI_ACTOR)
-    typer.echo(f"grant {name} revoked")
+    with runtime(config, data_dir=data_dir) as rt:
+        with unit_of_work(rt.engine) as session:
+            cancellation = service.revoke_grant(session, name, actor=CLI_ACTOR)
+        # Committed: the cancelled calls can no longer run, so their budgets go back (a running gateway hears of
+        # the cancels through the database).
+        cancellation.settle(rt.counters)
+    count = len(cancellation.cancelled)
+    typer.echo(f"grant {name} revoked" + (f"; {count} call(s) that had not run were cancelled" if count else ""))

@@ -9,6 +9,7 @@ from typing import Any
 
 import mcp_types as types
 
+from service.approvals.cancellation import GRANT_REVOKED, revoked
 from service.approvals.models import ToolCallRequest
 from service.arguments import redact
 from service.policy import Decision
@@ -23,6 +24,12 @@ def error_result(text: str, **structured: Any) -> types.CallToolResult:
 
 
 def denied(decision: Decision) -> types.CallToolResult:
+    if decision.invalid_arguments:
+        return error_result(
+            f"[INVALID ARGUMENTS] {'; '.join(map(str, decision.invalid_arguments))}. The call was not made; fix the"
+            " arguments and call again.",
+            outcome="invalid_arguments",
+        )
     return error_result(
         f"[POLICY DENIED] {decision.reason or 'Denied by policy.'} (rule {decision.rule})",
         outcome="denied",
@@ -87,10 +94,15 @@ def expired(request: ToolCallRequest) -> types.CallToolResult:
 
 def cancelled(request: ToolCallRequest) -> types.CallToolResult:
     return error_result(
-        f"[CANCELLED] the request was withdrawn, not executed ({request.public_id}).",
+        f"[CANCELLED] {GRANT_REVOKED if revoked(request) else 'the request was withdrawn'}, not executed"
+        f" ({request.public_id}).",
         outcome="cancelled",
         request_id=request.public_id,
     )
+
+
+def grant_revoked() -> types.CallToolResult:
+    return error_result(f"[CANCELLED] {GRANT_REVOKED}, not executed.", outcome="cancelled")
 
 
 def unknown_tool(name: str) -> types.CallToolResult:

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
+import jsonschema
 import mcp_types as types
+from jsonschema.exceptions import SchemaError
+from jsonschema.protocols import Validator
 
 from service.errors import ConfigInvalid
+from service.policy import ArgumentProblem
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +34,33 @@ def normalise_schema(schema: object) -> dict[str, object]:
     return schema
 
 
+MAX_PROBLEMS = 10
+_MESSAGE_CHARS = 300  # a message may quote a huge value back
+
+
+def compile_validator(tool: str, schema: dict[str, Any]) -> Validator | None:
+    """The validator for a tool's inputSchema (its `$schema` dialect, else 2020-12), or None for a schema that is
+    itself invalid: that is the upstream's fault, so it is logged and not enforced rather than refusing every call."""
+    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+    try:
+        cls.check_schema(schema)
+    except SchemaError as exc:
+        log.warning("tool %r has an invalid inputSchema, its arguments are not checked: %s", tool, exc.message)
+        return None
+    validator: Validator = cls(schema)
+    return validator
+
+
+def problems_with(validator: Validator, arguments: Mapping[str, Any]) -> list[ArgumentProblem]:
+    out: list[ArgumentProblem] = []
+    for error in validator.iter_errors(dict(arguments)):
+        message = error.message if len(error.message) <= _MESSAGE_CHARS else error.message[:_MESSAGE_CHARS] + "…"
+        out.append(ArgumentProblem("/".join(map(str, error.absolute_path)), str(error.validator), message))
+        if len(out) == MAX_PROBLEMS:
+            break
+    return out
+
+
 class ToolCatalog:
     """Agent-visible tool name -> upstream and upstream name; rebuilt whenever an upstream's tools change."""
 
@@ -36,6 +68,7 @@ class ToolCatalog:
         self._routes: dict[str, Route] = {}
         self._tools: dict[str, types.Tool] = {}
         self._by_upstream: dict[str, list[str]] = {}
+        self._validators: dict[str, Validator | None] = {}
 
     def rebuild(self, upstreams: Iterable[tuple[str, str, list[types.Tool]]], *, strict: bool) -> None:
         """(name, prefix, tools) in config order. A name two upstreams claim is an error when `strict`
@@ -61,13 +94,28 @@ class ToolCatalog:
                     update={"name": visible, "input_schema": normalise_schema(tool.input_schema)}
                 )
                 names.append(visible)
+        # Compiled once per listing, not per call; a tool whose schema did not change keeps its validator when
+        # another upstream's listing changes (and an invalid schema is logged once).
+        validators = {
+            name: self._validators[name]
+            if name in self._tools and self._tools[name].input_schema == tool.input_schema
+            else compile_validator(name, tool.input_schema)
+            for name, tool in tools.items()
+        }
         self._routes, self._tools, self._by_upstream = routes, tools, by_upstream
+        self._validators = validators
 
     def route(self, visible: str) -> Route | None:
         return self._routes.get(visible)
 
     def tool(self, visible: str) -> types.Tool | None:
         return self._tools.get(visible)
+
+    def problems(self, visible: str, arguments: Mapping[str, Any]) -> list[ArgumentProblem]:
+        """How the arguments break the tool's inputSchema; empty when they fit, when the schema is not enforced, or
+        when no upstream offers the tool (the gateway refuses unknown tools on its own)."""
+        validator = self._validators.get(visible)
+        return problems_with(validator, arguments) if validator is not None else []
 
     def tools_for(self, upstreams: Iterable[str]) -> list[types.Tool]:
         out = []

@@ -29,6 +29,7 @@ from service.errors import Unavailable
 from service.gateway import answers
 from service.gateway.pool import UpstreamPool
 from service.gateway.upstreams import ProgressRelay, UpstreamUnavailable
+from service.grants import service as grants
 from service.grants.schemas import AuthenticatedGrant
 from service.policy import Decision, DryRunCounters, Outcome, PolicyEngine, Reservation, ToolCall
 from service.policy_versions.holder import PolicyHolder
@@ -145,7 +146,7 @@ class HoldCoordinator:
             if await anyio.to_thread.run_sync(self._at_pending_cap, caller.grant.id):
                 engine.release(decision.reservation, upstream_failed=True)
                 return answers.too_many_pending(self._config.pending_cap)
-            request_id = await anyio.to_thread.run_sync(
+            opened = await anyio.to_thread.run_sync(
                 self._open,
                 caller,
                 name,
@@ -155,6 +156,10 @@ class HoldCoordinator:
                 decision,
                 "task" if as_task else "blocking",
             )
+            if opened is None:  # the grant was revoked while this call was on its way: nothing is queued
+                engine.release(decision.reservation, upstream_failed=False)
+                return answers.grant_revoked()
+            request_id = opened
         if as_task:
             request = await anyio.to_thread.run_sync(self._load, request_id)
             assert request is not None
@@ -363,8 +368,10 @@ class HoldCoordinator:
         arguments: dict[str, Any],
         decision: Decision,
         mode: str,
-    ) -> int:
+    ) -> int | None:
         with unit_of_work(self._db) as session:
+            if not grants.hold_live(session, caller.grant.id):
+                return None
             request, events = approvals.open_request(
                 session,
                 grant_id=caller.grant.id,

@@ -11,7 +11,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import jsonschema
 import mcp_types as types
 from mcp.shared.exceptions import MCPError
 
@@ -106,14 +105,9 @@ class Gateway:
 
     def validate_arguments(self, tool: str, arguments: Mapping[str, Any]) -> list[str]:
         """Problems with (edited) arguments against the tool's inputSchema, for approvers who change a call."""
-        definition = self.pool.catalog.tool(tool)
-        if definition is None:
+        if self.pool.catalog.tool(tool) is None:
             return [f"the tool {tool!r} is not offered by any connected upstream right now"]
-        validator = jsonschema.Draft202012Validator(definition.input_schema)
-        return [
-            f"{'/'.join(map(str, e.path)) or '(arguments)'}: {e.message}"
-            for e in validator.iter_errors(dict(arguments))
-        ][:10]
+        return [str(problem) for problem in self.pool.catalog.problems(tool, arguments)]
 
     def list_tools(self, grant: AuthenticatedGrant, scope: str | None) -> list[types.Tool]:
         engine = self.policy.current()
@@ -218,11 +212,15 @@ class Gateway:
             details["retry_after_s"] = decision.retry_after
         if decision.standing_approval is not None:
             details["standing_approval"] = decision.standing_approval
+        if decision.invalid_arguments:  # where and which keyword only: the messages may quote secret values
+            details["invalid_arguments"] = [
+                f"{p.where or '(arguments)'}: {p.keyword}" for p in decision.invalid_arguments
+            ]
         if ctx.session_id:
             details["session"] = ctx.session_id
         return AuditRecord(
             kind="call",
-            action=_ACTIONS[decision.outcome],
+            action="call.invalid_arguments" if decision.invalid_arguments else _ACTIONS[decision.outcome],
             actor=f"agent:{ctx.grant.info.name}",
             grant_id=ctx.grant.id,
             grant_name=ctx.grant.info.name,

@@ -19,6 +19,7 @@ from mcp.shared.exceptions import MCPError
 from sqlalchemy import Engine
 
 from service.approvals import service as approvals
+from service.approvals.cancellation import revoked
 from service.approvals.events import EventBus
 from service.approvals.models import RequestStatus, ToolCallRequest
 from service.approvals.schemas import ApprovalEvent
@@ -57,7 +58,7 @@ def extension_task(request: ToolCallRequest, retention_seconds: float) -> dict[s
         "working"
         if request.status in _WORKING
         else "cancelled"
-        if request.status is RequestStatus.CANCELLED
+        if request.status is RequestStatus.CANCELLED and not revoked(request)  # a revocation completes it, isError
         else "completed"
     )
     updated = request.decided_at or request.created_at

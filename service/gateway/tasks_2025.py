@@ -22,6 +22,7 @@ from typing import Any
 import mcp_types as types
 from mcp.shared.exceptions import MCPError
 
+from service.approvals.cancellation import revoked
 from service.approvals.models import RequestStatus, ToolCallRequest
 from service.arguments import parse_request_id
 from service.gateway.holds import HeldTask, HoldCoordinator
@@ -76,7 +77,7 @@ def core_task(request: ToolCallRequest, retention_seconds: float) -> dict[str, A
     status = request.status
     if status in _WORKING:
         state = "working"
-    elif status is RequestStatus.CANCELLED:
+    elif status is RequestStatus.CANCELLED and not revoked(request):  # a revocation fails the task instead
         state = "cancelled"
     elif status is RequestStatus.SUCCEEDED and not (request.result or {}).get("isError", False):
         state = "completed"

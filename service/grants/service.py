@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from service.approvals.cancellation import Cancellation, cancel_grant_requests
 from service.audit.schemas import AuditRecord
 from service.audit.service import record
 from service.db.notify import CHANGES, announce
@@ -107,19 +108,24 @@ def list_grants(session: Session, *, include_revoked: bool = False) -> list[Gran
     return [to_public(g, owner) for g, owner in GrantRepository(session).list_with_owners(include_revoked)]
 
 
-def revoke_grant(session: Session, name: str, *, actor: str) -> None:
+def revoke_grant(session: Session, name: str, *, actor: str) -> Cancellation:
+    """Revoke the grant and, in the same transaction, cancel its calls that have not run (a call runs only for a
+    live grant). Settle the returned cancellation once the transaction has committed."""
     grant = GrantRepository(session).by_name(name)
     if grant is None:
         raise NotFound(f"no grant named {name!r}")
     if grant.revoked_at is not None:
-        return
+        return Cancellation()
+    assert grant.id is not None
     grant.revoked_at = utcnow()
     session.add(grant)
+    session.flush()  # the grant row is written (and, on PostgreSQL, locked) before its requests are read
     announce(session, CHANGES, {"what": "grants"})  # other replicas drop their cached grant lookups
     record(
         session,
         AuditRecord(kind="admin", action="grant.revoked", actor=actor, grant_id=grant.id, grant_name=name),
     )
+    return cancel_grant_requests(session, grant.id, actor=actor)
 
 
 def set_labels(session: Session, name: str, labels: Mapping[str, str], *, actor: str) -> None:
@@ -164,6 +170,12 @@ def authenticate(session: Session, hasher: TokenHasher, token: str) -> tuple[Gra
         raise NotAuthenticated("unknown or revoked grant token")
     grant, owner = found
     return grant, GrantInfo(id=str(grant.id), name=grant.name, owner=owner, labels=grant.labels)
+
+
+def hold_live(session: Session, grant_id: int) -> bool:
+    """Whether the grant is live, kept so until this transaction ends: a request opened in it cannot slip past a
+    revocation (which either waits for it and then cancels the request, or went first and is seen here)."""
+    return GrantRepository(session).is_live_locked(grant_id)
 
 
 def authenticated_by_id(session: Session, grant_id: int) -> AuthenticatedGrant | None:

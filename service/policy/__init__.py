@@ -10,12 +10,14 @@ from service.policy.counters import (
     RedisCounters,
     Reservation,
 )
-from service.policy.decision import ApprovalSpec, Approvers, Decision, GrantInfo, Outcome, ToolCall
-from service.policy.engine import PendingCap, PolicyEngine, StandingApprovals
+from service.policy.decision import ApprovalSpec, Approvers, ArgumentProblem, Decision, GrantInfo, Outcome, ToolCall
+from service.policy.engine import ArgumentCheck, PendingCap, PolicyEngine, StandingApprovals
 
 __all__ = [
     "ApprovalSpec",
     "Approvers",
+    "ArgumentCheck",
+    "ArgumentProblem",
     "CompiledPolicy",
     "CostError",
     "CostEstimate",

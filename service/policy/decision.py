@@ -62,6 +62,21 @@ class ApprovalSpec:
     slack: bool = True
 
 
+@dataclass(frozen=True, slots=True)
+class ArgumentProblem:
+    """One way a call's arguments break its tool's inputSchema."""
+
+    where: str
+    """The path into the arguments ("size", "images/0"), or "" for the arguments as a whole."""
+    keyword: str
+    """The schema keyword that failed (required, type, enum, ...): what the audit log keeps."""
+    message: str
+    """The validator's words, which may quote the agent's values: for the agent (and approvers), never the log."""
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}" if self.where else self.message
+
+
 @dataclass(slots=True)  # not frozen: it is built on every call, and frozen init costs a microsecond
 class Decision:
     outcome: Outcome
@@ -77,6 +92,8 @@ class Decision:
     errors: tuple[str, ...] = ()
     """Evaluation errors that pushed the decision toward the stricter outcome, for the audit log."""
     standing_approval: str | None = None
+    invalid_arguments: tuple[ArgumentProblem, ...] = ()
+    """Set on a denial because the arguments break the tool's inputSchema (checked for tools the policy may hold)."""
 
     @property
     def allowed(self) -> bool:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -27,7 +27,7 @@ from service.policy.counters import (
     CounterStoreUnavailable,
     Reservation,
 )
-from service.policy.decision import ApprovalSpec, Decision, Outcome, ToolCall
+from service.policy.decision import ApprovalSpec, ArgumentProblem, Decision, Outcome, ToolCall
 
 
 class StandingApprovals(Protocol):
@@ -37,6 +37,15 @@ class StandingApprovals(Protocol):
 
 
 _COST_USD = ("cost", "usd")
+
+
+class ArgumentCheck(Protocol):
+    def problems(self, tool: str, arguments: Mapping[str, Any]) -> Sequence[ArgumentProblem]:
+        """How the arguments break the tool's inputSchema (validators compiled beforehand); empty when they fit."""
+        ...
+
+
+INVALID_ARGUMENTS = "the arguments do not fit the tool's inputSchema"
 
 
 class PendingCap(Protocol):
@@ -130,7 +139,9 @@ class PolicyEngine:
         standing_approvals: StandingApprovals | None = None,
         pending_cap: PendingCap | None = None,
         counters_fail_open: bool = False,
+        argument_check: ArgumentCheck | None = None,
     ) -> None:
+        self.argument_check = argument_check
         self.policy = policy
         self.counters = counters
         self.clock = clock
@@ -143,7 +154,9 @@ class PolicyEngine:
 
     def may_hold(self, tool: str) -> bool:
         """Whether some call of this tool could be held (used to advertise task support)."""
-        rule = self.policy.rule_for(tool)
+        return self._may_hold(self.policy.rule_for(tool))
+
+    def _may_hold(self, rule: CompiledRule | None) -> bool:
         if rule is None:
             return self.policy.default == "require_approval"
         return rule.approval is not None or any(limit.soft for limit in rule.all_limits)
@@ -175,6 +188,11 @@ class PolicyEngine:
             return denial
 
         limits = rule.all_limits if rule is not None else policy.all_tools.limits
+        if self.argument_check is not None and self._may_hold(rule):
+            # A call that cannot run must not wait for a person, nor hold budget meanwhile (DESIGN §2).
+            problems = self.argument_check.problems(tool, call.arguments)
+            if problems:
+                return self._refuse_invalid(ev, rule, limits, problems)
         reservation: Reservation | None = None
         escalation: tuple[str, str] | None = None
         if limits:
@@ -211,6 +229,32 @@ class PolicyEngine:
         items = reservation.for_upstream_failure() if upstream_failed else reservation.for_rejection()
         if items:
             self.counters.release(items)
+
+    def _refuse_invalid(
+        self,
+        ev: _Evaluation,
+        rule: CompiledRule | None,
+        limits: tuple[CompiledLimit, ...],
+        problems: Sequence[ArgumentProblem],
+    ) -> Decision:
+        """The hard count limits still apply first and count the call (a looping agent stays capped); budgets are
+        never reserved for it."""
+        counts = tuple(limit for limit in limits if limit.increment_from is None)
+        reservation: Reservation | None = None
+        if counts:
+            outcome = self._reserve(ev, counts)
+            if isinstance(outcome, Decision):
+                return outcome
+            reservation = outcome[0]
+        return Decision(
+            Outcome.DENY,
+            rule.pointer if rule is not None else "/default",
+            INVALID_ARGUMENTS,
+            cost_usd=ev.cost_usd,
+            reservation=reservation,
+            errors=tuple(ev.errors),
+            invalid_arguments=tuple(problems),
+        )
 
     # -- steps ------------------------------------------------------------------------------------------
 

@@ -12,7 +12,14 @@ from sqlalchemy import Engine
 
 from service.db.engine import reading, unit_of_work
 from service.errors import AirlockError
-from service.policy import CompiledPolicy, CounterStore, EstimatorRegistry, PolicyEngine, StandingApprovals
+from service.policy import (
+    ArgumentCheck,
+    CompiledPolicy,
+    CounterStore,
+    EstimatorRegistry,
+    PolicyEngine,
+    StandingApprovals,
+)
 from service.policy_versions import service
 
 log = logging.getLogger(__name__)
@@ -28,9 +35,11 @@ class PolicyHolder:
         *,
         counters_fail_open: bool = False,
         standing_approvals: StandingApprovals | None = None,
+        argument_check: ArgumentCheck | None = None,
         on_change: Callable[[CompiledPolicy], None] = lambda _p: None,
     ) -> None:
         self._standing = standing_approvals
+        self._argument_check = argument_check
         self._db = engine
         self._registry = registry
         self._counters = counters
@@ -54,7 +63,11 @@ class PolicyHolder:
         new_id = version.id if version is not None else None
         if self.engine is None or new_id != self.version_id:
             self.engine = PolicyEngine(
-                compiled, self._counters, counters_fail_open=self._fail_open, standing_approvals=self._standing
+                compiled,
+                self._counters,
+                counters_fail_open=self._fail_open,
+                standing_approvals=self._standing,
+                argument_check=self._argument_check,
             )
             self.version_id = new_id
             log.info("policy version %s in force", new_id)

@@ -25,9 +25,15 @@ VIEWER = Approver("vic", Role.VIEWER, "web")
 OWNER = Approver("dana", Role.APPROVER, "web")
 
 
-def held(engine: Engine, hasher: TokenHasher, policy: str | None = None, **args: Any) -> tuple[int, MemoryCounters]:
+def held(
+    engine: Engine,
+    hasher: TokenHasher,
+    policy: str | None = None,
+    counters: MemoryCounters | None = None,
+    **args: Any,
+) -> tuple[int, MemoryCounters]:
     """A generate_image call held under the demo policy, persisted for the grant dana owns."""
-    counters = MemoryCounters()
+    counters = counters or MemoryCounters()
     policy_engine = engine_for(policy or fixture("airlock-demo.yaml"), counters=counters)
     return hold(engine, hasher, policy_engine, **args), counters
 

@@ -27,6 +27,8 @@ TOOLS = [
     # middleware below answers tools/list with raw JSON, as a server built on something else would.
     {"name": "sloppy", "inputSchema": {"properties": {"x": {"type": "integer"}}}},
     {"name": "slow", "inputSchema": {"type": "object", "properties": {}}},
+    # A schema that is itself invalid ("minimum" must be a number): the gateway logs it and does not enforce it.
+    {"name": "odd", "inputSchema": {"type": "object", "properties": {"x": {"minimum": "zero"}}, "required": ["x"]}},
 ]
 
 

@@ -172,7 +172,13 @@ async def test_scoped_endpoint_and_grant_upstream_access(tmp_path: Path) -> None
         tmp_path, database_url=sqlite_url(tmp_path), policy=ALLOW_ALL, upstreams=upstreams, grants=grants
     ) as gw:
         async with mcp_client(gw.mcp_url + "/fixture", gw.tokens["both"]) as client:
-            assert {t.name for t in (await client.list_tools()).tools} == {"fx_echo", "fx_sloppy", "fx_slow", STATUS}
+            assert {t.name for t in (await client.list_tools()).tools} == {
+                "fx_echo",
+                "fx_sloppy",
+                "fx_slow",
+                "fx_odd",
+                STATUS,
+            }
             assert (await client.call_tool("generate_image", CHEAP)).content[0].text.startswith("[UNKNOWN TOOL]")  # type: ignore[union-attr]
         async with mcp_client(gw.mcp_url, gw.tokens["images-only"]) as client:
             assert {t.name for t in (await client.list_tools()).tools} == {

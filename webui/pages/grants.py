@@ -98,9 +98,12 @@ async def set_labels(name: str, form: CheckedForm, state: StateDep, user: Admin)
 
 @router.post("/grants/{name}/revoke")
 async def revoke(name: str, form: CheckedForm, state: StateDep, user: Admin) -> Response:
-    await in_session(state, lambda s: grants.revoke_grant(s, name, actor=f"user:{user.username}"))
+    cancellation = await in_session(state, lambda s: grants.revoke_grant(s, name, actor=f"user:{user.username}"))
+    cancellation.settle(state.runtime.counters, state.bus)  # committed: budgets back, held calls and pages told
     state.grants.clear()
-    return redirect_with_flash("/grants", f"Grant {name} is revoked: its token no longer works.")
+    count = len(cancellation.cancelled)
+    cancelled = f" {count} call(s) that had not run were cancelled." if count else ""
+    return redirect_with_flash("/grants", f"Grant {name} is revoked: its token no longer works.{cancelled}")
 
 
 @router.get("/approvals/standing")
