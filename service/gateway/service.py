@@ -115,10 +115,11 @@ class Gateway:
             for e in validator.iter_errors(dict(arguments))
         ][:10]
 
-    def list_tools(self, grant: AuthenticatedGrant, scope: str | None) -> list[types.Tool]:
+    def list_tools(self, grant: AuthenticatedGrant, scope: str | None, *, task_support: bool) -> list[types.Tool]:
+        """`task_support`: the session's revision has task-augmented calls (tasks_2025.offers_core_tasks)."""
         engine = self.policy.current()
         tools = [
-            _with_task_support(t, engine.may_hold(t.name))
+            _with_task_support(t, task_support and engine.may_hold(t.name))
             for t in self.pool.catalog.tools_for(self.reachable(grant, scope))
             if not engine.is_hidden(t.name)
         ]
