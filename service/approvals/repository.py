@@ -155,6 +155,31 @@ class ApprovalRepository:
             .limit(1)
         ).first()
 
+    def replayable(
+        self, grant_id: int, tool: str, arguments_digest: str, delivered_since: datetime, now: datetime
+    ) -> ToolCallRequest | None:
+        """The newest request for the same call that succeeded, was first delivered since then, and whose stored
+        result is still kept."""
+        return self.session.exec(
+            select(ToolCallRequest)
+            .where(
+                ToolCallRequest.grant_id == grant_id,
+                ToolCallRequest.tool == tool,
+                ToolCallRequest.arguments_digest == arguments_digest,
+                ToolCallRequest.status == RequestStatus.SUCCEEDED.value,
+                col(ToolCallRequest.delivered_at) >= delivered_since,
+                col(ToolCallRequest.result).is_not(None),
+                col(ToolCallRequest.result_expires_at) > now,
+            )
+            .order_by(col(ToolCallRequest.id).desc())
+            .limit(1)
+        ).first()
+
+    def recent_of(self, grant_id: int, limit: int) -> list[ToolCallRequest]:
+        """A grant's requests, newest first."""
+        query = select(ToolCallRequest).where(ToolCallRequest.grant_id == grant_id)
+        return list(self.session.exec(query.order_by(col(ToolCallRequest.id).desc()).limit(limit)).all())
+
     def votes(self, request_id: int) -> list[ApprovalVote]:
         return list(
             self.session.exec(
