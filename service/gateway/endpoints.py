@@ -52,8 +52,11 @@ INSTRUCTIONS = (
     "you sent a progressToken), and if the decision takes longer than you can wait you get a normal result saying "
     "'Not executed yet: approval pending (R-123)'. Then call the tool airlock_approval_status with request_id R-123 "
     "to wait for the decision and receive the real result; calling the same tool again with the same arguments also "
-    "waits on the same request instead of asking twice. [REJECTED] gives the approver's reason; [EXPIRED] means "
-    "nobody decided in time. A held call runs once, only after approval."
+    "waits on the same request instead of asking twice; airlock_approval_status without a request_id lists your "
+    "recent requests and their states. If you gave up on a call that was then approved and ran, calling it again "
+    "with the same arguments (within minutes) returns the stored result, marked '[REPLAY of R-123]' and in _meta "
+    "airlock/replay_of: it is the same result, not a second run, and costs nothing. [REJECTED] gives the approver's "
+    "reason; [EXPIRED] means nobody decided in time. A held call runs once, only after approval."
 )
 
 
