@@ -3,6 +3,7 @@ cannot declare the 2026 tasks extension on a handshake-era session, nor settle o
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,17 @@ from tests.policy.helpers import fixture
 pytestmark = pytest.mark.anyio
 
 OTHER: dict[str, Any] = {**DEAR, "prompt": "three harbours"}
+
+
+def inspector_gateway(tmp_path: Path) -> AbstractContextManager[RunningGateway]:
+    """The demo gateway, where a client named like the MCP Inspector gets its pending answer after 1 s."""
+    return run_gateway(
+        tmp_path,
+        database_url=sqlite_url(tmp_path),
+        policy=fixture("airlock-demo.yaml"),
+        users=USERS,
+        hold={"client_budgets": {"inspector": "1s"}},
+    )
 
 
 def initialize(version: str, capabilities: dict[str, Any]) -> dict[str, Any]:
@@ -74,13 +86,7 @@ def pending_id(message: dict[str, Any]) -> str:
 
 @pytest.mark.parametrize("version", ["2024-11-05", "2025-03-26", "2025-06-18"])
 async def test_revisions_before_tasks_never_see_task_fields(tmp_path: Path, version: str) -> None:
-    with run_gateway(
-        tmp_path,
-        database_url=sqlite_url(tmp_path),
-        policy=fixture("airlock-demo.yaml"),
-        users=USERS,
-        hold={"client_budgets": {"inspector": "1s"}},
-    ) as gw:
+    with inspector_gateway(tmp_path) as gw:
         async with httpx2.AsyncClient(timeout=30) as http:
             declared: dict[str, Any] = {"tasks": {}, "extensions": {TASKS_EXTENSION: {}}}
             result, session = await handshake(http, gw, version, declared)
@@ -100,13 +106,7 @@ async def test_revisions_before_tasks_never_see_task_fields(tmp_path: Path, vers
 async def test_the_2026_tasks_extension_on_a_2025_session_is_ignored(tmp_path: Path) -> None:
     """The MCP Inspector CLI's default: 2025-11-25, declaring the 2026 extension and not the revision's `tasks`. It
     must learn its R-number in a shape it can read, and get its result once approved."""
-    with run_gateway(
-        tmp_path,
-        database_url=sqlite_url(tmp_path),
-        policy=fixture("airlock-demo.yaml"),
-        users=USERS,
-        hold={"client_budgets": {"inspector": "1s"}},
-    ) as gw:
+    with inspector_gateway(tmp_path) as gw:
         async with httpx2.AsyncClient(timeout=30) as http:
             declared: dict[str, Any] = {"extensions": {TASKS_EXTENSION: {}, "io.modelcontextprotocol/ui": {}}}
             result, session = await handshake(http, gw, "2025-11-25", declared)
