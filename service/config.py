@@ -77,8 +77,11 @@ class HoldConfig(_Section):
     result_retention: timedelta = timedelta(hours=24)
     pending_cap: int = Field(10, ge=1)
     client_budgets: dict[str, timedelta] = {}
+    replay_window: timedelta = timedelta(minutes=10)
+    """How long after a held call's result was first delivered the same call (same grant, tool and original
+    arguments) gets that stored result again instead of a new request; 0 turns replays off."""
 
-    _durations = field_validator("max_wait", "result_retention", mode="before")(_duration)
+    _durations = field_validator("max_wait", "result_retention", "replay_window", mode="before")(_duration)
 
     @field_validator("client_budgets", mode="before")
     @classmethod

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Table, and_, func, or_, update
 from sqlmodel import Session, col, select
@@ -160,17 +161,43 @@ class ApprovalRepository:
                 col(ToolCallRequest.delivered_at).is_(None),
             ),
         )
+        return self._newest_of_call(grant_id, tool, arguments_digest, open_or_undelivered)
+
+    def replayable(
+        self, grant_id: int, tool: str, arguments_digest: str, delivered_since: datetime, now: datetime
+    ) -> ToolCallRequest | None:
+        """The newest request for the same call that succeeded, was first delivered since then, and whose stored
+        result is still kept."""
+        return self._newest_of_call(
+            grant_id,
+            tool,
+            arguments_digest,
+            ToolCallRequest.status == RequestStatus.SUCCEEDED.value,
+            col(ToolCallRequest.delivered_at) >= delivered_since,
+            col(ToolCallRequest.result).is_not(None),
+            col(ToolCallRequest.result_expires_at) > now,
+        )
+
+    def _newest_of_call(
+        self, grant_id: int, tool: str, arguments_digest: str, *conditions: Any
+    ) -> ToolCallRequest | None:
+        """The newest request for one call (grant, tool and original-arguments digest) that meets the conditions."""
         return self.session.exec(
             select(ToolCallRequest)
             .where(
                 ToolCallRequest.grant_id == grant_id,
                 ToolCallRequest.tool == tool,
                 ToolCallRequest.arguments_digest == arguments_digest,
-                open_or_undelivered,
+                *conditions,
             )
             .order_by(col(ToolCallRequest.id).desc())
             .limit(1)
         ).first()
+
+    def recent_of(self, grant_id: int, limit: int) -> list[ToolCallRequest]:
+        """A grant's requests, newest first."""
+        query = select(ToolCallRequest).where(ToolCallRequest.grant_id == grant_id)
+        return list(self.session.exec(query.order_by(col(ToolCallRequest.id).desc()).limit(limit)).all())
 
     def votes(self, request_id: int) -> list[ApprovalVote]:
         return list(

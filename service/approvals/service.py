@@ -399,3 +399,27 @@ def pending_count(session: Session, grant_id: int) -> int:
 
 def find_open(session: Session, grant_id: int, tool: str, arguments: Mapping[str, Any]) -> ToolCallRequest | None:
     return ApprovalRepository(session).find_open(grant_id, tool, arguments_digest(arguments))
+
+
+def find_replayable(
+    session: Session,
+    grant_id: int,
+    tool: str,
+    arguments: Mapping[str, Any],
+    *,
+    window: timedelta,
+    now: datetime | None = None,
+) -> ToolCallRequest | None:
+    """A held call that ran and whose result was delivered within `window` (counted from its first delivery, so
+    replays never extend it), with the same original arguments: its stored result answers the same call again.
+    Only a result that succeeded is replayed; an error is worth a new try."""
+    now = now or utcnow()
+    found = ApprovalRepository(session).replayable(grant_id, tool, arguments_digest(arguments), now - window, now)
+    if found is None or found.result is None or found.result.get("isError"):
+        return None
+    return found
+
+
+def recent_of(session: Session, grant_id: int, limit: int = 20) -> list[ToolCallRequest]:
+    """A grant's latest requests, newest first (airlock_approval_status without a request id)."""
+    return ApprovalRepository(session).recent_of(grant_id, limit)

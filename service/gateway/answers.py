@@ -75,6 +75,48 @@ def pending(request: ToolCallRequest) -> types.CallToolResult:
     )
 
 
+REPLAY_OF = "airlock/replay_of"
+
+
+def replayed(request: ToolCallRequest) -> types.CallToolResult:
+    """The stored result of a held call that already ran, handed again to the same call (hold.replay_window): its
+    first block says so, and `_meta` names the request."""
+    assert request.result is not None
+    stored = types.CallToolResult.model_validate(request.result)
+    ran = request.delivered_at.isoformat(timespec="seconds") if request.delivered_at else "earlier"
+    note = types.TextContent(
+        type="text",
+        text=f"[REPLAY of {request.public_id}] This call was approved and ran once; this is its stored result "
+        f"(first delivered {ran}). It was not run again and nothing was charged.",
+    )
+    meta = {**(stored.meta or {}), REPLAY_OF: request.public_id}
+    return stored.model_copy(update={"content": [note, *stored.content], "meta": meta})
+
+
+def recent_requests(requests: list[ToolCallRequest]) -> types.CallToolResult:
+    """airlock_approval_status without a request id: this agent's latest requests and their states."""
+    rows = [
+        {
+            "request_id": r.public_id,
+            "tool": r.tool,
+            "status": r.status.value,
+            "created_at": r.created_at.isoformat(timespec="seconds"),
+            "delivered": r.delivered_at is not None,
+        }
+        for r in requests
+    ]
+    lines = [f"{row['request_id']} {row['tool']}: {row['status']} (asked {row['created_at']})" for row in rows]
+    text = (
+        "Your latest requests, newest first; call airlock_approval_status with a request_id to wait for one and "
+        "get its result:\n" + "\n".join(lines)
+        if lines
+        else "You have no requests that waited for approval."
+    )
+    return types.CallToolResult(
+        content=[types.TextContent(type="text", text=text)], structured_content={"requests": rows}, is_error=False
+    )
+
+
 def rejected(request: ToolCallRequest) -> types.CallToolResult:
     return error_result(
         f"[REJECTED] by {request.decided_by}: {request.decision_reason or 'no reason given'}. The call was not made"

@@ -35,7 +35,6 @@ from starlette.types import Receive, Scope, Send
 from service.gateway.holds import HeldTask
 from service.gateway.relay import RelayedResult
 from service.gateway.service import CallContext, Gateway
-from service.gateway.tasks import TASKS_EXTENSION
 from service.gateway.transport import PerRequestSessionManager
 from service.gateway.upstreams import ProgressRelay
 from service.grants.schemas import AuthenticatedGrant
@@ -58,7 +57,6 @@ class SessionFacts:
 
     principal: str
     client_name: str | None
-    speaks_tasks: bool
     version: str
     """The protocol version the handshake settled on: results are shaped for it, as the SDK would."""
 
@@ -71,15 +69,8 @@ def facts_from_handshake(principal: str, params: Any, answer: bytes) -> SessionF
     if not isinstance(version, str) or version not in HANDSHAKE_PROTOCOL_VERSIONS:
         return None
     info = params.get("clientInfo") if isinstance(params, dict) else None
-    capabilities = params.get("capabilities") if isinstance(params, dict) else None
-    extensions = capabilities.get("extensions") if isinstance(capabilities, dict) else None
     name = info.get("name") if isinstance(info, dict) else None
-    return SessionFacts(
-        principal=principal,
-        client_name=name if isinstance(name, str) else None,
-        speaks_tasks=isinstance(extensions, dict) and TASKS_EXTENSION in extensions,
-        version=version,
-    )
+    return SessionFacts(principal=principal, client_name=name if isinstance(name, str) else None, version=version)
 
 
 def _handshake_result(answer: bytes) -> dict[str, Any] | None:
@@ -139,7 +130,7 @@ class DirectCalls:
         """The session's facts when the SDK would accept this request as it is; None sends it to the SDK."""
         session_id = _header(scope, SESSION_HEADER)
         facts = self._sessions.get(session_id) if session_id else None
-        if facts is None or facts.principal != principal or facts.speaks_tasks:
+        if facts is None or facts.principal != principal:
             return None
         if session_id not in self._manager.live_sessions():
             return None
@@ -252,7 +243,8 @@ class DirectCalls:
         )
         try:
             outcome = await self._gateway.call_tool(context, params["name"], dict(params.get("arguments") or {}))
-            assert not isinstance(outcome, HeldTask)  # sessions that speak tasks do not come here
+            # A handshake-era session's tasks are task-augmented calls, which never come here (tasks.wants_task).
+            assert not isinstance(outcome, HeldTask)
             # Shaped for the session's protocol version, as the SDK does for what its handlers return; an upstream's
             # plain result goes out as it came (relay.py).
             if isinstance(outcome, RelayedResult):

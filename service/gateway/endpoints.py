@@ -6,27 +6,35 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
+import anyio
 import mcp_types as types
 from mcp.server import Server, ServerRequestContext
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
-from mcp.server.context import CallNext, HandlerResult
+from mcp.server.context import CallNext, HandlerResult, ServerMiddleware
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import ValidationError
 from starlette.types import Message, Receive, Scope, Send
 
-from service.errors import NotAuthenticated
+from service.errors import NotAuthenticated, Unavailable
 from service.gateway.direct import DirectCalls, facts_from_handshake, is_direct_candidate
-from service.gateway.holds import HeldTask
+from service.gateway.holds import HeldTask, HoldCoordinator
 from service.gateway.relay import RelayedResult
 from service.gateway.service import CallContext, Gateway
 from service.gateway.tasks import TASKS_EXTENSION, TaskRunner, wants_task
-from service.gateway.tasks_2025 import CoreTasks, is_task_augmented, task_capability, task_metadata_problem
+from service.gateway.tasks_2025 import (
+    CoreTasks,
+    is_task_augmented,
+    offers_core_tasks,
+    shape_handshake,
+    task_metadata_problem,
+)
 from service.gateway.transport import answer_with_json
 from service.gateway.upstreams import ProgressRelay
 from service.grants.cache import GrantCache
@@ -44,8 +52,11 @@ INSTRUCTIONS = (
     "you sent a progressToken), and if the decision takes longer than you can wait you get a normal result saying "
     "'Not executed yet: approval pending (R-123)'. Then call the tool airlock_approval_status with request_id R-123 "
     "to wait for the decision and receive the real result; calling the same tool again with the same arguments also "
-    "waits on the same request instead of asking twice. [REJECTED] gives the approver's reason; [EXPIRED] means "
-    "nobody decided in time. A held call runs once, only after approval."
+    "waits on the same request instead of asking twice; airlock_approval_status without a request_id lists your "
+    "recent requests and their states. If you gave up on a call that was then approved and ran, calling it again "
+    "with the same arguments (within minutes) returns the stored result, marked '[REPLAY of R-123]' and in _meta "
+    "airlock/replay_of: it is the same result, not a second run, and costs nothing. [REJECTED] gives the approver's "
+    "reason; [EXPIRED] means nobody decided in time. A held call runs once, only after approval."
 )
 
 
@@ -102,37 +113,29 @@ def _modern(ctx: ServerRequestContext[Any]) -> bool:
     return ctx.protocol_version in MODERN_PROTOCOL_VERSIONS
 
 
-class AirlockServer(Server[Any]):
-    def get_capabilities(self, *args: Any, **kwargs: Any) -> types.ServerCapabilities:
-        capabilities = super().get_capabilities(*args, **kwargs)
-        if kwargs.get("protocol_version") not in MODERN_PROTOCOL_VERSIONS:
-            # 2025-11-25 tasks live in the core capabilities (2026-07-28 moved them to the extension).
-            capabilities.tasks = task_capability()
-        return capabilities
-
-
 def build_mcp_server(gateway: Gateway, tasks: TaskRunner, core_tasks: CoreTasks, *, version: str) -> Server[Any]:
     async def list_tools(
         ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
         auth = _auth(ctx)
-        return types.ListToolsResult(tools=gateway.list_tools(auth.grant, auth.scope))
+        task_support = offers_core_tasks(ctx.protocol_version)
+        return types.ListToolsResult(tools=gateway.list_tools(auth.grant, auth.scope, task_support=task_support))
 
     async def call_tool(ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> Any:
         # Any: a held call answers a client that speaks tasks with a task ({"resultType": "task", ...}), which the
         # SDK passes through unchecked on the 2026-07-28 wire.
         auth = _auth(ctx)
-        wants = wants_task(dict(ctx.meta or {}), ctx.session.client_capabilities)
+        wants = wants_task(ctx.protocol_version, dict(ctx.meta or {}), ctx.session.client_capabilities)
         call = CallContext(auth.grant, auth.scope, _session_id(ctx), _progress_relay(ctx), _client_name(ctx), wants)
         outcome = await gateway.call_tool(call, params.name, dict(params.arguments or {}))
         if isinstance(outcome, HeldTask):
-            return tasks.created(outcome)
+            return tasks.created(_answering(outcome))
         return outcome.model() if isinstance(outcome, RelayedResult) else outcome
 
     async def task_augmented_call(ctx: ServerRequestContext[Any], call_next: CallNext) -> HandlerResult:
         """A 2025-11-25 tools/call with `params.task`, answered with a CreateTaskResult before the SDK's handler
         (whose result check only admits a CallToolResult)."""
-        if not is_task_augmented(ctx.method, ctx.protocol_version, ctx.params):
+        if not is_task_augmented(ctx.method, ctx.protocol_version, ctx.params, ctx.session.client_capabilities):
             return await call_next(ctx)
         auth = _auth(ctx)
         raw = dict(ctx.params or {})
@@ -147,6 +150,7 @@ def build_mcp_server(gateway: Gateway, tasks: TaskRunner, core_tasks: CoreTasks,
             raise MCPError(types.INVALID_PARAMS, "Invalid request parameters", str(exc.errors()[:3])) from None
         call = CallContext(auth.grant, auth.scope, _session_id(ctx), _progress_relay(ctx), _client_name(ctx), True)
         outcome = await gateway.call_tool(call, params.name, dict(params.arguments or {}))
+        _answering(outcome)
         return core_tasks.created(auth.grant, outcome.model() if isinstance(outcome, RelayedResult) else outcome)
 
     async def tasks_get(ctx: ServerRequestContext[Any], params: types.GetTaskRequestParams) -> dict[str, Any]:
@@ -200,7 +204,7 @@ def build_mcp_server(gateway: Gateway, tasks: TaskRunner, core_tasks: CoreTasks,
         tool = gateway.pool.catalog.tool(name)
         return tool.input_schema if tool is not None else None
 
-    server = AirlockServer(
+    server = Server(
         "airlock",
         version=version,
         instructions=INSTRUCTIONS,
@@ -218,8 +222,51 @@ def build_mcp_server(gateway: Gateway, tasks: TaskRunner, core_tasks: CoreTasks,
     server.add_request_handler("tasks/cancel", types.CancelTaskRequestParams, tasks_cancel)
     server.add_request_handler("tasks/result", types.GetTaskPayloadRequestParams, tasks_result)
     server.add_request_handler("tasks/list", types.PaginatedRequestParams, tasks_list)
-    server.middleware.append(task_augmented_call)
+    server.middleware += [_era_handshake, _withdraw_unanswered(gateway.holds), task_augmented_call]
     return server
+
+
+_Outcome = TypeVar("_Outcome")
+_TASK_ANSWERS: ContextVar[list[int] | None] = ContextVar("airlock_task_answers", default=None)
+"""The held requests the current tools/call is answering with a task (set by withdraw_unanswered)."""
+
+
+def _answering(outcome: _Outcome) -> _Outcome:
+    """Note a held call that is about to be answered with its task (withdrawn if that answer fails)."""
+    answering = _TASK_ANSWERS.get()
+    if isinstance(outcome, HeldTask) and answering is not None and outcome.request.id is not None:
+        answering.append(outcome.request.id)
+    return outcome
+
+
+async def _era_handshake(ctx: ServerRequestContext[Any], call_next: CallNext) -> HandlerResult:
+    answer = await call_next(ctx)
+    return shape_handshake(answer) if ctx.method == "initialize" and isinstance(answer, dict) else answer
+
+
+def _withdraw_unanswered(holds: HoldCoordinator) -> ServerMiddleware[Any]:
+    """A held call answered with a task whose answer then fails (it cannot be encoded for the session, or the agent
+    cancels first) is withdrawn: nobody knows its task id, so nothing may run or be charged for it."""
+
+    async def middleware(ctx: ServerRequestContext[Any], call_next: CallNext) -> HandlerResult:
+        if ctx.method != "tools/call":
+            return await call_next(ctx)
+        held: list[int] = []
+        token = _TASK_ANSWERS.set(held)
+        try:
+            return await call_next(ctx)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                for request_id in held:
+                    try:
+                        await holds.withdraw(request_id, "its task could not be handed to the agent")
+                    except Unavailable:
+                        log.warning("R-%s: its task answer failed and it could not be withdrawn", request_id)
+            raise
+        finally:
+            _TASK_ANSWERS.reset(token)
+
+    return middleware
 
 
 class McpEntry:

@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import anyio
@@ -60,15 +61,18 @@ STATUS_TOOL_DEFINITION = types.Tool(
     name=STATUS_TOOL,
     description=(
         "Wait for a held call's approval and get its result. Give the request_id (R-123) from a pending answer; "
-        "wait_seconds bounds this wait. Returns the call's real result once approved, or why it was not made."
+        "wait_seconds bounds this wait. Returns the call's real result once approved, or why it was not made. "
+        "Without a request_id it lists your latest requests and their states."
     ),
     input_schema={
         "type": "object",
         "properties": {
-            "request_id": {"type": "string", "description": "The id from the pending answer, such as R-123."},
+            "request_id": {
+                "type": "string",
+                "description": "The id from the pending answer, such as R-123; leave it out to list your requests.",
+            },
             "wait_seconds": {"type": "number", "minimum": 0, "description": "How long to wait for the decision."},
         },
-        "required": ["request_id"],
     },
 )
 
@@ -168,6 +172,8 @@ class HoldCoordinator:
 
     async def status(self, caller: Caller, arguments: Mapping[str, Any]) -> types.CallToolResult:
         """The gateway's own tool: no policy, bound to the grant that made the request, its own wait bound."""
+        if arguments.get("request_id") is None:
+            return answers.recent_requests(await anyio.to_thread.run_sync(self._recent, caller.grant.id))
         request_id = parse_request_id(arguments.get("request_id"))
         if request_id is None:
             return answers.error_result("[NOT FOUND] request_id must look like R-123.")
@@ -182,6 +188,13 @@ class HoldCoordinator:
         if request is None or request.grant_id != caller.grant.id:
             return answers.error_result(f"[NOT FOUND] No request R-{request_id} for this agent.")
         return await self.wait_and_deliver(caller, request_id, wait_seconds)
+
+    async def replayable(self, grant_id: int, name: str, arguments: Mapping[str, Any]) -> ToolCallRequest | None:
+        """The held call whose stored result answers this same call again (hold.replay_window), if any."""
+        window = self._config.replay_window
+        if not window:
+            return None
+        return await anyio.to_thread.run_sync(self._replayable, grant_id, name, arguments, window)
 
     async def watch_other_processes(self) -> None:
         """Wake the calls whose request was decided elsewhere: one query per second for all of them, and only for
@@ -350,6 +363,16 @@ class HoldCoordinator:
         with reading(self._db) as session:
             found = approvals.find_open(session, grant_id, tool, arguments)
             return found.id if found is not None else None
+
+    def _replayable(
+        self, grant_id: int, name: str, arguments: Mapping[str, Any], window: timedelta
+    ) -> ToolCallRequest | None:
+        with reading(self._db) as session:
+            return approvals.find_replayable(session, grant_id, name, arguments, window=window)
+
+    def _recent(self, grant_id: int) -> list[ToolCallRequest]:
+        with reading(self._db) as session:
+            return approvals.recent_of(session, grant_id)
 
     def _as_task(self, request_id: int) -> None:
         with unit_of_work(self._db) as session:

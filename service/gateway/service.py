@@ -14,6 +14,7 @@ from typing import Any
 import mcp_types as types
 from mcp.shared.exceptions import MCPError
 
+from service.approvals.models import ToolCallRequest
 from service.approvals.standing_cache import StandingCache
 from service.arguments import arguments_digest
 from service.audit.schemas import AuditRecord
@@ -39,6 +40,14 @@ _ACTIONS = {
     Outcome.RATE_LIMITED: "call.rate_limited",
     Outcome.HOLD: "call.held",
 }
+
+
+def _call_action(decision: Decision, replay: ToolCallRequest | None) -> str:
+    if replay is not None:
+        return "call.replayed"
+    if decision.invalid_arguments:
+        return "call.invalid_arguments"
+    return _ACTIONS[decision.outcome]
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,10 +118,11 @@ class Gateway:
             return [f"the tool {tool!r} is not offered by any connected upstream right now"]
         return [str(problem) for problem in self.pool.catalog.problems(tool, arguments)]
 
-    def list_tools(self, grant: AuthenticatedGrant, scope: str | None) -> list[types.Tool]:
+    def list_tools(self, grant: AuthenticatedGrant, scope: str | None, *, task_support: bool) -> list[types.Tool]:
+        """`task_support`: the session's revision has task-augmented calls (tasks_2025.offers_core_tasks)."""
         engine = self.policy.current()
         tools = [
-            _with_task_support(t, engine.may_hold(t.name))
+            _with_task_support(t, task_support and engine.may_hold(t.name))
             for t in self.pool.catalog.tools_for(self.reachable(grant, scope))
             if not engine.is_hidden(t.name)
         ]
@@ -140,15 +150,26 @@ class Gateway:
             ToolCall(ctx.grant.info, name, arguments, upstream=route.upstream, session_id=ctx.session_id)
         )
         decided = time.perf_counter()
-        entry = self._decision_record(ctx, name, route.upstream, arguments, decision, decided - started)
+        replay = None
+        if decision.outcome is Outcome.HOLD:
+            try:
+                replay = await self.holds.replayable(ctx.grant.id, name, arguments)
+            except Unavailable:
+                engine.release(decision.reservation, upstream_failed=True)
+                return answers.not_recorded()
+            if replay is not None:  # it runs nothing: it stays counted (it passed the limits) but costs nothing
+                engine.release(decision.reservation, upstream_failed=False)
+        entry = self._decision_record(ctx, name, route.upstream, arguments, decision, decided - started, replay)
         try:
             await self.writer.commit(entry)
         except Unavailable:
-            engine.release(decision.reservation, upstream_failed=True)
+            engine.release(decision.reservation, upstream_failed=replay is None)
             self.metrics.calls.labels(name, "unavailable").inc()
             return answers.not_recorded()
         self.metrics.decision_seconds.observe(time.perf_counter() - started)
-        self.metrics.calls.labels(name, decision.outcome.value).inc()
+        self.metrics.calls.labels(name, entry.outcome or decision.outcome.value).inc()
+        if replay is not None:
+            return answers.replayed(replay)
         if decision.outcome is Outcome.DENY:
             return answers.denied(decision)
         if decision.outcome is Outcome.RATE_LIMITED:
@@ -201,7 +222,9 @@ class Gateway:
         arguments: dict[str, Any],
         decision: Decision,
         decision_seconds: float,
+        replay: ToolCallRequest | None = None,
     ) -> AuditRecord:
+        """What the audit log keeps of a decision; a held call answered with a stored result is `call.replayed`."""
         details: dict[str, Any] = {
             "decision_us": round(decision_seconds * 1e6, 1),
             "policy_version": self.policy.version_id,
@@ -218,15 +241,17 @@ class Gateway:
             ]
         if ctx.session_id:
             details["session"] = ctx.session_id
+        if replay is not None:
+            details["replay_of"] = replay.public_id
         return AuditRecord(
             kind="call",
-            action="call.invalid_arguments" if decision.invalid_arguments else _ACTIONS[decision.outcome],
+            action=_call_action(decision, replay),
             actor=f"agent:{ctx.grant.info.name}",
             grant_id=ctx.grant.id,
             grant_name=ctx.grant.info.name,
             upstream=upstream,
             tool=name,
-            outcome=decision.outcome.value,
+            outcome=decision.outcome.value if replay is None else "replayed",
             rule=decision.rule,
             reason=decision.reason,
             cost_micros=round(decision.cost_usd * 1_000_000) if decision.cost_usd is not None else None,

@@ -16,6 +16,7 @@ from typing import Any
 import anyio
 import mcp_types as types
 from mcp.shared.exceptions import MCPError
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from sqlalchemy import Engine
 
 from service.approvals import service as approvals
@@ -168,8 +169,13 @@ class TaskRunner:
         return request
 
 
-def wants_task(meta: dict[str, Any] | None, capabilities: types.ClientCapabilities | None) -> bool:
-    """Whether this request declared the tasks extension (2026-07-28: per request, in _meta)."""
+def wants_task(version: str | None, meta: dict[str, Any] | None, capabilities: types.ClientCapabilities | None) -> bool:
+    """Whether this request may be answered with a 2026-07-28 task: only on that revision, and only when the
+    request declared the extension (per request, in _meta). The extension declared on a handshake-era session
+    means nothing there (its client could not read `resultType: "task"`); that era's own tasks are the
+    task-augmented calls of tasks_2025.py."""
+    if version not in MODERN_PROTOCOL_VERSIONS:
+        return False
     declared = (meta or {}).get("io.modelcontextprotocol/clientCapabilities")
     if isinstance(declared, dict):
         extensions = declared.get("extensions")

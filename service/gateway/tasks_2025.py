@@ -26,7 +26,13 @@ from service.approvals.cancellation import revoked
 from service.approvals.models import RequestStatus, ToolCallRequest
 from service.arguments import parse_request_id
 from service.gateway.holds import HeldTask, HoldCoordinator
-from service.gateway.tasks import TASK_POLL_INTERVAL_MS, TaskRunner, status_message, task_ttl_seconds
+from service.gateway.tasks import (
+    TASK_POLL_INTERVAL_MS,
+    TASKS_EXTENSION,
+    TaskRunner,
+    status_message,
+    task_ttl_seconds,
+)
 from service.grants.schemas import AuthenticatedGrant
 
 RELATED_TASK = "io.modelcontextprotocol/related-task"
@@ -52,15 +58,46 @@ def task_capability() -> types.ServerTasksCapability:
 TASKS_REVISION = "2025-11-25"
 
 
-def is_task_augmented(method: str, version: str, params: Any) -> bool:
-    """A tools/call with `params.task` on a session that negotiated the revision that has them; anything else
-    (older revisions) goes to the SDK, which answers as the revision says."""
+def offers_core_tasks(version: str | None) -> bool:
+    """Task fields (`capabilities.tasks`, `execution.taskSupport`) exist in this revision only: older ones never
+    see them, and 2026-07-28 has the tasks extension instead."""
+    return version == TASKS_REVISION
+
+
+def is_task_augmented(method: str, version: str, params: Any, capabilities: types.ClientCapabilities | None) -> bool:
+    """A tools/call with `params.task` from a client that declared the revision's `tasks` capability, on a session
+    that negotiated the revision. Anything else is a plain call: a client that did not say it speaks tasks gets the
+    answer it can read (a `task` field it sent anyway is ignored, as the revision lets a receiver do)."""
     return (
         method == "tools/call"
-        and version == TASKS_REVISION
+        and offers_core_tasks(version)
+        and capabilities is not None
+        and capabilities.tasks is not None
         and isinstance(params, dict)
         and isinstance(params.get("task"), dict)
     )
+
+
+def shape_handshake(answer: dict[str, Any]) -> dict[str, Any]:
+    """The initialize answer for the revision it settled on (the SDK builds its capabilities before it knows
+    which): `tasks` only on 2025-11-25, and never the 2026-07-28 tasks extension on a handshake-era session.
+    Other extensions (MCP Apps) stay, as their own specs negotiate them."""
+    capabilities = answer.get("capabilities")
+    if not isinstance(capabilities, dict):
+        return answer
+    capabilities = dict(capabilities)
+    if offers_core_tasks(answer.get("protocolVersion")):
+        capabilities["tasks"] = task_capability().model_dump(mode="json", by_alias=True, exclude_none=True)
+    else:
+        capabilities.pop("tasks", None)
+    extensions = capabilities.get("extensions")
+    if isinstance(extensions, dict) and TASKS_EXTENSION in extensions:
+        rest = {k: v for k, v in extensions.items() if k != TASKS_EXTENSION}
+        if rest:
+            capabilities["extensions"] = rest
+        else:
+            del capabilities["extensions"]
+    return {**answer, "capabilities": capabilities}
 
 
 def task_metadata_problem(params: dict[str, Any]) -> str | None:

@@ -19,7 +19,7 @@ from service.errors import Conflict
 from service.grants.service import hold_live, revoke_grant
 from service.policy import MemoryCounters
 from service.security import TokenHasher
-from tests.approvals.test_approvals_service import ANA, decide, held
+from tests.approvals.helpers import ANA, decide, held
 from tests.policy.helpers import T0
 
 SPEND_KEY = f"image_spend|g=1|86400|{int(T0 // 86400) * 86400}"

@@ -1,14 +1,20 @@
-"""A minimal client side of the 2026-07-28 tasks extension for tests (mcp 2.3 ships the types, not the runtime):
-declare the extension, take the task the server answers with, and poll tasks/get until it completes."""
+"""Task clients for tests (mcp 2.3 ships the types, not the runtime): the 2026-07-28 tasks extension (declare it,
+take the task the server answers with, and poll tasks/get until it completes), and a 2025-11-25 client that declares
+the `tasks` capability."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, Literal
 
 import anyio
+import httpx2
 import mcp_types as types
+from mcp import Client
 from mcp.client.extension import ClaimContext, ClientExtension, ResultClaim
+from mcp.client.session import ClientSession
+from mcp.client.streamable_http import streamable_http_client
 from pydantic import TypeAdapter
 
 RAW: TypeAdapter[dict[str, Any]] = TypeAdapter(dict[str, Any])
@@ -46,3 +52,27 @@ class TasksExtension(ClientExtension):
                     content=[types.TextContent(type="text", text=view["status"])], is_error=True
                 )
             await anyio.sleep(self._poll_seconds)
+
+
+class _DeclaresCoreTasks(ClientSession):
+    """The 2.3 client cannot declare the 2025-11-25 `tasks` capability (it dropped that runtime); VS Code and
+    other 2025-11-25 task clients do, and the gateway offers tasks only to clients that declare it."""
+
+    def _build_capabilities(self, version: str) -> types.ClientCapabilities:
+        capabilities = super()._build_capabilities(version)
+        return capabilities.model_copy(update={"tasks": types.ClientTasksCapability()})
+
+
+class _CoreTasksClient(Client):
+    async def _build_session(self, exit_stack: AsyncExitStack) -> ClientSession:
+        session = await super()._build_session(exit_stack)
+        session.__class__ = _DeclaresCoreTasks
+        return session
+
+
+@asynccontextmanager
+async def core_tasks_client(url: str, token: str) -> AsyncIterator[Client]:
+    """A real mcp client on the 2025 handshake that declares the 2025-11-25 `tasks` capability."""
+    http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=httpx2.Timeout(30.0))
+    async with http, _CoreTasksClient(streamable_http_client(url, http_client=http), mode="legacy", cache=None) as c:
+        yield c

@@ -11,7 +11,8 @@ import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 
-from tests.gateway.harness import RunningGateway, mcp_client, run_gateway
+from tests.gateway.harness import RunningGateway, run_gateway
+from tests.gateway.tasks_client import core_tasks_client
 from tests.gateway.test_holds import DEAR, USERS, pending_request_id, sqlite_url
 from tests.policy.helpers import fixture
 
@@ -42,7 +43,7 @@ async def test_a_held_call_becomes_a_task_that_an_approval_completes(tmp_path: P
     with run_gateway(
         tmp_path, database_url=sqlite_url(tmp_path), policy=fixture("airlock-demo.yaml"), users=USERS
     ) as gw:
-        async with mcp_client(gw.mcp_url, gw.token) as client:
+        async with core_tasks_client(gw.mcp_url, gw.token) as client:
             assert client.protocol_version == "2025-11-25"
             tasks = client.server_capabilities.tasks
             assert tasks is not None and tasks.requests is not None and tasks.requests.tools is not None
@@ -91,7 +92,7 @@ async def test_rejection_fails_the_task_and_cancel_withdraws_it(tmp_path: Path) 
     with run_gateway(
         tmp_path, database_url=sqlite_url(tmp_path), policy=fixture("airlock-demo.yaml"), users=USERS
     ) as gw:
-        async with mcp_client(gw.mcp_url, gw.token) as client:
+        async with core_tasks_client(gw.mcp_url, gw.token) as client:
             rejected = await call_as_task(client, "generate_image", DEAR)
             await decide(gw, int(rejected["taskId"][2:]), "reject", reason="too dear")
             assert (await raw(client, "tasks/get", {"taskId": rejected["taskId"]}))["status"] == "failed"
@@ -122,7 +123,7 @@ async def test_a_call_the_policy_answers_at_once_is_a_finished_task_bound_to_its
         users=USERS,
         grants={"agent": None, "other": None},
     ) as gw:
-        async with mcp_client(gw.mcp_url, gw.tokens["agent"]) as client:
+        async with core_tasks_client(gw.mcp_url, gw.tokens["agent"]) as client:
             allowed = await call_as_task(client, "generate_image", CHEAP)
             assert allowed["status"] == "completed" and allowed["taskId"].startswith("T-")
             payload = await raw(client, "tasks/result", {"taskId": allowed["taskId"]})
@@ -136,7 +137,7 @@ async def test_a_call_the_policy_answers_at_once_is_a_finished_task_bound_to_its
                 await raw(client, "tools/call", {"name": 42, "task": {}})
             assert malformed.value.error.code == -32602
         assert len(gw.upstream_calls("generate_image")) == 1  # the denied one never reached the upstream
-        async with mcp_client(gw.mcp_url, gw.tokens["other"]) as stranger:
+        async with core_tasks_client(gw.mcp_url, gw.tokens["other"]) as stranger:
             for method in ("tasks/get", "tasks/result", "tasks/cancel"):
                 with pytest.raises(MCPError) as unknown:
                     await raw(stranger, method, {"taskId": allowed["taskId"]})
@@ -152,7 +153,7 @@ async def test_a_task_attached_to_a_call_held_the_plain_way_is_completed_by_the_
         users=USERS,
         hold={"max_wait": "0.3s"},
     ) as gw:
-        async with mcp_client(gw.mcp_url, gw.token) as client:
+        async with core_tasks_client(gw.mcp_url, gw.token) as client:
             pending = await client.call_tool("generate_image", DEAR)  # the pending answer: R-1, held "blocking"
             assert pending.content[0].text.startswith("Not executed yet")  # type: ignore[union-attr]
             with pytest.raises(MCPError) as not_a_task:
