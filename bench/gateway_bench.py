@@ -133,7 +133,7 @@ def start_direct(port: int) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, str(ECHO), "--http", str(port)], stderr=subprocess.DEVNULL)
 
 
-def start_airlock(workdir: Path, port: int) -> tuple[subprocess.Popen[bytes], str]:
+def write_config(workdir: Path, port: int) -> Path:
     (workdir / "policy.yaml").write_text(yaml.safe_dump(POLICY))
     config = {
         "data_dir": str(workdir / "data"),
@@ -143,6 +143,11 @@ def start_airlock(workdir: Path, port: int) -> tuple[subprocess.Popen[bytes], st
         "log_level": "warning",
     }
     (workdir / "airlock.yaml").write_text(yaml.safe_dump(config))
+    return workdir / "airlock.yaml"
+
+
+def start_airlock(workdir: Path, port: int) -> tuple[subprocess.Popen[bytes], str]:
+    write_config(workdir, port)
     airlock = str(Path(sys.executable).parent / "airlock")
     created = subprocess.run(
         [airlock, "grants", "create", "bench", "--config", str(workdir / "airlock.yaml")],

@@ -215,12 +215,13 @@ async def test_a_revoked_grant_and_a_new_policy_reach_the_other_replica_at_once(
 
 
 async def test_a_role_changed_on_one_replica_applies_on_the_other_at_once(engine: Engine, tmp_path: Path) -> None:
+    from tests.gateway.tasks_client import core_tasks_client
     from tests.gateway.test_tasks_2025 import call_as_task
 
     with replicas(
         tmp_path, count=2, database_url=url_of(engine), policy=fixture("airlock-demo.yaml"), users=USERS
     ) as cluster:
-        async with mcp_client(cluster.mcp_url(0), cluster.tokens["agent"]) as on_a:
+        async with core_tasks_client(cluster.mcp_url(0), cluster.tokens["agent"]) as on_a:
             await call_as_task(on_a, "generate_image", DEAR)
         request_id = await pending_request_id(OnReplica(cluster, 1), timeout=15)
         async with cluster.api(1, "ana") as api_on_b:

@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 from service.db.engine import unit_of_work
 from service.grants.service import revoke_grant
 from tests.gateway.harness import RunningGateway, mcp_client, run_gateway
+from tests.gateway.tasks_client import core_tasks_client
 from tests.gateway.test_gateway import db_url
 from tests.gateway.test_holds import DEAR, USERS, held_call, pending_request_id
 from tests.gateway.test_tasks_2025 import call_as_task, raw
@@ -54,7 +55,7 @@ async def test_a_task_ends_with_the_revocation(engine: Engine, tmp_path: Path) -
     import anyio
 
     with run_gateway(tmp_path, database_url=db_url(engine), policy=fixture("airlock-demo.yaml"), users=USERS) as gw:
-        async with mcp_client(gw.mcp_url, gw.token) as client:
+        async with core_tasks_client(gw.mcp_url, gw.token) as client:
             task = await call_as_task(client, "generate_image", DEAR)
             request_id = await pending_request_id(gw)
             results: list[dict[str, Any]] = []
