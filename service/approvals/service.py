@@ -22,6 +22,7 @@ from service.approvals.records import emit, give_back_budget, request_event
 from service.approvals.repository import ApprovalRepository
 from service.approvals.schemas import ApprovalEvent, Approver, Remember, RequestPublic, Verdict
 from service.approvals.standing import remember_for
+from service.approvals.view import Secrets
 from service.arguments import arguments_digest, redact
 from service.audit.schemas import AuditRecord
 from service.audit.service import audit_head_seq, record
@@ -81,9 +82,11 @@ def open_request(
     decision: Decision,
     policy_version_id: int | None,
     hold_mode: str,
+    secrets: Secrets | None = None,
     now: datetime | None = None,
 ) -> tuple[ToolCallRequest, list[ApprovalEvent]]:
-    """Persist a held call (before the agent hears that it is held)."""
+    """Persist a held call (before the agent hears that it is held). `secrets`: its parameters declared secret,
+    kept with the request so that every channel masks the same ones (approvals/view.py)."""
     assert decision.approval is not None
     now = now or utcnow()
     request = ApprovalRepository(session).add(
@@ -99,7 +102,7 @@ def open_request(
             rule=decision.rule,
             reason=decision.reason,
             cost_micros=round(decision.cost_usd * 1_000_000) if decision.cost_usd is not None else None,
-            approval=spec_to_json(decision.approval, grant_owner),
+            approval={**spec_to_json(decision.approval, grant_owner), "secrets": (secrets or Secrets()).to_json()},
             reservation=decision.reservation.to_json() if decision.reservation else [],
             hold_mode=hold_mode,
             created_at=now,

@@ -8,7 +8,7 @@ What you approve is what you see (DESIGN §7). A person who may decide a request
 - with control, bidirectional and zero-width characters escaped (`\\u202e`), ANSI escapes included.
 People who may not decide get the logged view (`arguments.redact`), the conservative one of the logs.
 
-Placeholders for masked values and blobs are written as ‹…›, outside any JSON string, so no value an agent sends
+Placeholders for masked values and blobs are written as <…>, outside any JSON string, so no value an agent sends
 can look like one.
 """
 
@@ -26,7 +26,7 @@ from typing import Any
 
 from service.arguments import arguments_digest, redact
 
-MASKED = "‹masked: declared secret›"
+MASKED = "<masked: declared secret>"
 # Leading bytes of the media a decider may be shown as a blob (and open, for images).
 _SIGNATURES: tuple[tuple[bytes, int, str], ...] = (
     (b"\x89PNG\r\n\x1a\n", 0, "image/png"),
@@ -127,7 +127,7 @@ class Blob:
 
     @property
     def placeholder(self) -> str:
-        return f"‹{self.media_type}, {self.size:,} bytes, sha256:{self.sha256[:16]}›"
+        return f"<{self.media_type}, {self.size:,} bytes, sha256:{self.sha256[:16]}>"
 
     @property
     def is_image(self) -> bool:
@@ -204,21 +204,16 @@ def render(arguments: Mapping[str, Any], secrets: Secrets, *, full: bool) -> Arg
     digest = arguments_digest(arguments)
     if not full:
         logged = logged_view(arguments, secrets)
-        fields = tuple(
-            ArgumentField(_key(k), _pointer([k]), escape_invisible(_dumps(v)))
-            for k, v in logged.items()
-        )
+        fields = tuple(ArgumentField(_key(k), _pointer([k]), escape_invisible(_dumps(v))) for k, v in logged.items())
         return ArgumentsView(digest, False, fields)
     masked: list[str] = []
     blobs: list[Blob] = []
-    fields = []
+    shown: list[ArgumentField] = []
     for key, value in arguments.items():
         path: list[str | int] = [str(key)]
         text = _render_value(value, path, secrets, masked, blobs)
-        fields.append(
-            ArgumentField(_key(key), _pointer(path), escape_invisible(text), secrets.covers(path))
-        )
-    return ArgumentsView(digest, True, tuple(fields), tuple(masked), tuple(blobs))
+        shown.append(ArgumentField(_key(key), _pointer(path), escape_invisible(text), secrets.covers(path)))
+    return ArgumentsView(digest, True, tuple(shown), tuple(masked), tuple(blobs))
 
 
 def logged_view(arguments: Mapping[str, Any], secrets: Secrets) -> dict[str, Any]:
