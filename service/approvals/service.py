@@ -20,10 +20,10 @@ from service.approvals.edits import apply_patch
 from service.approvals.models import ApprovalVote, RequestStatus, ToolCallRequest
 from service.approvals.records import emit, give_back_budget, request_event
 from service.approvals.repository import ApprovalRepository
-from service.approvals.schemas import ApprovalEvent, Approver, Remember, RequestPublic, Verdict
+from service.approvals.schemas import ApprovalEvent, Approver, BlobPublic, Remember, RequestPublic, Verdict
 from service.approvals.standing import remember_for
-from service.approvals.view import Secrets
-from service.arguments import arguments_digest, redact
+from service.approvals.view import ArgumentsView, Secrets, logged_view, masked_copy, render, secrets_of
+from service.arguments import arguments_digest
 from service.audit.schemas import AuditRecord
 from service.audit.service import audit_head_seq, record
 from service.db.types import utcnow
@@ -346,8 +346,27 @@ def get(session: Session, request_id: int) -> ToolCallRequest:
     return request
 
 
-def to_public(request: ToolCallRequest, grant_name: str) -> RequestPublic:
+def arguments_view(
+    request: ToolCallRequest, viewer: Approver | None, arguments: Mapping[str, Any] | None = None
+) -> ArgumentsView:
+    """How `viewer` sees the arguments under review (or `arguments`): in full when they may decide the request."""
+    full = viewer is not None and may_decide(request, viewer) is None
+    shown = request.review_arguments if arguments is None else arguments
+    return render(shown, secrets_of(request.approval), full=full)
+
+
+def shown_values(request: ToolCallRequest, view: ArgumentsView, arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """The values of `arguments` as `view` shows them, as JSON: exact (secrets masked) or the logged view."""
+    secrets = secrets_of(request.approval)
+    if view.full:
+        values: dict[str, Any] = masked_copy(arguments, secrets)
+        return values
+    return logged_view(arguments, secrets)
+
+
+def to_public(request: ToolCallRequest, grant_name: str, viewer: Approver | None = None) -> RequestPublic:
     assert request.id is not None
+    view = arguments_view(request, viewer, request.arguments)
     return RequestPublic(
         id=request.id,
         public_id=request.public_id,
@@ -356,7 +375,13 @@ def to_public(request: ToolCallRequest, grant_name: str) -> RequestPublic:
         upstream=request.upstream,
         grant=grant_name,
         cost_usd=request.cost_micros / 1_000_000 if request.cost_micros is not None else None,
-        arguments=redact(request.arguments, max_string=500),
+        arguments=shown_values(request, view, request.arguments),
+        arguments_view="full" if view.full else "logged",
+        arguments_digest=request.review_digest,
+        masked=list(view.masked),
+        blobs=[
+            BlobPublic(pointer=b.pointer, media_type=b.media_type, size=b.size, sha256=b.sha256) for b in view.blobs
+        ],
         rule=request.rule,
         reason=request.reason,
         created_at=request.created_at,

@@ -277,3 +277,19 @@ def value_at(arguments: Mapping[str, Any], pointer: str) -> Any:
         else:
             raise KeyError(pointer)
     return node
+
+
+def masked_copy(value: Any, secrets: Secrets, path: tuple[str | int, ...] = ()) -> Any:
+    """The exact values, with the declared secrets replaced by the masked marker (REST's view for deciders)."""
+    if path and secrets.covers(path):
+        return MASKED
+    if isinstance(value, Mapping):
+        return {str(k): masked_copy(v, secrets, (*path, str(k))) for k, v in value.items()}
+    if isinstance(value, list):
+        return [masked_copy(v, secrets, (*path, i)) for i, v in enumerate(value)]
+    return value
+
+
+def secrets_of(approval: Mapping[str, Any]) -> Secrets:
+    """The secrets a request kept when it was held (in its approval spec)."""
+    return Secrets.from_json(approval.get("secrets"))
