@@ -293,3 +293,26 @@ def masked_copy(value: Any, secrets: Secrets, path: tuple[str | int, ...] = ()) 
 def secrets_of(approval: Mapping[str, Any]) -> Secrets:
     """The secrets a request kept when it was held (in its approval spec)."""
     return Secrets.from_json(approval.get("secrets"))
+
+
+def patch_from_edit(shown: Mapping[str, Any], edited: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON merge patch from the values a person was shown (`masked_copy`) to what they submitted: only what
+    they changed. A masked value left as its marker is not in it, so the secret it stands for runs unchanged."""
+    patch: dict[str, Any] = {}
+    for key, value in edited.items():
+        before = shown.get(key, _ABSENT)
+        if value == before and type(value) is type(before):
+            continue
+        if isinstance(value, Mapping) and isinstance(before, Mapping):
+            inner = patch_from_edit(before, value)
+            if inner:
+                patch[key] = inner
+        else:
+            patch[key] = value
+    for key in shown:
+        if key not in edited:
+            patch[key] = None
+    return patch
+
+
+_ABSENT = object()
