@@ -66,14 +66,20 @@ def blob_summary(value: str) -> str:
     return f"[blob {len(value)} chars sha256:{digest}]"
 
 
-def redact(value: Any, *, max_string: int | None = None) -> Any:
-    """A copy that is safe to log or show: secrets masked, blobs summarised, long strings cut."""
+def redact(value: Any, *, max_string: int | None = None, extra_keys: frozenset[str] = frozenset()) -> Any:
+    """A copy that is safe to log or show: secrets masked, blobs summarised, long strings cut. `extra_keys`: the
+    operator's redact_keys, lower-cased, masked besides the conservative list."""
     if isinstance(value, Mapping):
         return {
-            str(k): (REDACTED if looks_secret(str(k)) else redact(v, max_string=max_string)) for k, v in value.items()
+            str(k): (
+                REDACTED
+                if looks_secret(str(k)) or (extra_keys and str(k).lower() in extra_keys)
+                else redact(v, max_string=max_string, extra_keys=extra_keys)
+            )
+            for k, v in value.items()
         }
     if isinstance(value, list | tuple):
-        return [redact(v, max_string=max_string) for v in value]
+        return [redact(v, max_string=max_string, extra_keys=extra_keys) for v in value]
     if isinstance(value, str):
         if is_blob(value):
             return blob_summary(value)

@@ -16,6 +16,8 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.approvals.view import escape_invisible
+
 if TYPE_CHECKING:
     from webui.auth import WebUser
 
@@ -89,12 +91,13 @@ def _iso(value: datetime | None) -> str:
 
 
 def _pretty(value: Any) -> str:
-    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)
+    return escape_invisible(json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str))
 
 
 def _compact(value: Any) -> str:
-    """JSON on one line, as plain text (autoescaping then shows any markup in it as the characters it is)."""
-    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+    """JSON on one line, as plain text (autoescaping then shows any markup in it as the characters it is; control,
+    bidi and zero-width characters are escaped)."""
+    return escape_invisible(json.dumps(value, ensure_ascii=False, sort_keys=True, default=str))
 
 
 def rule_anchor(pointer: str | None) -> str:

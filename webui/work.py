@@ -40,8 +40,9 @@ async def decide_from_web(
     verdict: Verdict,
     *,
     reason: str | None = None,
-    arguments: dict[str, Any] | None = None,
+    patch: dict[str, Any] | None = None,
     remember: Remember | None = None,
+    seen_digest: str | None = None,
 ) -> RequestPublic:
     """The same decision point as every other channel (approvals.service.decide), then the events, after commit."""
     public: RequestPublic = await state.decisions.decide(
@@ -50,7 +51,8 @@ async def decide_from_web(
         verdict,
         queries.public,
         reason=reason or None,
-        patch=arguments,
+        patch=patch,
         remember=remember,
+        seen_digest=seen_digest,
     )
     return public

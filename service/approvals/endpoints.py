@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from service.api.deps import CurrentUser, RowId, StateDep
 from service.approvals import queries
+from service.approvals.reveal import reveal
 from service.approvals.schemas import (
     Approver,
     Remember,
@@ -18,7 +19,7 @@ from service.approvals.schemas import (
     RequestPublic,
     Verdict,
 )
-from service.db.engine import reading
+from service.db.engine import reading, unit_of_work
 from service.durations import parse_duration
 from service.errors import InvalidInput
 from service.users.models import User
@@ -32,9 +33,27 @@ class RememberBody(BaseModel):
 
 
 class ApproveBody(BaseModel):
+    arguments_digest: str = Field(
+        min_length=64,
+        max_length=64,
+        pattern="^[0-9a-f]{64}$",
+        description="The arguments_digest of the request as you read it: the approval is refused (409) when the "
+        "arguments under review are no longer those.",
+    )
     comment: str | None = Field(None, max_length=2000)
-    arguments: dict[str, Any] | None = None
+    patch: dict[str, Any] | None = Field(
+        None, description="An edit: a JSON merge patch (RFC 7396) with only the values you changed."
+    )
     remember: RememberBody | None = None
+
+
+class RevealBody(BaseModel):
+    pointer: str = Field(min_length=1, max_length=2000, description="A JSON pointer listed in the request's masked.")
+
+
+class Revealed(BaseModel):
+    pointer: str
+    value: Any
 
 
 class RejectBody(BaseModel):
@@ -59,7 +78,9 @@ async def list_requests(
 ) -> RequestPage:
     def load() -> RequestPage:
         with reading(state.runtime.engine) as session:
-            return queries.page(session, status=status, tool=tool, grant=grant, limit=limit, cursor=cursor)
+            return queries.page(
+                session, status=status, tool=tool, grant=grant, limit=limit, cursor=cursor, viewer=approver_for(user)
+            )
 
     return await anyio.to_thread.run_sync(load)
 
@@ -68,9 +89,20 @@ async def list_requests(
 async def show_request(request_id: RowId, state: StateDep, user: CurrentUser) -> RequestDetail:
     def load() -> RequestDetail:
         with reading(state.runtime.engine) as session:
-            return queries.detail(session, request_id)
+            return queries.detail(session, request_id, approver_for(user))
 
     return await anyio.to_thread.run_sync(load)
+
+
+@router.post("/{request_id}/reveal", response_model=Revealed)
+async def reveal_value(request_id: RowId, body: RevealBody, state: StateDep, user: CurrentUser) -> Revealed:
+    """A masked value in full, for a person who may decide the request; the audit log records the reveal."""
+
+    def run() -> Revealed:
+        with unit_of_work(state.runtime.engine) as session:
+            return Revealed(pointer=body.pointer, value=reveal(session, request_id, approver_for(user), body.pointer))
+
+    return await anyio.to_thread.run_sync(run)
 
 
 @router.post("/{request_id}/approve", response_model=RequestPublic)
@@ -81,12 +113,14 @@ async def approve(request_id: RowId, body: ApproveBody, state: StateDep, user: C
             remember = Remember(body.remember.scope, parse_duration(body.remember.duration))
         except ValueError as exc:
             raise InvalidInput(f"remember.duration: {exc}") from None
-    return await _decide(state, user, request_id, Verdict.APPROVE, body.comment, body.arguments, remember)
+    return await _decide(
+        state, user, request_id, Verdict.APPROVE, body.comment, body.patch, remember, body.arguments_digest
+    )
 
 
 @router.post("/{request_id}/reject", response_model=RequestPublic)
 async def reject(request_id: RowId, body: RejectBody, state: StateDep, user: CurrentUser) -> RequestPublic:
-    return await _decide(state, user, request_id, Verdict.REJECT, body.reason, None, None)
+    return await _decide(state, user, request_id, Verdict.REJECT, body.reason, None, None, None)
 
 
 async def _decide(
@@ -95,16 +129,19 @@ async def _decide(
     request_id: int,
     verdict: Verdict,
     reason: str | None,
-    arguments: dict[str, Any] | None,
+    patch: dict[str, Any] | None,
     remember: Remember | None,
+    digest: str | None,
 ) -> RequestPublic:
+    approver = approver_for(user)
     public: RequestPublic = await state.decisions.decide(
         request_id,
-        approver_for(user),
+        approver,
         verdict,
-        queries.public,
+        queries.viewed_by(approver),
         reason=reason,
-        patch=arguments,
+        patch=patch,
         remember=remember,
+        seen_digest=digest,
     )
     return public

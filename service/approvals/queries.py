@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+
 from sqlmodel import Session, col, select
 
 from service.approvals.models import RequestStatus, ToolCallRequest
 from service.approvals.repository import ApprovalRepository
-from service.approvals.schemas import RequestDetail, RequestPage, RequestPublic
-from service.approvals.service import get, to_public
+from service.approvals.schemas import Approver, RequestDetail, RequestPage, RequestPublic
+from service.approvals.service import arguments_view, get, shown_values, to_public
 from service.arguments import redact
 from service.audit.models import AuditEvent
 from service.errors import InvalidInput
@@ -22,12 +25,25 @@ def _grant_names(session: Session, ids: set[int]) -> dict[int, str]:
     return {int(gid): name for gid, name in rows if gid is not None}
 
 
-def public(session: Session, request: ToolCallRequest) -> RequestPublic:
-    return to_public(request, _grant_names(session, {request.grant_id}).get(request.grant_id, "?"))
+def public(session: Session, request: ToolCallRequest, viewer: Approver | None = None) -> RequestPublic:
+    """`viewer`: who will read it; people who may decide get the full view, everyone else (and None) the logged one."""
+    return to_public(request, _grant_names(session, {request.grant_id}).get(request.grant_id, "?"), viewer)
+
+
+def viewed_by(viewer: Approver) -> Callable[[Session, ToolCallRequest], RequestPublic]:
+    """`public` for one reader, as the view a channel's decision answers with."""
+    return partial(public, viewer=viewer)
 
 
 def page(
-    session: Session, *, status: str | None, tool: str | None, grant: str | None, limit: int, cursor: str | None
+    session: Session,
+    *,
+    status: str | None,
+    tool: str | None,
+    grant: str | None,
+    limit: int,
+    cursor: str | None,
+    viewer: Approver | None = None,
 ) -> RequestPage:
     statuses = None
     if status:
@@ -52,13 +68,13 @@ def page(
     more = len(rows) > limit
     rows = rows[:limit]
     names = _grant_names(session, {r.grant_id for r in rows})
-    items = [to_public(r, names.get(r.grant_id, "?")) for r in rows]
+    items = [to_public(r, names.get(r.grant_id, "?"), viewer) for r in rows]
     return RequestPage(items=items, next_cursor=str(rows[-1].id) if more and rows else None)
 
 
-def detail(session: Session, request_id: int) -> RequestDetail:
+def detail(session: Session, request_id: int, viewer: Approver | None = None) -> RequestDetail:
     request = get(session, request_id)
-    base = public(session, request)
+    base = public(session, request, viewer)
     events = session.exec(
         select(AuditEvent).where(AuditEvent.request_id == request_id).order_by(col(AuditEvent.seq))
     ).all()
@@ -81,7 +97,7 @@ def detail(session: Session, request_id: int) -> RequestDetail:
             for e in events
         ],
         result=result,
-        edited_arguments=redact(request.edited_arguments, max_string=500)
+        edited_arguments=shown_values(request, arguments_view(request, viewer), request.edited_arguments)
         if request.edited_arguments is not None
         else None,
     )

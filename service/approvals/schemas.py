@@ -50,6 +50,13 @@ class ApprovalEvent:
     channel that acts once per event (Slack) leaves those to the replica where they happened."""
 
 
+class BlobPublic(BaseModel):
+    pointer: str
+    media_type: str
+    size: int
+    sha256: str
+
+
 class RequestPublic(BaseModel):
     id: int
     public_id: str
@@ -59,6 +66,12 @@ class RequestPublic(BaseModel):
     grant: str
     cost_usd: float | None
     arguments: dict[str, Any]
+    """For a person who may decide: the exact values, declared secrets replaced by the masked marker; for anyone
+    else, the logged view."""
+    arguments_view: Literal["full", "logged"] = "logged"
+    arguments_digest: str = Field(description="The digest of the arguments under review; approve with it.")
+    masked: list[str] = Field(default_factory=list, description="JSON pointers of masked values (reveal them).")
+    blobs: list[BlobPublic] = Field(default_factory=list)
     rule: str
     reason: str | None
     created_at: datetime

@@ -22,9 +22,10 @@ from service.approvals.edits import ArgumentValidator, edit
 from service.approvals.models import ApprovalVote, RequestStatus, ToolCallRequest
 from service.approvals.records import emit, give_back_budget, request_event
 from service.approvals.repository import ApprovalRepository
-from service.approvals.schemas import ApprovalEvent, Approver, Remember, RequestPublic, Verdict
+from service.approvals.schemas import ApprovalEvent, Approver, BlobPublic, Remember, RequestPublic, Verdict
 from service.approvals.standing import check_remember, remember_for
-from service.arguments import arguments_digest, redact
+from service.approvals.view import ArgumentsView, Secrets, logged_view, masked_copy, render, secrets_of
+from service.arguments import arguments_digest
 from service.audit.schemas import AuditRecord
 from service.audit.service import audit_head_seq, record
 from service.db.types import utcnow
@@ -45,9 +46,11 @@ def open_request(
     decision: Decision,
     policy_version_id: int | None,
     hold_mode: str,
+    secrets: Secrets | None = None,
     now: datetime | None = None,
 ) -> tuple[ToolCallRequest, list[ApprovalEvent]]:
-    """Persist a held call (before the agent hears that it is held)."""
+    """Persist a held call (before the agent hears that it is held). `secrets`: its parameters declared secret,
+    kept with the request so that every channel masks the same ones (approvals/view.py)."""
     assert decision.approval is not None
     now = now or utcnow()
     request = ApprovalRepository(session).add(
@@ -63,7 +66,7 @@ def open_request(
             rule=decision.rule,
             reason=decision.reason,
             cost_micros=round(decision.cost_usd * 1_000_000) if decision.cost_usd is not None else None,
-            approval=spec_to_json(decision.approval, grant_owner),
+            approval={**spec_to_json(decision.approval, grant_owner), "secrets": (secrets or Secrets()).to_json()},
             reservation=decision.reservation.to_json() if decision.reservation else [],
             hold_mode=hold_mode,
             created_at=now,
@@ -301,8 +304,27 @@ def get(session: Session, request_id: int) -> ToolCallRequest:
     return request
 
 
-def to_public(request: ToolCallRequest, grant_name: str) -> RequestPublic:
+def arguments_view(
+    request: ToolCallRequest, viewer: Approver | None, arguments: Mapping[str, Any] | None = None
+) -> ArgumentsView:
+    """How `viewer` sees the arguments under review (or `arguments`): in full when they may decide the request."""
+    full = viewer is not None and may_decide(request, viewer) is None
+    shown = request.review_arguments if arguments is None else arguments
+    return render(shown, secrets_of(request.approval), full=full)
+
+
+def shown_values(request: ToolCallRequest, view: ArgumentsView, arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """The values of `arguments` as `view` shows them, as JSON: exact (secrets masked) or the logged view."""
+    secrets = secrets_of(request.approval)
+    if view.full:
+        values: dict[str, Any] = masked_copy(arguments, secrets)
+        return values
+    return logged_view(arguments, secrets)
+
+
+def to_public(request: ToolCallRequest, grant_name: str, viewer: Approver | None = None) -> RequestPublic:
     assert request.id is not None
+    view = arguments_view(request, viewer, request.arguments)
     return RequestPublic(
         id=request.id,
         public_id=request.public_id,
@@ -311,7 +333,13 @@ def to_public(request: ToolCallRequest, grant_name: str) -> RequestPublic:
         upstream=request.upstream,
         grant=grant_name,
         cost_usd=request.cost_micros / 1_000_000 if request.cost_micros is not None else None,
-        arguments=redact(request.arguments, max_string=500),
+        arguments=shown_values(request, view, request.arguments),
+        arguments_view="full" if view.full else "logged",
+        arguments_digest=request.review_digest,
+        masked=list(view.masked),
+        blobs=[
+            BlobPublic(pointer=b.pointer, media_type=b.media_type, size=b.size, sha256=b.sha256) for b in view.blobs
+        ],
         rule=request.rule,
         reason=request.reason,
         created_at=request.created_at,

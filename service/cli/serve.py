@@ -95,8 +95,11 @@ def demo(
     typer.echo("  MCP client configs (again at any time: `airlock clients --token <grant token>`):")
     typer.echo(as_text(client_configs(mcp_url, creds.grant_token)))
     typer.echo("  Cheap images pass, over $0.10 are held, saving to server folders is denied.")
-    typer.echo(f"  Decide held calls in the web UI, or with `{airlock} requests list --data-dir {data}`")
-    typer.echo(f"  and `{airlock} requests approve R-1 --as admin --data-dir {data}`, or through the REST API at")
+    typer.echo(f"  Decide held calls in the web UI, or with `{airlock} requests show R-1 --data-dir {data}`")
+    typer.echo("  (every argument in full, and the digest an approval carries), then")
+    typer.echo(
+        f"  `{airlock} requests approve R-1 --as admin --digest DIGEST --data-dir {data}`, or through the REST API at"
+    )
     typer.echo(f"  {settings.public_url}/api/requests with Authorization: Bearer <admin_api_token>. Ctrl-C stops.")
     _run(settings)
 

@@ -23,6 +23,7 @@ from service.approvals import service as approvals
 from service.approvals.events import EventBus
 from service.approvals.models import RequestStatus, ToolCallRequest
 from service.approvals.schemas import ApprovalEvent
+from service.approvals.view import declared_secrets
 from service.arguments import parse_request_id
 from service.config import HoldConfig
 from service.db.engine import reading, unit_of_work
@@ -392,6 +393,11 @@ class HoldCoordinator:
         decision: Decision,
         mode: str,
     ) -> int | None:
+        definition = self._pool.catalog.tool(name)
+        secrets = declared_secrets(
+            definition.input_schema if definition is not None else None,
+            self._policy.current().policy.redact_keys_for(name),
+        )
         with unit_of_work(self._db) as session:
             if not grants.hold_live(session, caller.grant.id):
                 return None
@@ -407,6 +413,7 @@ class HoldCoordinator:
                 decision=decision,
                 policy_version_id=self._policy.version_id,
                 hold_mode=mode,
+                secrets=secrets,
             )
         assert request.id is not None
         anyio.from_thread.run_sync(self._bus.publish, events)

@@ -108,6 +108,14 @@ class CompiledPolicy:
             self._resolved[tool] = rule
         return rule
 
+    def redact_keys_for(self, tool: str) -> tuple[str, ...]:
+        """The operator's secret argument keys for this tool: the global list and its rule's own."""
+        rule = self.rule_for(tool)
+        own = (
+            self.document.tools[rule.name].redact_keys if rule is not None and rule.name in self.document.tools else []
+        )
+        return (*self.document.redact_keys, *own)
+
     def hidden_by(self, tool: str) -> str | None:
         """The pointer of the hide entry that hides this tool, if any."""
         try:

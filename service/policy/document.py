@@ -91,6 +91,8 @@ class ToolRuleSpec(_Strict):
     cost: CostSpec | None = None
     require_approval: RequireApprovalSpec | None = None
     description: str | None = None
+    redact_keys: list[str] = []
+    """Argument keys whose values approvers see masked (revealable, audited) and logs never show."""
 
 
 class AllToolsSpec(_Strict):
@@ -105,6 +107,8 @@ class PolicyDocument(_Strict):
     # PolicyLayer/Intercept treat a missing default as allow; a policy that means to be strict says deny.
     default: Literal["allow", "deny", "require_approval"] = "allow"
     hide: list[str] = []
+    redact_keys: list[str] = []
+    """As a tool's redact_keys, for every tool."""
     all_tools: AllToolsSpec = AllToolsSpec()
     tools: dict[str, ToolRuleSpec] = {}
 

@@ -23,6 +23,7 @@ from service.approvals import queries
 from service.approvals import service as approvals
 from service.approvals.models import RequestStatus, ToolCallRequest
 from service.approvals.schemas import ApprovalEvent
+from service.approvals.view import secrets_of
 from service.db.engine import reading, unit_of_work
 from service.db.notify import PROCESS_ID
 from service.db.types import utcnow
@@ -266,7 +267,8 @@ class CardKeeper:
                     rule=request.rule,
                     reason=request.reason,
                     cost_usd=detail.cost_usd,
-                    arguments=request.arguments,
+                    arguments=request.review_arguments,
+                    secrets=secrets_of(spec),
                     deadline=request.deadline,
                     link=self.link(request_id),
                     decided_by=request.decided_by,

@@ -1,7 +1,8 @@
 """Block Kit for the approval card, its modals and reminders. Pure: facts in, JSON out.
 
-No secret reaches Slack: arguments are redacted (secret-looking keys masked, blobs as size and digest, long values
-cut with the full request one click away in the web UI).
+The arguments are the decider's view (approvals/view.py): declared secrets masked, real media as a summary, every
+other value as it is, escaped. A card that cannot hold them all says what it left out and offers only Reject and
+Open; Approve buttons carry the digest of the arguments the card showed.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from service.arguments import redact
+from service.approvals.view import ArgumentsView, Secrets, render
 
 APPROVE = "approve"
 APPROVE_REMEMBER = "approve_remember"
@@ -23,7 +24,6 @@ EDIT_VIEW = "airlock_edit"
 # Block and action ids inside the modals: view_submission reports input values under them.
 REASON_BLOCK, PRESET_BLOCK, ARGUMENTS_BLOCK, VALUE = "reason", "preset", "arguments", "value"
 
-_ARGUMENT_VALUE_CHARS = 200
 _ARGUMENTS_CHARS = 2500  # a section's text may hold 3000
 EDIT_INPUT_CHARS = 3000  # Slack's limit for a plain_text_input
 
@@ -55,10 +55,15 @@ class CardFacts:
     votes: list[str] = field(default_factory=list)
     quorum: int = 1
     requester_gone: bool = False
+    secrets: Secrets = field(default_factory=Secrets)
 
     @property
     def public_id(self) -> str:
         return f"R-{self.request_id}"
+
+    @property
+    def view(self) -> ArgumentsView:
+        return render(self.arguments, self.secrets, full=True)
 
     @property
     def shown(self) -> str:
@@ -81,12 +86,17 @@ def cost_text(cost_usd: float | None) -> str:
     return "unknown" if cost_usd is None else f"${cost_usd:.2f}"
 
 
-def arguments_text(arguments: dict[str, Any]) -> str:
-    shown = escape(json.dumps(redact(arguments, max_string=_ARGUMENT_VALUE_CHARS), indent=1, ensure_ascii=False))
-    if len(shown) > _ARGUMENTS_CHARS:  # cut after escaping: escapes make the text longer
-        shown = shown[: shown.rfind("\n", 0, _ARGUMENTS_CHARS) + 1 or _ARGUMENTS_CHARS]
-        shown += "… (cut: the full request is in the web UI)"
-    return f"```{shown}```"
+def arguments_text(view: ArgumentsView) -> tuple[str, bool]:
+    """The arguments as the card shows them, and whether that is all of them."""
+    full = escape(view.text()).replace("```", "`\u200b``")  # a value cannot close the code block
+    if len(full) <= _ARGUMENTS_CHARS:
+        return f"```{full}```", True
+    shown = full[:_ARGUMENTS_CHARS]
+    left_out = (
+        f"\n:warning: *{len(full) - len(shown):,} of {len(full):,} characters are left out here.* "
+        "Open the request to see every value and approve it."
+    )
+    return f"```{shown}…```{left_out}", False
 
 
 def summary(facts: CardFacts) -> str:
@@ -111,11 +121,13 @@ def card(facts: CardFacts) -> list[dict[str, Any]]:
                 _mrkdwn(f"*Deadline*\n{slack_date(facts.deadline)}"),
             ],
         },
-        {"type": "section", "text": _mrkdwn(f"*Arguments*\n{arguments_text(facts.arguments)}")},
     ]
+    view = facts.view
+    shown, complete = arguments_text(view)
+    blocks.append({"type": "section", "text": _mrkdwn(f"*Arguments*\n{shown}")})
     blocks += _state_blocks(facts)
     if facts.status == "pending":
-        blocks.append(_buttons(facts))
+        blocks.append(_buttons(facts, view.digest if complete else None))
     else:
         blocks.append({"type": "context", "elements": [_mrkdwn(f"<{facts.link}|Open {facts.public_id} in Airlock>")]})
     return blocks
@@ -151,19 +163,21 @@ def _at(moment: datetime | None) -> str:
     return f"at {slack_date(moment)}" if moment is not None else ""
 
 
-def _buttons(facts: CardFacts) -> dict[str, Any]:
+def _buttons(facts: CardFacts, digest: str | None) -> dict[str, Any]:
+    """Approve, remember and edit only when the card showed every value (`digest`: of what it showed)."""
     value = str(facts.request_id)
-    return {
-        "type": "actions",
-        "block_id": f"decide-{facts.request_id}",
-        "elements": [
-            _button("Approve", APPROVE, value, style="primary"),
-            _button("Approve & remember (1 h)", APPROVE_REMEMBER, value),
-            _button("Reject", REJECT, value, style="danger"),
-            _button("Edit & approve", EDIT, value),
-            {"type": "button", "text": _plain("Open in Airlock"), "action_id": OPEN, "url": facts.link},
-        ],
-    }
+    elements = []
+    if digest is not None:
+        approving = f"{value}:{digest}"
+        elements += [
+            _button("Approve", APPROVE, approving, style="primary"),
+            _button("Approve & remember (1 h)", APPROVE_REMEMBER, approving),
+        ]
+    elements.append(_button("Reject", REJECT, value, style="danger"))
+    if digest is not None:
+        elements.append(_button("Edit & approve", EDIT, approving))
+    elements.append({"type": "button", "text": _plain("Open in Airlock"), "action_id": OPEN, "url": facts.link})
+    return {"type": "actions", "block_id": f"decide-{facts.request_id}", "elements": elements}
 
 
 def _button(text: str, action_id: str, value: str, style: str | None = None) -> dict[str, Any]:

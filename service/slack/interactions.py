@@ -25,6 +25,8 @@ class Click:
     user_id: str
     channel_id: str | None
     trigger_id: str | None
+    digest: str | None = None
+    """The digest of the arguments the card showed (Approve buttons carry it)."""
 
 
 @dataclass(frozen=True)
@@ -68,12 +70,14 @@ def parse(payload: Mapping[str, Any]) -> Click | Submission | None:
         if channel_id is None and isinstance(container, Mapping):
             channel_id = container.get("channel_id")
         trigger = payload.get("trigger_id")
+        request_part, _, digest = str(action.get("value") or "").partition(":")
         return Click(
             str(action["action_id"]),
-            _request_id(action.get("value")),
+            _request_id(request_part),
             user_id,
             channel_id if isinstance(channel_id, str) else None,
             trigger if isinstance(trigger, str) else None,
+            digest or None,
         )
     if kind == "view_submission":
         view = payload.get("view")

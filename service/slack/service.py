@@ -126,7 +126,18 @@ class SlackChannel:
         trigger_expires_at = anyio.current_time() + TRIGGER_ID_SECONDS
         if click.action in (cards.APPROVE, cards.APPROVE_REMEMBER):
             remember = REMEMBER if click.action == cards.APPROVE_REMEMBER else None
-            await self._decide(click.user_id, click.channel_id, click.request_id, Verdict.APPROVE, remember=remember)
+            if click.digest is None:  # a card that left values out has no Approve; a forged click gets this
+                text = f"Open R-{click.request_id} in Airlock to see every value before approving."
+                await self._ephemeral(click.channel_id, click.user_id, text)
+                return
+            await self._decide(
+                click.user_id,
+                click.channel_id,
+                click.request_id,
+                Verdict.APPROVE,
+                remember=remember,
+                seen_digest=click.digest,
+            )
             return
         request = await self.keeper.request(click.request_id)
         if request is None:
@@ -198,6 +209,7 @@ class SlackChannel:
         reason: str | None = None,
         arguments: dict[str, Any] | None = None,
         remember: Remember | None = None,
+        seen_digest: str | None = None,
     ) -> None:
         request = await self.keeper.request(request_id)
         if request is None:
@@ -217,6 +229,7 @@ class SlackChannel:
                 reason=reason,
                 patch=arguments,
                 remember=remember,
+                seen_digest=seen_digest,
             )  # the events it publishes bring our cards up to date
         except AirlockError as exc:
             await self._ephemeral(channel_id, slack_user_id, _sentence(exc.message))

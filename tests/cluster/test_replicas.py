@@ -27,7 +27,7 @@ from service.users.models import Role, User
 from service.users.service import set_role
 from tests.cluster.harness import Cluster, replicas
 from tests.conftest import REDIS_URL
-from tests.gateway.harness import mcp_client
+from tests.gateway.harness import approve_via_api, mcp_client
 from tests.gateway.tasks_client import TasksExtension
 from tests.gateway.test_holds import DEAR, held_call, pending_request_id
 from tests.policy.helpers import fixture
@@ -82,7 +82,7 @@ async def test_a_call_held_on_one_replica_is_released_by_a_decision_on_the_other
                 )  # B lists what A holds: one queue
                 async with cluster.api(1, "ana") as api_on_b:
                     decided_at = time.perf_counter()
-                    approved = await api_on_b.post(f"/api/requests/{request_id}/approve", json={})
+                    approved = await approve_via_api(api_on_b, request_id)
                     assert approved.status_code == 200
         assert [block.type for block in results[0].content] == ["image", "image"]
         # Without NOTIFY nothing on A would look again before the call's 50 s budget ran out.
@@ -176,7 +176,7 @@ async def test_stateless_2026_requests_are_served_by_any_replica_held_calls_incl
                     while len(extension.polls) < 4:  # tasks/get has been answered by both replicas by now
                         await anyio.sleep(0.05)
                 async with cluster.api(1, "ana") as api_on_b:
-                    assert (await api_on_b.post(f"/api/requests/{request_id}/approve", json={})).status_code == 200
+                    assert (await approve_via_api(api_on_b, request_id)).status_code == 200
         assert [block.type for block in results[0].content] == ["image", "image"]
         assert extension.created[0].task_id == f"R-{request_id}"
         assert min(balancer.served) >= 5  # neither replica sat idle: no request needed the one before it
@@ -227,11 +227,11 @@ async def test_a_role_changed_on_one_replica_applies_on_the_other_at_once(engine
         async with cluster.api(1, "ana") as api_on_b:
             with unit_of_work(engine) as session:  # what the web UI or CLI on A does
                 set_role(session, "ana", Role.VIEWER, actor="test")
-            refused = await api_on_b.post(f"/api/requests/{request_id}/approve", json={})
+            refused = await approve_via_api(api_on_b, request_id)
             assert refused.status_code == 403
             with unit_of_work(engine) as session:
                 set_role(session, "ana", Role.APPROVER, actor="test")
-            assert (await api_on_b.post(f"/api/requests/{request_id}/approve", json={})).status_code == 200
+            assert (await approve_via_api(api_on_b, request_id)).status_code == 200
 
 
 async def test_a_standing_approval_made_and_revoked_on_one_replica_applies_on_the_other_at_once(
@@ -245,7 +245,7 @@ async def test_a_standing_approval_made_and_revoked_on_one_replica_applies_on_th
             async with held_call(OnReplica(cluster, 1), on_a, "generate_image", DEAR) as (request_id, _):
                 async with cluster.api(1, "ana") as api_on_b:
                     remember = {"remember": {"scope": "tool", "duration": "1h"}}
-                    approved = await api_on_b.post(f"/api/requests/{request_id}/approve", json=remember)
+                    approved = await approve_via_api(api_on_b, request_id, **remember)
                     assert approved.status_code == 200
             # Well inside the 2 s A would otherwise keep its "none": the next image is not held.
             with anyio.fail_after(1.5):
@@ -364,7 +364,7 @@ async def test_a_replica_killed_with_pending_requests_leaves_them_to_the_survivo
                 for arguments in blocking[:half]:
                     group.start_soon(reissue, arguments)
                 for item in pending:
-                    assert (await api_on_b.post(f"/api/requests/{item['id']}/approve", json={})).status_code == 200
+                    assert (await approve_via_api(api_on_b, item["id"])).status_code == 200
             for arguments in blocking[half:]:  # the other half come back after the decision
                 await reissue(arguments)
             assert len(reissued) == len(blocking)

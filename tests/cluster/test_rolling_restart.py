@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 
 from tests.cluster.harness import replicas
 from tests.cluster.test_replicas import OnReplica, url_of
-from tests.gateway.harness import mcp_client
+from tests.gateway.harness import approve_via_api, mcp_client
 from tests.gateway.test_holds import DEAR, pending_request_id
 from tests.policy.helpers import fixture
 
@@ -46,7 +46,7 @@ async def test_sigterm_answers_waiting_agents_and_the_other_replica_delivers(eng
         async with cluster.api(1, "ana") as api_on_b:
             shown = (await api_on_b.get(f"/api/requests/{request_id}")).json()
             assert shown["status"] == "pending" and shown["requester_gone"] is False  # the agent was told, not lost
-            assert (await api_on_b.post(f"/api/requests/{request_id}/approve", json={})).status_code == 200
+            assert (await approve_via_api(api_on_b, request_id)).status_code == 200
         async with mcp_client(cluster.mcp_url(1), cluster.tokens["agent"]) as agent_on_b:
             result = await agent_on_b.call_tool(
                 "airlock_approval_status", {"request_id": f"R-{request_id}", "wait_seconds": 10}

@@ -160,3 +160,10 @@ async def mcp_client(url: str, token: str, *, mode: str = "legacy") -> AsyncIter
     http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=httpx2.Timeout(30.0))
     async with http, Client(streamable_http_client(url, http_client=http), mode=mode, cache=None) as client:
         yield client
+
+
+async def approve_via_api(api: httpx2.AsyncClient, request_id: int | str, **body: Any) -> httpx2.Response:
+    """Approve as a REST client does: read the request, then approve with the arguments digest it showed."""
+    shown = await api.get(f"/api/requests/{request_id}")
+    digest = shown.json().get("arguments_digest") if shown.status_code == 200 else "0" * 64
+    return await api.post(f"/api/requests/{request_id}/approve", json={"arguments_digest": digest, **body})

@@ -12,7 +12,7 @@ import httpx2
 import pytest
 
 from service.gateway import direct
-from tests.gateway.harness import RunningGateway, fixture_upstream, run_gateway
+from tests.gateway.harness import RunningGateway, approve_via_api, fixture_upstream, run_gateway
 from tests.gateway.test_edges import HEADERS, INIT
 from tests.gateway.test_holds import DEAR, USERS, pending_request_id, sqlite_url
 from tests.policy.helpers import fixture
@@ -87,7 +87,7 @@ async def test_a_held_call_streams_heartbeats_and_its_result(tmp_path: Path) -> 
                 group.start_soon(agent)
                 request_id = await pending_request_id(gw)
                 async with gw.api("ana") as api:
-                    assert (await api.post(f"/api/requests/{request_id}/approve", json={})).status_code == 200
+                    assert (await approve_via_api(api, request_id)).status_code == 200
         answer = answers[0]
         assert answer.headers["content-type"].startswith("text/event-stream")
         progress, final = sse_messages(answer.text)[0], sse_messages(answer.text)[-1]
@@ -123,7 +123,7 @@ async def test_a_quiet_held_call_gets_keep_alives_from_the_shared_ticker(
                     while lines.count(": keep-alive") < 3:
                         await anyio.sleep(0.05)
                 async with gw.api("ana") as api:
-                    assert (await api.post(f"/api/requests/{request_id}/approve", json={})).status_code == 200
+                    assert (await approve_via_api(api, request_id)).status_code == 200
         final = sse_messages("\n".join(lines))[-1]
         assert final["id"] == 5 and [b["type"] for b in final["result"]["content"]] == ["image", "image"]
         assert len(gw.upstream_calls("generate_image")) == 1
@@ -148,7 +148,7 @@ async def test_an_agent_that_hangs_up_leaves_a_request_that_never_runs(tmp_path:
             with anyio.fail_after(10):
                 while not (await api.get(f"/api/requests/{request_id}")).json()["requester_gone"]:
                     await anyio.sleep(0.05)
-            assert (await api.post(f"/api/requests/{request_id}/approve", json={})).status_code == 200
+            assert (await approve_via_api(api, request_id)).status_code == 200
         await anyio.sleep(0.5)
         assert gw.upstream_calls("generate_image") == []  # approved, but nobody is there to receive it
 
@@ -179,7 +179,7 @@ async def test_an_agent_that_hangs_up_while_its_approved_call_runs_finds_the_res
                 group.start_soon(agent)
                 request_id = await pending_request_id(gw)
                 async with gw.api("ana") as api:
-                    assert (await api.post(f"/api/requests/{request_id}/approve", json={})).status_code == 200
+                    assert (await approve_via_api(api, request_id)).status_code == 200
                 with anyio.fail_after(10):
                     while not gw.upstream_calls("slow"):
                         await anyio.sleep(0.02)

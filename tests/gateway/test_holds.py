@@ -14,7 +14,7 @@ import httpx2
 import pytest
 from mcp import Client
 
-from tests.gateway.harness import RunningGateway, mcp_client, run_gateway
+from tests.gateway.harness import RunningGateway, approve_via_api, mcp_client, run_gateway
 from tests.policy.helpers import fixture
 
 pytestmark = pytest.mark.anyio
@@ -81,12 +81,12 @@ async def test_a_blocking_hold_is_released_by_an_approval(tmp_path: Path) -> Non
             ):
                 assert gw.upstream_calls("generate_image") == []  # held: nothing ran yet
                 async with gw.api("vic") as viewer:
-                    refused = await viewer.post(f"/api/requests/{request_id}/approve", json={})
+                    refused = await approve_via_api(viewer, request_id)
                     assert refused.status_code == 403
                 async with gw.api("ana") as api:
-                    approved = await api.post(f"/api/requests/{request_id}/approve", json={"comment": "ok"})
+                    approved = await approve_via_api(api, request_id, comment="ok")
                     assert approved.status_code == 200, approved.text
-                    again = await api.post(f"/api/requests/{request_id}/approve", json={})
+                    again = await approve_via_api(api, request_id)
                     assert again.status_code == 409
                     assert "already approved by ana" in again.json()["error"]
         result = results[0]
@@ -136,7 +136,7 @@ async def test_pending_answer_then_status_tool_then_stored_result(tmp_path: Path
             async with gw.api("ana") as api:
                 listed = (await api.get("/api/requests", params={"status": "pending"})).json()["items"]
                 assert [item["public_id"] for item in listed] == [public_id]
-                assert (await api.post(f"/api/requests/{public_id[2:]}/approve", json={})).status_code == 200
+                assert (await approve_via_api(api, public_id[2:])).status_code == 200
             assert gw.upstream_calls("generate_image") == []  # approved, but nobody was there to receive it yet
             picked = await client.call_tool("airlock_approval_status", {"request_id": public_id, "wait_seconds": 5})
             assert not picked.is_error
@@ -171,7 +171,7 @@ async def test_an_approval_does_not_run_what_the_policy_now_denies(tmp_path: Pat
                     while denial_rule(gw) is None:
                         await anyio.sleep(0.2)
                 async with gw.api("ana") as api:
-                    assert (await api.post(f"/api/requests/{request_id}/approve", json={})).status_code == 200
+                    assert (await approve_via_api(api, request_id)).status_code == 200
         assert results[0].is_error
         assert results[0].content[0].text.startswith("[POLICY DENIED] Images are off.")
         assert gw.upstream_calls() == []
@@ -192,7 +192,7 @@ async def test_an_agent_that_stops_waiting_leaves_a_decidable_request(tmp_path: 
                         break
                     await anyio.sleep(0.1)
             assert item["status"] == "pending"
-            assert (await api.post(f"/api/requests/{item['id']}/approve", json={})).status_code == 200
+            assert (await approve_via_api(api, item["id"])).status_code == 200
         await anyio.sleep(0.5)
         assert gw.upstream_calls() == []  # approved, but never run for a caller who left
 
@@ -229,9 +229,8 @@ async def test_approve_and_remember_lets_the_same_call_through_later(tmp_path: P
             first = await client.call_tool("generate_image", DEAR)
             public_id = re.search(r"R-\d+", first.content[0].text).group(0)  # type: ignore[union-attr]
             async with gw.api("ana") as api:
-                remembered = await api.post(
-                    f"/api/requests/{public_id[2:]}/approve",
-                    json={"remember": {"scope": "arguments", "duration": "1h"}},
+                remembered = await approve_via_api(
+                    api, public_id[2:], remember={"scope": "arguments", "duration": "1h"}
                 )
                 assert remembered.status_code == 200
             assert (await client.call_tool("airlock_approval_status", {"request_id": public_id})).content[
@@ -289,7 +288,7 @@ async def test_task_mode_clients_get_a_task_and_collect_the_result(tmp_path: Pat
                 assert extension.created[0].task_id == f"R-{request_id}"
                 assert "awaiting approval" in (extension.polls[0].get("statusMessage") or "")
                 async with gw.api("ana") as api:
-                    assert (await api.post(f"/api/requests/{request_id}/approve", json={})).status_code == 200
+                    assert (await approve_via_api(api, request_id)).status_code == 200
             rejected_results: list[Any] = []
 
             async def second() -> None:
@@ -349,7 +348,7 @@ async def test_pending_requests_and_tasks_survive_a_restart(tmp_path: Path) -> N
             pending = (await api.get("/api/requests", params={"status": "pending", "limit": 200})).json()["items"]
             assert len(pending) == count
             for item in pending:
-                assert (await api.post(f"/api/requests/{item['id']}/approve", json={})).status_code == 200
+                assert (await approve_via_api(api, item["id"])).status_code == 200
         http = _httpx.AsyncClient(headers={"Authorization": f"Bearer {gw.token}"}, timeout=30)
         async with (
             http,

@@ -11,7 +11,7 @@ import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 
-from tests.gateway.harness import RunningGateway, run_gateway
+from tests.gateway.harness import RunningGateway, approve_via_api, run_gateway
 from tests.gateway.tasks_client import core_tasks_client
 from tests.gateway.test_holds import DEAR, USERS, pending_request_id, sqlite_url
 from tests.policy.helpers import fixture
@@ -110,7 +110,7 @@ async def test_rejection_fails_the_task_and_cancel_withdraws_it(tmp_path: Path) 
                 await raw(client, "tasks/cancel", {"taskId": rejected["taskId"]})
             assert late.value.error.code == -32602
             async with gw.api("ana") as api:
-                refused = await api.post(f"/api/requests/{withdrawn['taskId'][2:]}/approve", json={})
+                refused = await approve_via_api(api, withdrawn["taskId"][2:])
             assert refused.status_code == 409  # cancelled: an approval can no longer run it
         assert gw.upstream_calls("generate_image") == []
 

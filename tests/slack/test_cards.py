@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from service.arguments import arguments_digest
 from service.slack import cards, interactions
 from service.slack.cards import CardFacts
 from service.slack.interactions import BadPayload, Submission
@@ -46,20 +47,24 @@ def text_of(blocks: list[dict[str, Any]]) -> str:
 
 
 def test_a_pending_card_shows_the_facts_and_offers_every_button() -> None:
-    shown = text_of(cards.card(facts()))
+    shown = text_of(cards.card(facts(arguments={"prompt": "a lighthouse", "n": 2})))
     for expected in ("R-12: generate_image", "`imagegen`", "design-bot (owner dana)", "cost.usd &gt; 0.10", "$0.16"):
         assert expected in shown
     assert "<!date^1795514400^" in shown
-    actions = next(b for b in cards.card(facts()) if b["type"] == "actions")["elements"]
+    actions = next(b for b in cards.card(facts(arguments={"prompt": "a lighthouse"})) if b["type"] == "actions")[
+        "elements"
+    ]
     assert [e["action_id"] for e in actions] == ["approve", "approve_remember", "reject", "edit", "open"]
+    assert actions[0]["value"] == "12:" + arguments_digest({"prompt": "a lighthouse"})
     assert actions[-1]["url"] == "https://airlock.example/requests/12"
 
 
-def test_no_secret_or_blob_reaches_slack_and_long_values_are_cut() -> None:
-    shown = text_of(cards.card(facts()))
-    assert "sk-live-123456" not in shown and "[REDACTED]" in shown
-    assert BLOB[:100] not in shown and "[blob " in shown
-    assert "chars]" in shown  # the long prompt is cut; the full request is one click away
+def test_a_card_that_leaves_values_out_says_so_and_offers_no_approve() -> None:
+    blocks = cards.card(facts())
+    shown = text_of(blocks)
+    assert "characters are left out here" in shown
+    actions = next(b for b in blocks if b["type"] == "actions")["elements"]
+    assert [e["action_id"] for e in actions] == ["reject", "open"]
     assert cards.cost_text(None) == "unknown" and cards.cost_text(0.1) == "$0.10"
 
 
@@ -161,5 +166,5 @@ def test_many_arguments_stay_within_slacks_3000_characters_per_section() -> None
     )
     text = section["text"]["text"]
     assert len(text) <= 3000
-    assert "cut: the full request is in the web UI" in text
+    assert "characters are left out here" in text
     assert "&amp;" in text and "&am…" not in text  # cut between lines, never inside an escape

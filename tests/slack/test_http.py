@@ -15,7 +15,7 @@ import pytest
 
 from service.errors import TooLarge
 from service.slack.endpoints import MAX_BODY_BYTES, read_at_most
-from tests.gateway.harness import mcp_client
+from tests.gateway.harness import approve_via_api, mcp_client
 from tests.gateway.test_holds import held_call
 from tests.slack.fake_slack import (
     block_actions,
@@ -191,7 +191,7 @@ async def test_forged_and_replayed_requests_get_401_and_change_nothing(tmp_path:
                     assert fake.called("chat.update") == [] and fake.called("chat.postEphemeral") == []
                     async with gw.api("ana") as api:
                         assert (await api.get(f"/api/requests/{request_id}")).json()["status"] == "pending"
-                        await api.post(f"/api/requests/{request_id}/approve", json={})
+                        await approve_via_api(api, request_id)
             assert not results[0].is_error
 
 
@@ -234,7 +234,7 @@ async def test_a_decision_in_the_rest_api_updates_the_card(tmp_path: Path) -> No
                 async with held_call(gw, client, "generate_image", DEAR) as (request_id, results):
                     channel, ts = await card_of(fake, request_id)
                     async with gw.api("ana") as api:
-                        await api.post(f"/api/requests/{request_id}/approve", json={"comment": "fine by me"})
+                        await approve_via_api(api, request_id, comment="fine by me")
             assert not results[0].is_error
             update = (await fake.wait_for("chat.update", contains="fine by me"))[0]
             assert (update.args["channel"], update.args["ts"]) == (channel, ts)

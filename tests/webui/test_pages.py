@@ -132,7 +132,7 @@ def test_an_approver_may_decide_but_not_configure(gw: RunningGateway) -> None:
         assert 'id="policy-form"' not in web.get("/rules").text  # no editor for a non-admin
         refused = web.post("/rules", data={"source": "version: '1'", "comment": "x", "csrf_token": token})
         assert refused.status_code == 403
-        missing = web.post("/requests/99999/approve", data={"csrf_token": token})
+        missing = web.post("/requests/99999/approve", data={"csrf_token": token, "arguments_digest": "0" * 64})
         assert missing.status_code == 404 and "no request R-99999" in missing.text
 
 
@@ -367,7 +367,10 @@ def test_the_request_page_says_via_which_channel_it_was_decided(gw: RunningGatew
         request_id = rows[0]
         approved = httpx2.post(
             f"{gw.base_url}/api/requests/{request_id}/approve",
-            json={"comment": "fine"},
+            json={
+                "comment": "fine",
+                "arguments_digest": web.get(f"/requests/{request_id}").text.split('data-digest="')[1][:64],
+            },
             headers={"Authorization": f"Bearer {gw.user_tokens['ana']}"},
         )
         assert approved.status_code == 200, approved.text

@@ -56,10 +56,13 @@ async def queue_row(request_id: RowId, state: StateDep, user: Viewer) -> Respons
 
 @router.post("/queue/batch")
 async def batch(request: Request, form: CheckedForm, state: StateDep, user: Approver) -> Response:
-    """Approve or reject the checked requests; each one goes through decide() on its own."""
+    """Reject the checked requests; each one goes through decide() on its own."""
     action = field(form, "action")
-    if action not in ("approve", "reject"):
-        raise InvalidInput("choose approve or reject")
+    if action == "approve":
+        # A batch shows each request's arguments cut short: approving is done where every value is shown.
+        raise InvalidInput("approve each request from its own page, where every argument is shown in full")
+    if action != "reject":
+        raise InvalidInput("choose reject")
     ticked = form.getlist("request_id")
     ids = [i for i in (parse_request_id(v) for v in ticked) if i is not None]
     if len(ids) != len(ticked):
