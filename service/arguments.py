@@ -61,6 +61,11 @@ def is_blob(value: str) -> bool:
     return bool(_DATA_URL.match(value)) or bool(_BASE64ISH.match(value[:4096]))
 
 
+def storable_text(text: str) -> str:
+    """Agent-chosen text (a tool name) as the database can store it: a lone surrogate becomes its escape."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def blob_summary(value: str) -> str:
     digest = hashlib.sha256(value.encode("utf-8")).hexdigest()[:16]
     return f"[blob {len(value)} chars sha256:{digest}]"

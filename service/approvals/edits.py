@@ -147,14 +147,18 @@ def edit(
     validate_arguments: ArgumentValidator | None,
     policy: PolicyEngine | None,
     now: datetime,
-) -> bool:
-    """Make the edited call the version under review, re-priced and re-evaluated; False when the patch changes
-    nothing. Every vote cast before it stops counting (votes are bound to the digest they approved)."""
+) -> Revision | None:
+    """Make the edited call the version under review, re-priced and re-evaluated; None when the patch changes
+    nothing. Every vote cast before it stops counting (votes are bound to the digest they approved).
+
+    The new budget is reserved; the caller settles the revision (gives the old budget back) once nothing else in
+    the decision can fail, or abandons it (gives the new one back) when something does: the counters live outside
+    the transaction, and must not move for a decision that rolls back."""
     assert request.id is not None
     arguments = apply_patch(request.review_arguments, patch)
     before = request.review_digest
     if arguments_digest(arguments) == before:
-        return False
+        return None
     problems = validate_arguments(request.tool, arguments) if validate_arguments else []
     if problems:
         raise InvalidInput("the edited arguments do not fit the tool: " + "; ".join(problems))
@@ -189,9 +193,8 @@ def edit(
             request.approval = approval
         session.add(request)
         session.flush()
+        request_event(session, request, f"user:{approver.username}", "request.edited", "pending", None, details)
     except BaseException:
         revision.abandon()
         raise
-    revision.settle()
-    request_event(session, request, f"user:{approver.username}", "request.edited", "pending", None, details)
-    return True
+    return revision

@@ -136,15 +136,36 @@ def decide(
         return request, _reject(session, request, approver, reason, counters, now)
     if remember is not None:
         check_remember(remember)
-    edited = patch is not None and edit(session, request, approver, patch, validate_arguments, policy, now)
+    revision = edit(session, request, approver, patch, validate_arguments, policy, now) if patch is not None else None
+    try:
+        events = _vote(session, request, approver, revision is not None, reason, remember, now)
+    except BaseException:
+        if revision is not None:
+            revision.abandon()
+        raise
+    if revision is not None:
+        revision.settle()
+    return request, events
+
+
+def _vote(
+    session: Session,
+    request: ToolCallRequest,
+    approver: Approver,
+    edited: bool,
+    reason: str | None,
+    remember: Remember | None,
+    now: datetime,
+) -> list[ApprovalEvent]:
+    assert request.id is not None
     counted = votes.cast(session, request.id, approver, request.review_digest, remember, now)
     quorum = spec_from_json(request.approval).quorum
     if len(counted) < quorum:
         details = {"votes": len(counted), "quorum": quorum, "arguments_digest": request.review_digest}
         _audit(session, request, approver, "request.vote", "pending", reason, details)
         vote = ApprovalEvent("vote", request.id, RequestStatus.PENDING.value, {"by": approver.username})
-        return request, emit(session, [vote])
-    return request, _approve(session, request, approver, counted, edited, reason, remember is not None, now)
+        return emit(session, [vote])
+    return _approve(session, request, approver, counted, edited, reason, remember is not None, now)
 
 
 def _approve(

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import io
 import json
 import re
 import unicodedata
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from service.arguments import arguments_digest, redact
+from service.errors import InvalidInput
 
 MASKED = "<masked: declared secret>"
 # Leading bytes of the media a decider may be shown as a blob (and open, for images).
@@ -48,17 +50,25 @@ _BASE64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
 _DATA_URL = re.compile(r"data:([\w.+-]+/[\w.+-]+)?((?:;[\w.+-]+=[\w.+-]+)*);base64,(.*)", re.IGNORECASE | re.DOTALL)
 # Kept as they are: a prompt's line breaks and tabs are part of what people read.
 _PLAIN_CONTROLS = frozenset("\n\t")
-_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp", "Zs"})
+# Printable to Python, yet shown as nothing: Unicode's default-ignorable code points outside the categories above
+# (combining grapheme joiner, Hangul fillers, Khmer inherent vowels, variation selectors, ...) and the blank braille
+# pattern. Two keys differing only by one of them would look the same.
+_BLANK_PRINTABLES = re.compile(
+    "[\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180f\u2800\u3164\ufe00-\ufe0f\uffa0\U000e0100-\U000e01ef]"
+)
 
 
 def escape_invisible(text: str) -> str:
     """Control, format (bidi overrides, zero-width), separator and unassigned characters as `\\uXXXX`, so a
     value cannot reorder, hide or recolour what is around it (ESC of an ANSI sequence included)."""
-    if text.isprintable():  # the common case, at C speed
+    if text.isprintable() and not _BLANK_PRINTABLES.search(text):  # the common case, at C speed
         return text
     out = []
     for ch in text:
-        if ch not in _PLAIN_CONTROLS and unicodedata.category(ch) in _INVISIBLE_CATEGORIES:
+        if ch not in _PLAIN_CONTROLS and (
+            (unicodedata.category(ch) in _INVISIBLE_CATEGORIES and ch != " ") or _BLANK_PRINTABLES.match(ch)
+        ):
             code = ord(ch)
             out.append(f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}")
         else:
@@ -146,18 +156,36 @@ def decode_media(value: str) -> tuple[str, bytes] | None:
         data = base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError):
         return None
+    if _carries_text(data):
+        return None
     for signature, offset, media_type in _SIGNATURES:
         if data.startswith(signature, offset):
-            return media_type, data
-    if found and not _is_text(data):
-        return (found.group(1) or "application/octet-stream").lower(), data
-    return None
+            return (media_type, data) if media_type not in IMAGE_TYPES or _decodes_as_image(data) else None
+    if found is None:
+        return None
+    declared = (found.group(1) or "application/octet-stream").lower()
+    if declared.startswith("text/") or "charset=" in found.group(2).lower():
+        return None
+    return declared, data
 
 
-def _is_text(data: bytes) -> bool:
+# Compressed media has a run of 40 printable ASCII bytes about once in 10^17 positions; text has little else. Such a
+# run means words an upstream may read, so the value is shown as it is (NULs dropped first: UTF-16 text has them).
+_TEXT_RUN = re.compile(rb"[\x20-\x7e\t\r\n]{40}")
+
+
+def _carries_text(data: bytes) -> bool:
+    return _TEXT_RUN.search(data.replace(b"\x00", b"")) is not None
+
+
+def _decodes_as_image(data: bytes) -> bool:
+    """What a signature claims, checked by Pillow: the file must parse as that image (PNG chunks and their CRCs)."""
+    from PIL import Image, UnidentifiedImageError
+
     try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
+        with Image.open(io.BytesIO(data)) as image:
+            image.verify()
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError):
         return False
     return True
 
@@ -308,11 +336,26 @@ def patch_from_edit(shown: Mapping[str, Any], edited: Mapping[str, Any]) -> dict
             if inner:
                 patch[key] = inner
         else:
+            if _holds_marker(value):
+                # Whole values replace what was there: the marker would run in place of a secret nobody saw.
+                raise InvalidInput(
+                    f"{key!r} holds a masked secret: reveal it before editing that value, or leave the value as it was"
+                )
             patch[key] = value
     for key in shown:
         if key not in edited:
             patch[key] = None
     return patch
+
+
+def _holds_marker(value: Any) -> bool:
+    if isinstance(value, str):
+        return value == MASKED
+    if isinstance(value, Mapping):
+        return any(_holds_marker(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_holds_marker(v) for v in value)
+    return False
 
 
 _ABSENT = object()

@@ -37,6 +37,19 @@ def denied(decision: Decision) -> types.CallToolResult:
     )
 
 
+MALFORMED_ARGUMENTS = (
+    "the arguments hold a number that is not finite (NaN, Infinity, 1e400) or text with a lone surrogate"
+)
+
+
+def malformed_arguments() -> types.CallToolResult:
+    return error_result(
+        f"[INVALID ARGUMENTS] {MALFORMED_ARGUMENTS}: they are not JSON values that can be shown or run."
+        " The call was not made.",
+        outcome="invalid_arguments",
+    )
+
+
 def rate_limited(decision: Decision, now: datetime | None = None) -> types.CallToolResult:
     seconds = int(decision.retry_after or 1)
     at = (now or datetime.now(UTC)) + timedelta(seconds=seconds)

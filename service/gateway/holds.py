@@ -339,8 +339,9 @@ class HoldCoordinator:
     async def _run_claimed(self, caller: Caller, request: ToolCallRequest) -> tuple[types.CallToolResult, bool]:
         arguments = request.edited_arguments if request.edited_arguments is not None else request.arguments
         engine = self._policy.current()
-        recheck = self._recheck(engine, caller, request.tool, arguments)
+        recheck = self._recheck(engine, caller, request, arguments)
         if recheck is not None:
+            engine.release(_reservation(request), upstream_failed=False)  # as a rejection: the budget comes back
             return answers.denied(recheck), False
         try:
             result = await self._pool.get(request.upstream).call_tool(
@@ -351,11 +352,16 @@ class HoldCoordinator:
             return answers.upstream_failed(str(exc)), False
         return result, True
 
-    def _recheck(self, engine: PolicyEngine, caller: Caller, tool: str, arguments: dict[str, Any]) -> Decision | None:
+    def _recheck(
+        self, engine: PolicyEngine, caller: Caller, request: ToolCallRequest, arguments: dict[str, Any]
+    ) -> Decision | None:
         """At release the current deny rules apply again: an approval never lets through what the policy now denies.
         Counters are only read here (the call was counted when it was held)."""
         checker = PolicyEngine(engine.policy, DryRunCounters(engine.counters), clock=engine.clock)
-        decision = checker.decide(ToolCall(caller.grant.info, tool, arguments, session_id=caller.session_id))
+        call = ToolCall(
+            caller.grant.info, request.tool, arguments, upstream=request.upstream, session_id=caller.session_id
+        )
+        decision = checker.decide(call)
         return decision if decision.outcome is Outcome.DENY else None
 
     # -- database steps, run in a worker thread -----------------------------------------------------------

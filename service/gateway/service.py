@@ -16,7 +16,7 @@ from mcp.shared.exceptions import MCPError
 
 from service.approvals.models import ToolCallRequest
 from service.approvals.standing_cache import StandingCache
-from service.arguments import arguments_digest
+from service.arguments import arguments_digest, storable_text
 from service.audit.schemas import AuditRecord
 from service.audit.writer import AuditWriter
 from service.errors import Unavailable
@@ -134,6 +134,11 @@ class Gateway:
         """The answer to a call: the gateway's own result, an allowed call's upstream result as relayed, or (for a
         client that speaks tasks) the task a held call became."""
         started = time.perf_counter()
+        try:
+            # Once per call, for the audit row: it also refuses what no person could be shown nor any upstream run.
+            digest = arguments_digest(arguments)
+        except (ValueError, UnicodeError):
+            return await self._refuse_malformed(ctx, name)
         if name == STATUS_TOOL:
             # The gateway's own tool skips the policy: it only ever delivers what a person already decided.
             try:
@@ -142,7 +147,7 @@ class Gateway:
                 return answers.not_recorded()
         route = self.pool.catalog.route(name)
         if route is None or route.upstream not in self.reachable(ctx.grant, ctx.scope):
-            return await self._refuse_unknown(ctx, name, arguments)
+            return await self._refuse_unknown(ctx, name, arguments, digest)
         engine = self.policy.current()
         if engine.may_hold(name):
             await self.standing.prefetch(ctx.grant.id)  # a standing approval turns a would-be hold into allow
@@ -159,7 +164,7 @@ class Gateway:
                 return answers.not_recorded()
             if replay is not None:  # it runs nothing: it stays counted (it passed the limits) but costs nothing
                 engine.release(decision.reservation, upstream_failed=False)
-        entry = self._decision_record(ctx, name, route.upstream, arguments, decision, decided - started, replay)
+        entry = self._decision_record(ctx, name, route.upstream, arguments, digest, decision, decided - started, replay)
         try:
             await self.writer.commit(entry)
         except Unavailable:
@@ -220,6 +225,7 @@ class Gateway:
         name: str,
         upstream: str,
         arguments: dict[str, Any],
+        digest: str,
         decision: Decision,
         decision_seconds: float,
         replay: ToolCallRequest | None = None,
@@ -256,7 +262,7 @@ class Gateway:
             reason=decision.reason,
             cost_micros=round(decision.cost_usd * 1_000_000) if decision.cost_usd is not None else None,
             argument_keys=sorted(arguments),
-            arguments_digest=arguments_digest(arguments),
+            arguments_digest=digest,
             details=details,
         )
 
@@ -338,17 +344,39 @@ class Gateway:
                 return await upstream.get_prompt(name[len(prefix) :], arguments)
         raise MCPError(types.INVALID_PARAMS, f"Unknown prompt: {name}")
 
-    async def _refuse_unknown(self, ctx: CallContext, name: str, arguments: dict[str, Any]) -> types.CallToolResult:
+    async def _refuse_malformed(self, ctx: CallContext, name: str) -> types.CallToolResult:
+        """Arguments that are no JSON values: refused before the policy (nothing is counted or reserved), audited
+        without their keys or digest, which cannot be written either."""
+        entry = AuditRecord(
+            kind="call",
+            action="call.invalid_arguments",
+            actor=f"agent:{ctx.grant.info.name}",
+            grant_id=ctx.grant.id,
+            grant_name=ctx.grant.info.name,
+            tool=storable_text(name[:255]),
+            outcome="deny",
+            reason=answers.MALFORMED_ARGUMENTS,
+        )
+        try:
+            await self.writer.commit(entry)
+        except Unavailable:
+            return answers.not_recorded()
+        self.metrics.calls.labels("(malformed)", "invalid_arguments").inc()
+        return answers.malformed_arguments()
+
+    async def _refuse_unknown(
+        self, ctx: CallContext, name: str, arguments: dict[str, Any], digest: str
+    ) -> types.CallToolResult:
         entry = AuditRecord(
             kind="call",
             action="call.unknown_tool",
             actor=f"agent:{ctx.grant.info.name}",
             grant_id=ctx.grant.id,
             grant_name=ctx.grant.info.name,
-            tool=name[:255],
+            tool=storable_text(name[:255]),
             outcome="unknown_tool",
             argument_keys=sorted(arguments)[:50],
-            arguments_digest=arguments_digest(arguments),
+            arguments_digest=digest,
         )
         try:
             await self.writer.commit(entry)

@@ -4,6 +4,7 @@ the pending answer and airlock_approval_status, re-attaching, expiry, rejection,
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -159,6 +160,13 @@ async def test_expiry_never_runs_the_call(tmp_path: Path) -> None:
         assert gw.upstream_calls() == []
 
 
+def image_spend(gw: RunningGateway) -> int:
+    """The demo policy's daily image budget of the first grant, in micro-dollars, as the counters hold it."""
+    engine = gw.state.gateway.policy.current()
+    now = time.time()
+    return engine.counters.peek([f"image_spend|g=1|86400|{int(now // 86400) * 86400}"], now)[0]
+
+
 async def test_an_approval_does_not_run_what_the_policy_now_denies(tmp_path: Path) -> None:
     with run_gateway(
         tmp_path, database_url=sqlite_url(tmp_path), policy=fixture("airlock-demo.yaml"), users=USERS
@@ -175,6 +183,7 @@ async def test_an_approval_does_not_run_what_the_policy_now_denies(tmp_path: Pat
         assert results[0].is_error
         assert results[0].content[0].text.startswith("[POLICY DENIED] Images are off.")
         assert gw.upstream_calls() == []
+        assert image_spend(gw) == 0  # refused at release, as a rejection: the held call's budget came back
 
 
 async def test_an_agent_that_stops_waiting_leaves_a_decidable_request(tmp_path: Path) -> None:
