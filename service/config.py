@@ -71,6 +71,13 @@ def _duration(value: Any) -> timedelta:
         raise ValueError(str(exc)) from None
 
 
+def _duration_or_off(value: Any) -> timedelta:
+    """A duration where 0 (or "0s") means "off"."""
+    if value in (0, "0", "0s") and not isinstance(value, bool):
+        return timedelta(0)
+    return _duration(value)
+
+
 class HoldConfig(_Section):
     max_wait: timedelta = timedelta(seconds=50)
     on_requester_gone: Literal["keep", "cancel"] = "keep"
@@ -81,7 +88,8 @@ class HoldConfig(_Section):
     """How long after a held call's result was first delivered the same call (same grant, tool and original
     arguments) gets that stored result again instead of a new request; 0 turns replays off."""
 
-    _durations = field_validator("max_wait", "result_retention", "replay_window", mode="before")(_duration)
+    _durations = field_validator("max_wait", "result_retention", mode="before")(_duration)
+    _window = field_validator("replay_window", mode="before")(_duration_or_off)
 
     @field_validator("client_budgets", mode="before")
     @classmethod

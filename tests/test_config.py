@@ -61,6 +61,8 @@ def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.Monk
         ("listen: {port: 99999}\n", "listen.port"),
         ("upstreams: {x: {args: [a]}}\n", "upstreams.x: give either command"),
         ("hold: {max_wait: soon}\n", "hold.max_wait"),
+        ("hold: {max_wait: 0}\n", "hold.max_wait: a duration must be positive"),
+        ("hold: {replay_window: -1m}\n", "hold.replay_window"),
         ("database_url: mysql://x\n", "database_url: database_url must be"),
         ("colour: blue\n", "colour: unknown key"),
         ("listen: [1, 2\n", "not valid YAML"),
@@ -98,3 +100,9 @@ def test_the_nested_slack_variable_wins_over_the_flat_one(tmp_path: Path, monkey
     settings = load_settings(write(tmp_path, "upstreams: {}\n"))
     assert settings.slack.channel == "#nested"
     assert not settings.slack.enabled
+
+
+@pytest.mark.parametrize("off", [0, "0", "0s"])
+def test_a_replay_window_of_zero_turns_replays_off(tmp_path: Path, off: object) -> None:
+    settings = load_settings(write(tmp_path, f"hold: {{replay_window: {off!r}}}\n".replace("'", '"')))
+    assert settings.hold.replay_window == timedelta(0)

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 import anyio
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from service.api.deps import CurrentUser, RowId, StateDep
 from service.approvals import queries
@@ -27,12 +27,19 @@ from service.users.models import User
 router = APIRouter(prefix="/api/requests", tags=["requests"])
 
 
-class RememberBody(BaseModel):
+class StrictBody(BaseModel):
+    """A decision's body: a field we do not know (say `arguments` instead of `patch`) is refused, never ignored, so
+    nobody approves the original while believing they sent an edit."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class RememberBody(StrictBody):
     scope: Literal["arguments", "tool"] = "arguments"
     duration: str = Field("1h", description="How long, such as 1h or 30m (at most 30 days).")
 
 
-class ApproveBody(BaseModel):
+class ApproveBody(StrictBody):
     arguments_digest: str = Field(
         min_length=64,
         max_length=64,
@@ -47,7 +54,7 @@ class ApproveBody(BaseModel):
     remember: RememberBody | None = None
 
 
-class RevealBody(BaseModel):
+class RevealBody(StrictBody):
     pointer: str = Field(min_length=1, max_length=2000, description="A JSON pointer listed in the request's masked.")
 
 
@@ -56,7 +63,7 @@ class Revealed(BaseModel):
     value: Any
 
 
-class RejectBody(BaseModel):
+class RejectBody(StrictBody):
     reason: str = Field(min_length=1, max_length=2000)
 
 

@@ -41,6 +41,9 @@ async def test_a_decider_gets_the_exact_values_and_approves_only_with_their_dige
 
                     blind = await api.post(f"/api/requests/{request_id}/approve", json={})
                     assert blind.status_code == 422 and "arguments_digest" in blind.text
+                    unknown = {"arguments_digest": shown["arguments_digest"], "arguments": {"n": 1}}
+                    misnamed_edit = await api.post(f"/api/requests/{request_id}/approve", json=unknown)
+                    assert misnamed_edit.status_code == 422 and "arguments" in misnamed_edit.text
                     stale = await api.post(f"/api/requests/{request_id}/approve", json={"arguments_digest": "0" * 64})
                     assert stale.status_code == 409
                     approved = await api.post(

@@ -28,7 +28,7 @@ from service.users.service import set_role
 from tests.cluster.harness import Cluster, replicas
 from tests.conftest import REDIS_URL
 from tests.gateway.harness import approve_via_api, mcp_client
-from tests.gateway.tasks_client import TasksExtension
+from tests.gateway.tasks_client import TasksExtension, core_tasks_client
 from tests.gateway.test_holds import DEAR, held_call, pending_request_id
 from tests.policy.helpers import fixture
 from tests.slack.fake_slack import BOT_TOKEN, SIGNING_SECRET, block_actions, fake_slack, form_body
@@ -215,7 +215,6 @@ async def test_a_revoked_grant_and_a_new_policy_reach_the_other_replica_at_once(
 
 
 async def test_a_role_changed_on_one_replica_applies_on_the_other_at_once(engine: Engine, tmp_path: Path) -> None:
-    from tests.gateway.tasks_client import core_tasks_client
     from tests.gateway.test_tasks_2025 import call_as_task
 
     with replicas(
@@ -327,7 +326,7 @@ async def test_a_replica_killed_with_pending_requests_leaves_them_to_the_survivo
         tasks: list[str] = []
 
         async def open_tasks(first: int, step: int) -> None:
-            async with mcp_client(cluster.mcp_url(0), cluster.tokens["agent"]) as on_a:
+            async with core_tasks_client(cluster.mcp_url(0), cluster.tokens["agent"]) as on_a:
                 for i in range(first, task_count, step):
                     tasks.append(
                         (await call_as_task(on_a, "generate_image", {**DEAR, "prompt": f"task {i}"}))["taskId"]

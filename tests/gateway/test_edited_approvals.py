@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.gateway.harness import mcp_client, run_gateway
+from tests.gateway.harness import approve_via_api, mcp_client, run_gateway
 from tests.gateway.test_holds import held_call, sqlite_url
 from tests.policy.helpers import fixture
 
@@ -28,15 +28,15 @@ async def test_an_edited_approval_runs_exactly_the_edited_arguments(tmp_path: Pa
         async with mcp_client(gw.mcp_url, gw.token) as client:
             async with held_call(gw, client, "generate_image", ASKED) as (request_id, results):
                 async with gw.api("ana") as ana, gw.api("bo") as bo:
-                    assert (await ana.post(f"/api/requests/{request_id}/approve", json={})).status_code == 200
+                    assert (await approve_via_api(ana, request_id)).status_code == 200
                     # Bo edits: Ana's vote was for four images, so the call waits for a second vote on one.
-                    edited = await bo.post(f"/api/requests/{request_id}/approve", json={"arguments": {"n": 1}})
+                    edited = await approve_via_api(bo, request_id, patch={"n": 1})
                     assert edited.status_code == 200, edited.text
                     assert edited.json()["status"] == "pending"
                     assert gw.upstream_calls() == []
-                    again = await bo.post(f"/api/requests/{request_id}/approve", json={})
+                    again = await approve_via_api(bo, request_id)
                     assert again.status_code == 409  # Bo's edit is his vote already
-                    released = await ana.post(f"/api/requests/{request_id}/approve", json={})
+                    released = await approve_via_api(ana, request_id)
                     assert released.json()["status"] in ("approved", "executing", "succeeded")
         assert not results[0].is_error
         assert [block.type for block in results[0].content] == ["image"]

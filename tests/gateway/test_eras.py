@@ -11,7 +11,7 @@ import httpx2
 import pytest
 
 from service.gateway.tasks import TASKS_EXTENSION
-from tests.gateway.harness import RunningGateway, run_gateway
+from tests.gateway.harness import RunningGateway, approve_via_api, run_gateway
 from tests.gateway.test_direct import call, sse_messages
 from tests.gateway.test_edges import HEADERS
 from tests.gateway.test_holds import DEAR, USERS, sqlite_url
@@ -119,7 +119,7 @@ async def test_the_2026_tasks_extension_on_a_2025_session_is_ignored(tmp_path: P
             assert gw.upstream_calls("generate_image") == []
             async with gw.api("ana") as api:
                 for public_id in (direct, through_sdk):
-                    approved = await api.post(f"/api/requests/{public_id[2:]}/approve", json={})
+                    approved = await approve_via_api(api, public_id[2:])
                     assert approved.status_code == 200, approved.text
             for number, public_id in enumerate((direct, through_sdk), start=4):
                 status = call(number, "airlock_approval_status", {"request_id": public_id, "wait_seconds": 10})

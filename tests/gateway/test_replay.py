@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 from service.audit.service import export
 from service.db.engine import unit_of_work
 from service.gateway.answers import REPLAY_OF
-from tests.gateway.harness import RunningGateway, mcp_client, run_gateway
+from tests.gateway.harness import RunningGateway, approve_via_api, mcp_client, run_gateway
 from tests.gateway.test_gateway import db_url
 from tests.gateway.test_holds import DEAR, DENY_IMAGES, USERS, denial_rule, pending_request_id
 from tests.policy.helpers import fixture
@@ -37,7 +37,7 @@ async def give_up_after(client: Client, seconds: float, arguments: dict[str, Any
 async def approve_and_await_run(gw: RunningGateway, request_id: int) -> None:
     """Approve through the REST API, then wait until the still-attached original call has run it."""
     async with gw.api("ana") as api:
-        assert (await api.post(f"/api/requests/{request_id}/approve", json={})).status_code == 200
+        assert (await approve_via_api(api, request_id)).status_code == 200
         with anyio.fail_after(15):
             while (await api.get(f"/api/requests/{request_id}")).json()["status"] != "succeeded":
                 await anyio.sleep(0.05)
@@ -115,6 +115,24 @@ async def test_after_the_replay_window_the_same_call_is_a_new_request(tmp_path: 
             first = await pending_request_id(gw)
             await approve_and_await_run(gw, first)
             await anyio.sleep(1.2)  # not a synchronisation: the window (1 s from the first delivery) must pass
+            await give_up_after(client, 1.0, DEAR)
+            assert await pending_request_id(gw) != first
+        assert await request_count(gw) == 2
+        assert len(gw.upstream_calls("generate_image")) == 1
+
+
+async def test_with_the_replay_window_at_zero_the_same_call_is_a_new_request(tmp_path: Path) -> None:
+    with run_gateway(
+        tmp_path,
+        database_url=f"sqlite:///{tmp_path}/airlock.db",
+        policy=fixture("airlock-demo.yaml"),
+        users=USERS,
+        hold={"replay_window": 0},
+    ) as gw:
+        async with mcp_client(gw.mcp_url, gw.token) as client:
+            await give_up_after(client, 1.0, DEAR)
+            first = await pending_request_id(gw)
+            await approve_and_await_run(gw, first)
             await give_up_after(client, 1.0, DEAR)
             assert await pending_request_id(gw) != first
         assert await request_count(gw) == 2

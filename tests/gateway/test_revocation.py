@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 
 from service.db.engine import unit_of_work
 from service.grants.service import revoke_grant
-from tests.gateway.harness import RunningGateway, mcp_client, run_gateway
+from tests.gateway.harness import RunningGateway, approve_via_api, mcp_client, run_gateway
 from tests.gateway.tasks_client import core_tasks_client
 from tests.gateway.test_gateway import db_url
 from tests.gateway.test_holds import DEAR, USERS, held_call, pending_request_id
@@ -29,7 +29,7 @@ def revoke_elsewhere(engine: Engine) -> None:
 
 async def assert_decision_refused(gw: RunningGateway, request_id: int) -> None:
     async with gw.api("ana") as api:
-        refused = await api.post(f"/api/requests/{request_id}/approve", json={})
+        refused = await approve_via_api(api, request_id)
     assert refused.status_code == 409
     assert refused.json()["error"] == f"R-{request_id} was cancelled: grant revoked"
 

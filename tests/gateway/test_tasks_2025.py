@@ -35,7 +35,10 @@ async def call_as_task(client: Client, name: str, arguments: dict[str, Any]) -> 
 
 async def decide(gw: RunningGateway, request_id: int, verdict: str, **body: Any) -> None:
     async with gw.api("ana") as api:
-        answer = await api.post(f"/api/requests/{request_id}/{verdict}", json=body)
+        if verdict == "approve":
+            answer = await approve_via_api(api, request_id, **body)
+        else:
+            answer = await api.post(f"/api/requests/{request_id}/{verdict}", json=body)
         assert answer.status_code == 200, answer.text
 
 
