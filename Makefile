@@ -12,7 +12,26 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-install: $(STAMP)
+# Real MCP clients for tests/clients, installed here because nothing downloads at test time: the MCP Inspector from
+# its lock file (--ignore-scripts: its CLI needs no install script; it asks for Node.js 22 but its CLI runs on the 20
+# that Debian ships, as the test shows, so npm's engine warnings are silenced), and the OpenAI Agents SDK in a venv
+# of its own, as it caps websockets below the 17.x the gateway runs on. Without npm the Inspector is left out, and
+# its test says so.
+INSPECTOR := tests/clients/node/node_modules/.installed-stamp
+AGENTS := .venv-agents
+CLIENTS := $(INSPECTOR) $(AGENTS)/.installed-stamp
+
+$(INSPECTOR): tests/clients/node/package.json tests/clients/node/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		cd tests/clients/node && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error && touch node_modules/.installed-stamp; \
+	else echo "make: npm not found, the MCP Inspector (tests/clients/node) is not installed"; fi
+
+$(AGENTS)/.installed-stamp: tests/clients/agents-requirements.txt
+	@test -x $(AGENTS)/bin/python || $(PYTHON) -m venv $(AGENTS)
+	$(AGENTS)/bin/python -m pip install --quiet -r tests/clients/agents-requirements.txt
+	@touch $@
+
+install: $(STAMP) $(CLIENTS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -23,7 +42,7 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: $(STAMP)
+test: $(STAMP) $(CLIENTS)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # The wheel built from this checkout, installed in a fresh venv in a temporary folder and run from there: the demo,
@@ -60,4 +79,4 @@ migrate: $(STAMP)
 	$(BIN)/airlock db upgrade
 
 clean:
-	rm -rf $(VENV) $(PEERS) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) $(PEERS) $(AGENTS) tests/clients/node/node_modules .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -28,14 +28,15 @@ REQUIRE_SERVICES = os.environ.get("AIRLOCK_REQUIRE_SERVICES") == "1"
 all_models()
 
 
-def _unavailable(what: str, error: Exception) -> None:
-    message = (
-        f"{what} is not reachable ({error}); start it (see README, 'Running the tests') "
-        "or set AIRLOCK_REQUIRE_SERVICES=1 to make this a failure"
-    )
+def skip_or_fail(message: str) -> None:
+    """Something a test needs is not on this machine: a skip that says so, or a failure where it must be (CI)."""
     if REQUIRE_SERVICES:
         pytest.fail(message)
-    pytest.skip(message)
+    pytest.skip(f"{message}; or set AIRLOCK_REQUIRE_SERVICES=1 to make this a failure")
+
+
+def _unavailable(what: str, error: Exception) -> None:
+    skip_or_fail(f"{what} is not reachable ({error}); start it (see README, 'Running the tests')")
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ copy then runs this same file with `--inside`, using only what the wheel brought
 - `airlock demo` starts; one allowed call returns an image; one held call is approved through REST and returns its
   images; the Claude Desktop config the banner printed launches the stdio bridge; Ctrl-C stops it cleanly.
 The install step may use the package registry, as `make install` does; the checks themselves run offline.
+The copy runs as `tests.install.wheel_smoke` beside a copy of tests/demo_process.py, which starts and stops the demo.
 """
 
 from __future__ import annotations
@@ -16,19 +17,16 @@ import asyncio
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
-from typing import Any
+
+from tests.demo_process import RunningDemo, running_demo
 
 CHECKOUT = Path(__file__).resolve().parents[2]  # when run from the checkout, not from the copy --inside runs
 CHEAP = {"prompt": "a lighthouse", "provider": "openai", "model": "gpt-image-1", "quality": "draft"}
 HELD = {**CHEAP, "quality": "high", "n": 2}
-STARTUP_SECONDS = 60
 
 
 def say(message: str) -> None:
@@ -50,19 +48,17 @@ def build_and_run() -> None:
         python = root / "venv" / "bin" / "python"
         subprocess.run([python, "-m", "pip", "install", "--quiet", str(wheel)], check=True)
         work = root / "elsewhere"
-        work.mkdir()
-        script = work / "smoke.py"
-        shutil.copyfile(__file__, script)
+        copied = work / "tests" / "install"
+        copied.mkdir(parents=True)
+        for package in (work / "tests", copied):
+            (package / "__init__.py").touch()
+        shutil.copyfile(__file__, copied / "wheel_smoke.py")
+        shutil.copyfile(CHECKOUT / "tests" / "demo_process.py", work / "tests" / "demo_process.py")
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRLOCK_", "PYTHON", "VIRTUAL_ENV"))}
-        subprocess.run([python, str(script), "--inside", str(CHECKOUT)], cwd=work, env=env, check=True)
+        subprocess.run(
+            [python, "-m", "tests.install.wheel_smoke", "--inside", str(CHECKOUT)], cwd=work, env=env, check=True
+        )
     say("passed")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def airlock(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -87,83 +83,30 @@ def inside(checkout: Path) -> None:
     assert (here / "upgraded" / "airlock.db").is_file(), upgraded
     say("`airlock db upgrade` made a database from the wheel's migrations")
 
-    data = here / "demo-data"
-    port = free_port()
-    log = (here / "demo.log").open("w")
-    demo = subprocess.Popen(
-        [str(Path(sys.executable).with_name("airlock")), "demo", "--data-dir", str(data), "--port", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        wait_ready(base, demo)
-        credentials = json.loads((data / "demo-credentials.json").read_text())
-        asyncio.run(calls(base, credentials))
-        asyncio.run(pasted_stdio_config((here / "demo.log").read_text()))
-    finally:
-        demo.send_signal(signal.SIGINT)
-        code = demo.wait(timeout=30)
-        log.close()
-    output = (here / "demo.log").read_text()
-    assert code == 0, f"airlock demo exited with {code}:\n{output}"
-    assert "Traceback" not in output and '"level": "error"' not in output, output
+    with running_demo(here) as demo:
+        asyncio.run(calls(demo))
+        asyncio.run(pasted_stdio_config(demo.output()))
     say("Ctrl-C stopped the demo cleanly")
 
 
-def wait_ready(base: str, demo: subprocess.Popen[str]) -> None:
-    import httpx2
-
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if demo.poll() is not None:
-            raise SystemExit(f"airlock demo exited with {demo.returncode} before it was ready")
-        try:
-            if httpx2.get(f"{base}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx2.TransportError:
-            pass
-        time.sleep(0.2)  # polling a process we do not control, not synchronising our own code
-    raise SystemExit(f"airlock demo was not ready after {STARTUP_SECONDS} s")
-
-
-async def calls(base: str, credentials: dict[str, Any]) -> None:
+async def calls(demo: RunningDemo) -> None:
     import httpx2
     from mcp import Client
     from mcp.client.streamable_http import streamable_http_client
 
-    agent = httpx2.AsyncClient(headers={"Authorization": f"Bearer {credentials['grant_token']}"}, timeout=60)
-    admin = httpx2.AsyncClient(
-        base_url=base, headers={"Authorization": f"Bearer {credentials['admin_api_token']}"}, timeout=30
-    )
-    async with agent, admin, Client(streamable_http_client(f"{base}/mcp", http_client=agent)) as client:
+    agent = httpx2.AsyncClient(headers={"Authorization": f"Bearer {demo.grant_token}"}, timeout=60)
+    async with agent, Client(streamable_http_client(demo.mcp_url, http_client=agent)) as client:
         allowed = await client.call_tool("generate_image", CHEAP)
         assert not allowed.is_error and allowed.content[0].type == "image", allowed
         say("an allowed call returned an image")
 
         held = asyncio.create_task(client.call_tool("generate_image", HELD))
-        request = await pending_request(admin)
-        body: dict[str, Any] = {"comment": "smoke test"}
-        digest = request.get("arguments_digest")
-        if digest:
-            body["arguments_digest"] = digest
-        approved = await admin.post(f"/api/requests/{request['id']}/approve", json=body)
-        assert approved.status_code == 200, approved.text
+        request = await asyncio.to_thread(demo.wait_for_pending)
+        await asyncio.to_thread(demo.approve, request, "smoke test")
         result = await held
         assert not result.is_error, result
         assert [c.type for c in result.content].count("image") == 2, result
         say(f"a held call ({request['public_id']}) was approved through REST and returned its 2 images")
-
-
-async def pending_request(admin: Any) -> dict[str, Any]:
-    for _ in range(300):
-        page = (await admin.get("/api/requests", params={"status": "pending"})).json()
-        if page["items"]:
-            request: dict[str, Any] = page["items"][0]
-            return request
-        await asyncio.sleep(0.1)  # waiting for another process's agent call to be held
-    raise SystemExit("the held call never appeared in the queue")
 
 
 async def pasted_stdio_config(banner: str) -> None:
