@@ -81,7 +81,15 @@ class HoldConfig(_Section):
     """How long after a held call's result was first delivered the same call (same grant, tool and original
     arguments) gets that stored result again instead of a new request; 0 turns replays off."""
 
-    _durations = field_validator("max_wait", "result_retention", "replay_window", mode="before")(_duration)
+    _durations = field_validator("max_wait", "result_retention", mode="before")(_duration)
+
+    @field_validator("replay_window", mode="before")
+    @classmethod
+    def _replay_window(cls, value: Any) -> timedelta:
+        """The README promises that 0 turns replays off; every other duration must be positive."""
+        if (not isinstance(value, bool) and value in (0, "0", "0s")) or value == timedelta(0):
+            return timedelta(0)
+        return _duration(value)
 
     @field_validator("client_budgets", mode="before")
     @classmethod
