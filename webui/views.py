@@ -13,6 +13,7 @@ from service.grants.schemas import GrantPublic
 _ACTION_LABELS = {
     "request.created": "Held",
     "request.vote": "Approval vote",
+    "request.edited": "Arguments edited",
     "request.approved": "Approved",
     "request.rejected": "Rejected",
     "request.expired": "Expired",
@@ -32,6 +33,12 @@ class TimelineEntry:
     reason: str | None
     summary: str | None
     details: dict[str, Any]
+
+    @property
+    def ran_edited_arguments(self) -> bool:
+        """An approval whose call runs other arguments than the agent sent (approvals.service records both)."""
+        original = self.details.get("original_digest")
+        return bool(original) and self.details.get("executed_digest") != original
 
 
 def _person(actor: str | None) -> str | None:
@@ -61,6 +68,14 @@ def _result_summary(details: dict[str, Any]) -> str | None:
     return prefix + ("; ".join(parts) or "empty")
 
 
+def _edit_summary(details: dict[str, Any]) -> str | None:
+    """An edit moves a call under another rule when the policy, evaluated again, says so (approvals/edits.py)."""
+    before, after = details.get("from_rule"), details.get("to_rule")
+    if before and after and before != after:
+        return f"now under {after} (was {before})"
+    return None
+
+
 def timeline(detail: RequestDetail) -> list[TimelineEntry]:
     """The request's audit events, as people read them: who did what, via which channel, and what came of it."""
     entries = []
@@ -74,7 +89,7 @@ def timeline(detail: RequestDetail) -> list[TimelineEntry]:
                 channel=details.get("channel"),
                 outcome=event.get("outcome"),
                 reason=event.get("reason"),
-                summary=_result_summary(details),
+                summary=_result_summary(details) or _edit_summary(details),
                 details=details,
             )
         )

@@ -3,6 +3,7 @@ headless Chromium (the Debian package, never a downloaded browser), and agents c
 
 from __future__ import annotations
 
+import re
 import shutil
 import threading
 from collections.abc import Iterator
@@ -13,7 +14,7 @@ from typing import Any
 import anyio
 import pytest
 from mcp.types import CallToolResult
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
 from service.db.engine import unit_of_work
 from service.users.models import Role
@@ -52,9 +53,11 @@ def add_people(gw: RunningGateway) -> None:
 
 
 @pytest.fixture
-def gw(tmp_path: Path) -> Iterator[RunningGateway]:
+def gw(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RunningGateway]:
+    """Settings overrides come as an indirect parameter: @pytest.mark.parametrize("gw", [{...}], indirect=True)."""
+    overrides: dict[str, Any] = getattr(request, "param", {})
     with run_gateway(
-        tmp_path, database_url=f"sqlite:///{tmp_path}/airlock.db", policy=fixture("airlock-demo.yaml")
+        tmp_path, database_url=f"sqlite:///{tmp_path}/airlock.db", policy=fixture("airlock-demo.yaml"), **overrides
     ) as running:
         add_people(running)
         yield running
@@ -85,6 +88,23 @@ def sign_in(page: Page, gw: RunningGateway, username: str, next_path: str = "/")
     page.fill("input[name=password]", password_of(username))
     page.click("button[type=submit]")
     page.wait_for_url(f"{gw.base_url}{next_path}")
+
+
+def offers_no_approve(row: Locator) -> None:
+    """A queue row cuts its arguments, so it offers Reject and Open, never Approve."""
+    expect(row.locator("a[data-open]")).to_have_text("Open")
+    expect(row.get_by_role("button", name=re.compile("approve", re.IGNORECASE))).to_have_count(0)
+    expect(row.locator("form[action$='/approve']")).to_have_count(0)
+
+
+def approve_on_its_page(page: Page, gw: RunningGateway, request_id: str) -> None:
+    """Approve as a person does, queue rows never offering it: on the request's page, where every value is shown and
+    the approve form carries the digest of what it showed."""
+    if page.url != f"{gw.base_url}/requests/{request_id}":
+        page.goto(f"{gw.base_url}/requests/{request_id}")
+    expect(page.locator("[data-status]")).to_have_text("pending")
+    page.click("#approve-button")
+    expect(page.locator(".flash")).to_contain_text(f"Approved R-{request_id}")
 
 
 @dataclass

@@ -8,7 +8,7 @@ from pathlib import Path
 from playwright.sync_api import Page, expect
 
 from tests.gateway.harness import RunningGateway
-from tests.webui.conftest import DEAR, AgentCall, call_now, save_screenshot, sign_in
+from tests.webui.conftest import DEAR, AgentCall, approve_on_its_page, call_now, save_screenshot, sign_in
 
 
 def test_screenshots_of_the_main_pages(page: Page, gw: RunningGateway, tmp_path: Path) -> None:
@@ -19,9 +19,10 @@ def test_screenshots_of_the_main_pages(page: Page, gw: RunningGateway, tmp_path:
     assert call_now(gw, "generate_image", {**DEAR, "directory": "/srv/www"}).is_error
     first = AgentCall(gw, "generate_image", {**DEAR, "prompt": "a lighthouse at dawn, watercolour", "n": 1}).start()
     expect(page.locator("tr[data-request-id]")).to_have_count(1)
-    first_id = page.locator("tr[data-request-id]").first.get_attribute("data-request-id")
-    page.locator("tr[data-request-id] button.approve").click()
+    first_id = str(page.locator("tr[data-request-id]").first.get_attribute("data-request-id"))
+    approve_on_its_page(page, gw, first_id)
     assert not first.wait().is_error
+    page.goto(gw.base_url + "/")
     waiting = [
         AgentCall(gw, "generate_image", {**DEAR, "prompt": prompt, "n": n}).start()
         for prompt, n in (("four lighthouses in a storm", 4), ("a product shot of a teapot", 2), ("city at night", 3))

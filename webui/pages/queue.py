@@ -1,4 +1,5 @@
-"""The live queue (home): pending requests, newest first, with approve and reject in place, one by one or in a batch.
+"""The live queue (home): pending requests, newest first, rejected in place one by one or in a batch; each row opens
+its request's page, where every value is shown and approving is done.
 
 The page is rendered whole on first load; afterwards its script fetches single rows (or all of them, after a
 reconnect) from here whenever the WebSocket says a request changed.

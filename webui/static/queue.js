@@ -1,4 +1,5 @@
-// The live queue: rows arrive and leave over a WebSocket without a reload; decisions in place; keyboard shortcuts.
+// The live queue: rows arrive and leave over a WebSocket without a reload; rejections in place; keyboard shortcuts.
+// Rows cut their arguments, so they never approve: approving is done on the request's page, where every value is shown.
 "use strict";
 
 (function () {
@@ -97,7 +98,7 @@
     });
   }
 
-  // Decisions in place: the form posts in the background and the row leaves the queue on success.
+  // Rejections in place: the form posts in the background and the row leaves the queue on success.
   tbody.addEventListener("submit", async function (event) {
     const form = event.target.closest("form.js-decide");
     if (!form) return;
@@ -128,10 +129,11 @@
   // Batch: the count of ticked rows, and "tick all".
   const batchForm = document.getElementById("batch-form");
   const checkAll = document.getElementById("check-all");
+  const batchLabel = document.getElementById("batch-count");
+  const batchHint = batchLabel ? batchLabel.textContent : "";  // the server's wording: the batch only rejects
   function refreshBatch() {
     const n = document.querySelectorAll('input[name="request_id"]:checked').length;
-    const label = document.getElementById("batch-count");
-    if (label) label.textContent = n ? n + " ticked" : "Tick requests to decide several at once.";
+    if (batchLabel) batchLabel.textContent = n ? n + " ticked to reject" : batchHint;
   }
   document.addEventListener("change", function (event) {
     if (event.target === checkAll) {
@@ -140,9 +142,9 @@
     refreshBatch();
   });
   if (batchForm) {
+    // The batch bar only rejects: its rows cut their arguments, and approving is done on each request's page.
     batchForm.addEventListener("submit", function (event) {
-      const submitter = event.submitter;
-      if (submitter && submitter.value === "reject" && !batchForm.elements.reason.value.trim()) {
+      if (!batchForm.elements.reason.value.trim()) {
         event.preventDefault();
         window.Airlock.toast("Say why: a rejection needs a reason, which the agent reads.", true);
         batchForm.elements.reason.focus();
@@ -150,7 +152,8 @@
     });
   }
 
-  // Keyboard: j/k move, a approve, r reject, e edit, x tick, Enter open, ? help.
+  // Keyboard: j/k move, a or Enter open (approving is done on the request's page, where every value is shown),
+  // r reject, e edit, x tick, ? help.
   function select(row) {
     if (selected) selected.classList.remove("selected");
     selected = row || null;
@@ -174,9 +177,9 @@
     if (key === "j") { moveSelection(1); return; }
     if (key === "k") { moveSelection(-1); return; }
     if (!selected) { if ("areEx".includes(key)) moveSelection(0); if (!selected) return; }
-    if (key === "a") {
-      const form = selected.querySelector('form[data-verdict="approve"]');
-      if (form) form.requestSubmit();
+    if (key === "a" || key === "Enter") {
+      const link = selected.querySelector("a.rid");
+      if (link) location.href = link.href;
     } else if (key === "r") {
       const box = selected.querySelector("details.reject-box");
       if (box) { box.open = true; box.querySelector('input[name="reason"]').focus(); event.preventDefault(); }
@@ -186,9 +189,6 @@
     } else if (key === "x") {
       const box = selected.querySelector('input[name="request_id"]');
       if (box) { box.checked = !box.checked; refreshBatch(); }
-    } else if (key === "Enter") {
-      const link = selected.querySelector("a.rid");
-      if (link) location.href = link.href;
     }
   });
   tbody.addEventListener("click", function (event) {
