@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from service.approvals.view import ArgumentsView, Secrets, render
+from service.approvals.view import MASKED, ArgumentsView, Secrets, escape_invisible, render
 
 APPROVE = "approve"
 APPROVE_REMEMBER = "approve_remember"
@@ -25,7 +25,6 @@ EDIT_VIEW = "airlock_edit"
 REASON_BLOCK, PRESET_BLOCK, ARGUMENTS_BLOCK, VALUE = "reason", "preset", "arguments", "value"
 
 _ARGUMENTS_CHARS = 2500  # a section's text may hold 3000
-EDIT_INPUT_CHARS = 3000  # Slack's limit for a plain_text_input
 
 _FINAL_LINES = {
     "expired": ":hourglass: *Expired* {at}: approval timed out, not executed",
@@ -78,8 +77,16 @@ def slack_date(moment: datetime) -> str:
 
 
 def escape(text: str) -> str:
-    """mrkdwn control characters, so a value cannot ping @channel or fake a link."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """mrkdwn control characters, so a value cannot ping @channel or fake a link; and invisible or bidi characters
+    as the decider's view escapes them (a no-op on text that view already escaped)."""
+    return escape_invisible(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def code(text: str) -> str:
+    """`escape`, with backticks as the JSON escape `\\u0060`: inside a code span or block a backtick could close it
+    and let the rest be read as mrkdwn. In the arguments' JSON text a literal backslash shows doubled, so this is
+    never ambiguous there."""
+    return escape(text).replace("`", "\\u0060")
 
 
 def cost_text(cost_usd: float | None) -> str:
@@ -88,10 +95,11 @@ def cost_text(cost_usd: float | None) -> str:
 
 def arguments_text(view: ArgumentsView) -> tuple[str, bool]:
     """The arguments as the card shows them, and whether that is all of them."""
-    full = escape(view.text()).replace("```", "`\u200b``")  # a value cannot close the code block
+    full = code(view.text())
     if len(full) <= _ARGUMENTS_CHARS:
         return f"```{full}```", True
-    shown = full[:_ARGUMENTS_CHARS]
+    line_end = full.rfind("\n", 0, _ARGUMENTS_CHARS)
+    shown = full[: line_end if line_end > 0 else _ARGUMENTS_CHARS]  # between lines, not inside an escape
     left_out = (
         f"\n:warning: *{len(full) - len(shown):,} of {len(full):,} characters are left out here.* "
         "Open the request to see every value and approve it."
@@ -108,13 +116,16 @@ def summary(facts: CardFacts) -> str:
 
 def card(facts: CardFacts) -> list[dict[str, Any]]:
     owner = f" (owner {escape(facts.owner)})" if facts.owner else ""
-    rule = f"`{escape(facts.rule)}`" + (f"\n{escape(facts.reason)}" if facts.reason else "")
+    rule = f"`{code(facts.rule)}`" + (f"\n{escape(facts.reason)}" if facts.reason else "")
     blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": f"{facts.public_id}: {facts.tool}"[:150]}},
+        {
+            "type": "header",
+            "text": {"type": "plain_text", "text": escape_invisible(f"{facts.public_id}: {facts.tool}")[:150]},
+        },
         {
             "type": "section",
             "fields": [
-                _mrkdwn(f"*Tool*\n`{escape(facts.tool)}` on `{escape(facts.upstream)}`"),
+                _mrkdwn(f"*Tool*\n`{code(facts.tool)}` on `{code(facts.upstream)}`"),
                 _mrkdwn(f"*Agent*\n{escape(facts.grant)}{owner}"),
                 _mrkdwn(f"*Rule*\n{rule}"),
                 _mrkdwn(f"*Estimated cost*\n{cost_text(facts.cost_usd)}"),
@@ -213,14 +224,15 @@ def reject_modal(request_id: int, channel: str | None, presets: list[str]) -> di
     return _modal(REJECT_VIEW, f"Reject R-{request_id}", "Reject", request_id, channel, blocks)
 
 
-def edit_modal(request_id: int, channel: str | None, shown_arguments: str) -> dict[str, Any]:
+def edit_modal(request_id: int, channel: str | None, shown: str, digest: str, max_chars: int) -> dict[str, Any]:
+    """`shown`: the arguments under review as JSON (edit_form.py); `digest`: theirs, which the submission must match."""
     blocks: list[dict[str, Any]] = [
         {
             "type": "context",
             "elements": [
                 _mrkdwn(
-                    "The edited call is what runs. Values shown as [REDACTED] or as a blob digest keep their "
-                    "original value when left as they are."
+                    "The edited call is what runs: only the values you change are changed. A value shown as "
+                    f"{escape(MASKED)} keeps its original when left as it is."
                 )
             ],
         },
@@ -232,12 +244,12 @@ def edit_modal(request_id: int, channel: str | None, shown_arguments: str) -> di
                 "type": "plain_text_input",
                 "action_id": VALUE,
                 "multiline": True,
-                "max_length": EDIT_INPUT_CHARS,
-                "initial_value": shown_arguments,
+                "max_length": max_chars,
+                "initial_value": shown,
             },
         },
     ]
-    return _modal(EDIT_VIEW, f"Edit R-{request_id}", "Approve", request_id, channel, blocks)
+    return _modal(EDIT_VIEW, f"Edit R-{request_id}", "Approve", request_id, channel, blocks, digest)
 
 
 def reminder(facts: CardFacts, percent: int, mentions: list[str]) -> str:
@@ -247,12 +259,21 @@ def reminder(facts: CardFacts, percent: int, mentions: list[str]) -> str:
 
 
 def _modal(
-    callback_id: str, title: str, submit: str, request_id: int, channel: str | None, blocks: list[dict[str, Any]]
+    callback_id: str,
+    title: str,
+    submit: str,
+    request_id: int,
+    channel: str | None,
+    blocks: list[dict[str, Any]],
+    digest: str | None = None,
 ) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"request": request_id, "channel": channel}
+    if digest is not None:
+        metadata["digest"] = digest  # what the modal showed; a submission is bound to it
     return {
         "type": "modal",
         "callback_id": callback_id,
-        "private_metadata": json.dumps({"request": request_id, "channel": channel}),
+        "private_metadata": json.dumps(metadata),
         "title": _plain(title[:24]),
         "submit": _plain(submit),
         "close": _plain("Cancel"),

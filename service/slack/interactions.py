@@ -4,11 +4,10 @@ errors must go back in a modal's acknowledgement. Pure: no I/O."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from service.arguments import REDACTED, blob_summary, is_blob, looks_secret, redact
 from service.slack import cards
 
 DECISION_ACTIONS = {cards.APPROVE, cards.APPROVE_REMEMBER, cards.REJECT, cards.EDIT}
@@ -36,6 +35,8 @@ class Submission:
     user_id: str
     channel_id: str | None
     values: Mapping[str, Any]
+    digest: str | None = None
+    """The digest of the arguments the modal showed (the edit modal keeps it in private_metadata)."""
 
     def value(self, block_id: str) -> str | None:
         """The text typed, or the option chosen, in one input block."""
@@ -92,12 +93,14 @@ def parse(payload: Mapping[str, Any]) -> Click | Submission | None:
         state = view.get("state")
         values = state.get("values") if isinstance(state, Mapping) else None
         channel_id = meta.get("channel")
+        shown_digest = meta.get("digest")
         return Submission(
             str(view["callback_id"]),
             _request_id(meta.get("request")),
             user_id,
             channel_id if isinstance(channel_id, str) else None,
             values if isinstance(values, Mapping) else {},
+            shown_digest if isinstance(shown_digest, str) else None,
         )
     return None
 
@@ -115,51 +118,3 @@ def rejection_reason(submission: Submission) -> tuple[str | None, dict[str, str]
     if reason is None:
         return None, {cards.REASON_BLOCK: "Say why: the agent reads the reason."}
     return reason.strip(), {}
-
-
-def arguments_for_editing(arguments: Mapping[str, Any]) -> str:
-    return json.dumps(redact(arguments), indent=2, ensure_ascii=False)
-
-
-def edited_arguments(
-    submission: Submission,
-    original: Mapping[str, Any],
-    validate: Callable[[Mapping[str, Any]], list[str]],
-) -> tuple[dict[str, Any] | None, dict[str, str]]:
-    """The arguments to run, or the modal's errors by block id."""
-    text = submission.value(cards.ARGUMENTS_BLOCK)
-    if text is None:
-        return None, {cards.ARGUMENTS_BLOCK: "Give the arguments as a JSON object."}
-    try:
-        edited = json.loads(text)
-    except json.JSONDecodeError as exc:
-        return None, {cards.ARGUMENTS_BLOCK: f"Not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})."}
-    if not isinstance(edited, dict):
-        return None, {cards.ARGUMENTS_BLOCK: "The arguments must be a JSON object: {...}."}
-    restored = restore_hidden(edited, original)
-    problems = validate(restored)
-    if problems:
-        return None, {cards.ARGUMENTS_BLOCK: ("Does not fit the tool: " + "; ".join(problems))[:1900]}
-    return restored, {}
-
-
-def restore_hidden(edited: Any, original: Any) -> Any:
-    """Secrets and blobs never reach Slack, so the modal shows placeholders; a placeholder left as it was means the
-    original value."""
-    if isinstance(edited, dict) and isinstance(original, Mapping):
-        out: dict[str, Any] = {}
-        for key, value in edited.items():
-            if key in original:
-                before = original[key]
-                if value == REDACTED and looks_secret(key):
-                    out[key] = before
-                    continue
-                out[key] = restore_hidden(value, before)
-            else:
-                out[key] = value
-        return out
-    if isinstance(edited, list) and isinstance(original, list) and len(edited) == len(original):
-        return [restore_hidden(e, o) for e, o in zip(edited, original, strict=True)]
-    if isinstance(edited, str) and isinstance(original, str) and is_blob(original) and edited == blob_summary(original):
-        return original
-    return edited

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Coroutine, Mapping
 from datetime import timedelta
-from functools import partial
 from typing import Any
 
 import anyio
@@ -27,7 +26,7 @@ from service.approvals.schemas import ApprovalEvent, Remember, Verdict
 from service.config import SlackConfig
 from service.errors import AirlockError
 from service.policy import CounterStore, PolicyEngine
-from service.slack import cards, interactions
+from service.slack import cards, edit_form, interactions
 from service.slack.card_keeper import CardKeeper
 from service.slack.client import SlackClient, SlackError
 from service.slack.identity import SlackDirectory
@@ -155,13 +154,16 @@ class SlackChannel:
         if click.action == cards.REJECT:
             view = cards.reject_modal(request.id, click.channel_id, self.config.reject_presets)
         else:
-            shown = interactions.arguments_for_editing(request.arguments)
-            if len(shown) > cards.EDIT_INPUT_CHARS:
+            edit_view = edit_form.modal(request, click.channel_id)
+            if edit_view is None:
                 link = self.keeper.link(request.id)
-                text = f"R-{request.id}'s arguments are too long to edit in Slack; edit them in the web UI: {link}"
+                text = (
+                    f"R-{request.id}'s arguments are longer than Slack's {edit_form.EDIT_INPUT_CHARS:,} characters "
+                    f"for a text field, so they cannot be edited here; edit them in the web UI: {link}"
+                )
                 await self._ephemeral(click.channel_id, click.user_id, text)
                 return
-            view = cards.edit_modal(request.id, click.channel_id, shown)
+            view = edit_view
         if click.trigger_id is None:
             return
         try:
@@ -183,9 +185,7 @@ class SlackChannel:
         request = await self.keeper.request(submission.request_id)
         if request is None:
             return {"response_action": "errors", "errors": {cards.ARGUMENTS_BLOCK: "This request no longer exists."}}
-        arguments, errors = interactions.edited_arguments(
-            submission, request.arguments, partial(self._validate, request.tool)
-        )
+        patch, errors = edit_form.read_patch(submission, request, self._validate)
         if errors:
             return {"response_action": "errors", "errors": errors}
         self._background(
@@ -194,7 +194,8 @@ class SlackChannel:
                 submission.channel_id,
                 submission.request_id,
                 Verdict.APPROVE,
-                arguments=arguments,
+                patch=patch,
+                seen_digest=submission.digest,
             )
         )
         return None
@@ -207,7 +208,7 @@ class SlackChannel:
         verdict: Verdict,
         *,
         reason: str | None = None,
-        arguments: dict[str, Any] | None = None,
+        patch: dict[str, Any] | None = None,
         remember: Remember | None = None,
         seen_digest: str | None = None,
     ) -> None:
@@ -227,7 +228,7 @@ class SlackChannel:
                 verdict,
                 _nothing,
                 reason=reason,
-                patch=arguments,
+                patch=patch,
                 remember=remember,
                 seen_digest=seen_digest,
             )  # the events it publishes bring our cards up to date

@@ -31,8 +31,7 @@ from tests.gateway.harness import approve_via_api, mcp_client
 from tests.gateway.tasks_client import TasksExtension, core_tasks_client
 from tests.gateway.test_holds import DEAR, held_call, pending_request_id
 from tests.policy.helpers import fixture
-from tests.slack.fake_slack import BOT_TOKEN, SIGNING_SECRET, block_actions, fake_slack, form_body
-from tests.slack.helpers import card_of
+from tests.slack.fake_slack import BOT_TOKEN, SIGNING_SECRET, fake_slack, form_body
 
 pytestmark = [pytest.mark.anyio, pytest.mark.parametrize("engine", ["postgresql"], indirect=True)]
 
@@ -115,8 +114,7 @@ async def test_a_slack_click_delivered_to_the_other_replica_releases_the_call(en
                 mcp_client(cluster.mcp_url(0), cluster.tokens["agent"]) as agent_on_a,
                 held_call(OnReplica(cluster, 1), agent_on_a, "generate_image", DEAR) as (request_id, results),
             ):
-                channel, ts = await card_of(fake, request_id)
-                body = form_body(block_actions("U0ANA", "approve", request_id, channel, ts))
+                body = form_body(await fake.press("U0ANA", "approve", request_id))
                 headers = {"Content-Type": "application/x-www-form-urlencoded", **fake.signed(body)}
                 async with httpx2.AsyncClient(base_url=cluster.urls[1], timeout=10) as http:  # Slack calls B
                     answer = await http.post("/slack/interactions", content=body, headers=headers)

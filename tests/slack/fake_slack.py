@@ -87,6 +87,44 @@ class FakeSlack:
         versions = [c for c in self.calls if c.method in ("chat.postMessage", "chat.update") and "blocks" in c.args]
         return json.dumps(versions[-1].args["blocks"], ensure_ascii=False) if versions else ""
 
+    async def card(self, request_id: int, timeout: float = 30) -> tuple[str, str]:
+        """The channel id and ts of the request's card, once Slack has it."""
+        with anyio.fail_after(timeout):
+            while True:
+                for call in self.cards():
+                    if call.answer.get("ok") and f"R-{request_id}: " in str(call.args.get("text")):
+                        return str(call.answer["channel"]), str(call.answer["ts"])
+                await anyio.sleep(0.05)
+
+    def card_versions(self, channel: str, ts: str) -> list[list[dict[str, Any]]]:
+        """The blocks of every version of the card at (channel, ts) that Slack accepted, oldest first."""
+        versions = []
+        for call in self.calls:
+            if not call.answer.get("ok"):
+                continue
+            if call.method == "chat.postMessage":
+                where = (call.answer.get("channel"), call.answer.get("ts"))
+            elif call.method == "chat.update":
+                where = (call.args.get("channel"), call.args.get("ts"))
+            else:
+                continue
+            if where == (channel, ts):
+                versions.append(call.args.get("blocks"))
+        return [json.loads(b) if isinstance(b, str) else list(b or []) for b in versions]
+
+    async def press(self, user_id: str, action_id: str, request_id: int, *, as_posted: bool = False) -> dict[str, Any]:
+        """Slack's block_actions payload for `user_id` pressing the button `action_id` on the request's card: its
+        block id and value are the ones Airlock put on the card, as Slack sends them. The newest version of the card,
+        or with `as_posted` the card as first posted (a person whose Slack has not shown an update yet)."""
+        channel, ts = await self.card(request_id)
+        versions = self.card_versions(channel, ts)
+        blocks = versions[0] if as_posted else versions[-1]
+        for block in blocks:
+            for element in block.get("elements", []) if block.get("type") == "actions" else []:
+                if element.get("action_id") == action_id and "value" in element:
+                    return block_actions(user_id, action_id, element["value"], channel, ts, block["block_id"])
+        raise AssertionError(f"R-{request_id}'s card has no {action_id!r} button to press")
+
     async def wait_for(self, method: str, count: int = 1, timeout: float = 20, contains: str = "") -> list[Call]:
         with anyio.fail_after(timeout):
             while True:
@@ -244,8 +282,11 @@ def channel_id(channel: str) -> str:
     return _channel_id(channel)
 
 
-def block_actions(user_id: str, action_id: str, request_id: int, channel: str, message_ts: str) -> dict[str, Any]:
-    """A button click, shaped like Slack's block_actions payload."""
+def block_actions(
+    user_id: str, action_id: str, value: str, channel: str, message_ts: str, block_id: str = "decide"
+) -> dict[str, Any]:
+    """A button click, shaped like Slack's block_actions payload: `value` is the pressed button's value (see
+    `FakeSlack.press`, which reads it from the card)."""
     return {
         "type": "block_actions",
         "team": TEAM,
@@ -260,9 +301,9 @@ def block_actions(user_id: str, action_id: str, request_id: int, channel: str, m
         "actions": [
             {
                 "action_id": action_id,
-                "block_id": f"decide-{request_id}",
+                "block_id": block_id,
                 "text": {"type": "plain_text", "text": action_id},
-                "value": str(request_id),
+                "value": value,
                 "type": "button",
                 "action_ts": f"{time.time():.6f}",
             }

@@ -8,7 +8,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import anyio
 import httpx2
 from sqlmodel import select
 
@@ -16,7 +15,7 @@ from service.db.engine import unit_of_work
 from service.users.models import User
 from tests.gateway.harness import RunningGateway, run_gateway
 from tests.policy.helpers import fixture
-from tests.slack.fake_slack import APP_TOKEN, BOT_TOKEN, SIGNING_SECRET, FakeSlack, block_actions, form_body
+from tests.slack.fake_slack import APP_TOKEN, BOT_TOKEN, SIGNING_SECRET, FakeSlack, form_body
 
 DEAR: dict[str, Any] = {"prompt": "four lighthouses", "provider": "openai", "model": "gpt-image-1", "n": 2}
 USERS = {"ana": "approver", "root": "admin", "vic": "viewer"}
@@ -76,19 +75,14 @@ async def post_signed(gw: RunningGateway, fake: FakeSlack, payload: dict[str, An
 
 async def card_of(fake: FakeSlack, request_id: int) -> tuple[str, str]:
     """The channel id and ts of the request's card, once Slack has it."""
-    with anyio.fail_after(30):
-        while True:
-            for call in fake.cards():
-                if call.answer.get("ok") and f"R-{request_id}: " in str(call.args.get("text")):
-                    return str(call.answer["channel"]), str(call.answer["ts"])
-            await anyio.sleep(0.05)
+    return await fake.card(request_id)
 
 
 async def click(
     gw: RunningGateway, fake: FakeSlack, user: str, action: str, request_id: int, **signing: Any
 ) -> httpx2.Response:
-    channel, ts = await card_of(fake, request_id)
-    return await post_signed(gw, fake, block_actions(user, action, request_id, channel, ts), **signing)
+    """`user` presses a button on the newest version of the request's card, signed as Slack signs it."""
+    return await post_signed(gw, fake, await fake.press(user, action, request_id), **signing)
 
 
 def blocks_of(call_args: dict[str, Any]) -> list[dict[str, Any]]:

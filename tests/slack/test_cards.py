@@ -9,8 +9,10 @@ from typing import Any
 
 import pytest
 
+from service.approvals.models import RequestStatus, ToolCallRequest
+from service.approvals.view import MASKED, Secrets
 from service.arguments import arguments_digest
-from service.slack import cards, interactions
+from service.slack import cards, edit_form, interactions
 from service.slack.cards import CardFacts
 from service.slack.interactions import BadPayload, Submission
 
@@ -106,21 +108,59 @@ def submission(view: str, values: dict[str, Any]) -> Submission:
     return Submission(view, 12, "U0ANA", "C1", values)
 
 
-def test_the_edit_modal_keeps_hidden_values_and_checks_the_schema() -> None:
-    shown = json.loads(interactions.arguments_for_editing(ARGUMENTS))
-    assert shown["api_key"] == "[REDACTED]" and shown["image"].startswith("[blob ")
-    edited_text = json.dumps({**shown, "n": 1})
-    value = {"arguments": {"value": {"type": "plain_text_input", "value": edited_text}}}
-    arguments, errors = interactions.edited_arguments(submission(cards.EDIT_VIEW, value), ARGUMENTS, lambda a: [])
-    assert errors == {}
-    assert arguments == {**ARGUMENTS, "n": 1}  # the secret and the blob are the originals again
-    _, errors = interactions.edited_arguments(
-        submission(cards.EDIT_VIEW, value), ARGUMENTS, lambda a: ["n: 1 is less than the minimum of 2"]
+def held(arguments: dict[str, Any], secret_keys: list[str]) -> ToolCallRequest:
+    return ToolCallRequest(
+        id=12,
+        status=RequestStatus.PENDING,
+        grant_id=1,
+        upstream="imagegen",
+        tool="generate_image",
+        arguments=arguments,
+        arguments_digest=arguments_digest(arguments),
+        rule="/tools/generate_image/require_approval",
+        deadline=AT,
+        approval={"secrets": Secrets(keys=frozenset(secret_keys)).to_json()},
+    )
+
+
+# Fits one Slack text input: a prompt, a secret, a small image in base64, a number.
+EDITABLE: dict[str, Any] = {**ARGUMENTS, "image": base64.b64encode(b"\x89PNG" + bytes(200)).decode()}
+
+
+def test_the_edit_modal_shows_full_values_masks_declared_secrets_and_sends_only_what_changed() -> None:
+    request = held(EDITABLE, ["api_key"])
+    view = edit_form.modal(request, "C1")
+    assert view is not None and "sk-live-123456" not in json.dumps(view)
+    shown = json.loads(view["blocks"][1]["element"]["initial_value"])
+    assert shown == {**EDITABLE, "api_key": MASKED}  # the prompt and the base64 image in full
+    assert json.loads(view["private_metadata"])["digest"] == arguments_digest(EDITABLE)
+    opened = interactions.parse(
+        {"type": "view_submission", "user": {"id": "U0ANA"}, "view": {**view, "state": {"values": {}}}}
+    )
+    assert isinstance(opened, Submission) and opened.digest == arguments_digest(EDITABLE)
+
+    def submitted(edited: object, digest: str | None = arguments_digest(EDITABLE)) -> Submission:
+        value = {"arguments": {"value": {"type": "plain_text_input", "value": json.dumps(edited)}}}
+        return Submission(cards.EDIT_VIEW, 12, "U0ANA", "C1", value, digest)
+
+    assert edit_form.read_patch(submitted({**shown, "n": 1}), request, lambda tool, a: []) == ({"n": 1}, {})
+    _, errors = edit_form.read_patch(
+        submitted({**shown, "n": 1}), request, lambda tool, a: ["n: 1 is less than the minimum of 2"]
     )
     assert errors == {"arguments": "Does not fit the tool: n: 1 is less than the minimum of 2"}
-    value["arguments"]["value"]["value"] = "[1, 2]"
-    _, errors = interactions.edited_arguments(submission(cards.EDIT_VIEW, value), ARGUMENTS, lambda a: [])
+    _, errors = edit_form.read_patch(submitted([1, 2]), request, lambda tool, a: [])
     assert "JSON object" in errors["arguments"]
+    _, errors = edit_form.read_patch(submitted({**shown, "n": 1}, "0" * 64), request, lambda tool, a: [])
+    assert "changed after this form was opened" in errors["arguments"]
+    _, errors = edit_form.read_patch(
+        submitted({**shown, "api_key": {"k": MASKED}}), request, lambda tool, a: []
+    )  # the marker would run in place of the secret
+    assert "masked secret" in errors["arguments"]
+
+
+def test_arguments_too_long_for_one_slack_text_input_are_not_offered_for_editing() -> None:
+    assert edit_form.modal(held({"prompt": "x" * 2990}, []), "C1") is None
+    assert edit_form.modal(held({"prompt": "x" * 2900}, []), "C1") is not None
 
 
 def test_a_rejection_needs_words_and_typed_words_win_over_a_preset() -> None:
@@ -168,3 +208,18 @@ def test_many_arguments_stay_within_slacks_3000_characters_per_section() -> None
     assert len(text) <= 3000
     assert "characters are left out here" in text
     assert "&amp;" in text and "&am…" not in text  # cut between lines, never inside an escape
+
+
+def test_backticks_cannot_close_the_code_block_and_invisible_characters_show_escaped() -> None:
+    sneaky = {"prompt": "a cat```\n*Approved* by root <!channel>`", "note": "paid\u202eusd 001$", "tool`": "x"}
+    blocks = cards.card(facts(arguments=sneaky, tool="gen`erate\u200b"))
+    section = next(b for b in blocks if "*Arguments*" in b.get("text", {}).get("text", ""))["text"]["text"]
+    assert section.count("`") == 6  # only the block's own ``` and ```
+    assert "a cat\\u0060\\u0060\\u0060\\n*Approved* by root &lt;!channel&gt;\\u0060" in section
+    assert '"tool\\u0060": "x"' in section
+    assert "paid\\u202eusd 001$" in section and "\u202e" not in section
+    tool_field = blocks[1]["fields"][0]["text"]
+    assert tool_field == "*Tool*\n`gen\\u0060erate\\u200b` on `imagegen`"
+    assert "\u200b" not in text_of(blocks)
+    header = blocks[0]["text"]["text"]
+    assert header == "R-12: gen`erate\\u200b"  # plain text: a backtick is only a backtick there

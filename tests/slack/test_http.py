@@ -173,8 +173,7 @@ async def test_forged_and_replayed_requests_get_401_and_change_nothing(tmp_path:
         with slack_gateway(tmp_path, fake) as gw:
             async with mcp_client(gw.mcp_url, gw.token) as client:
                 async with held_call(gw, client, "generate_image", DEAR) as (request_id, results):
-                    channel, ts = await card_of(fake, request_id)
-                    payload = block_actions("U0ANA", "approve", request_id, channel, ts)
+                    payload = await fake.press("U0ANA", "approve", request_id)
                     forged = await post_signed(gw, fake, payload, secret="not-the-signing-secret")
                     # Slack's window is five minutes either way; a second over its edge flaked (int() drops up to a
                     # second, so +301 could land at exactly 300 s ahead by the server's clock).
@@ -217,8 +216,10 @@ async def test_a_double_click_runs_the_call_once_and_says_who_was_first(tmp_path
         with slack_gateway(tmp_path, fake) as gw:
             async with mcp_client(gw.mcp_url, gw.token) as client:
                 async with held_call(gw, client, "generate_image", DEAR) as (request_id, results):
-                    first = await click(gw, fake, "U0ANA", "approve", request_id)
-                    second = await click(gw, fake, "U0ROOT", "approve", request_id)
+                    # Both see the card before either click lands: two presses of the same Approve button.
+                    pressed = [await fake.press(user, "approve", request_id) for user in ("U0ANA", "U0ROOT")]
+                    first = await post_signed(gw, fake, pressed[0])
+                    second = await post_signed(gw, fake, pressed[1])
                     assert first.status_code == second.status_code == 200
             assert not results[0].is_error
             told = (await fake.wait_for("chat.postEphemeral"))[0].args
@@ -252,7 +253,7 @@ async def test_bad_input_gets_a_clear_answer_and_changes_nothing(tmp_path: Path)
                 broken = await http.post("/slack/interactions", content=body, headers=headers)
             assert broken.status_code == 400
             assert "payload" in broken.json()["error"]
-            unknown = await post_signed(gw, fake, block_actions("U0ANA", "approve", 999, "C1", "1.2"))
+            unknown = await post_signed(gw, fake, block_actions("U0ANA", "approve", f"999:{'0' * 64}", "C1", "1.2"))
             assert (unknown.status_code, unknown.text) == (200, "")
             told = (await fake.wait_for("chat.postEphemeral"))[0].args
             assert told["text"] == "There is no request R-999."
@@ -263,8 +264,7 @@ async def test_a_body_over_1_mib_gets_413_even_chunked_without_a_content_length(
         with slack_gateway(tmp_path, fake) as gw:
             async with mcp_client(gw.mcp_url, gw.token) as client:
                 async with held_call(gw, client, "generate_image", DEAR) as (request_id, results):
-                    channel, ts = await card_of(fake, request_id)
-                    body = form_body(block_actions("U0ANA", "approve", request_id, channel, ts))
+                    body = form_body(await fake.press("U0ANA", "approve", request_id))
                     body += b"&padding=" + b"x" * MAX_BODY_BYTES  # signed: only its size can refuse it
 
                     async def chunked() -> AsyncIterator[bytes]:

@@ -21,9 +21,9 @@ from service.db.engine import unit_of_work
 from service.slack import card_keeper
 from service.slack.service import NOT_LINKED
 from service.users.models import Role
-from tests.gateway.harness import RunningGateway, mcp_client
+from tests.gateway.harness import RunningGateway, approve_via_api, mcp_client
 from tests.gateway.test_holds import held_call, pending_request_id
-from tests.slack.fake_slack import FakeSlack, block_actions, channel_id, fake_slack
+from tests.slack.fake_slack import FakeSlack, channel_id, fake_slack
 from tests.slack.helpers import DEAR, card_of, has_buttons, post_signed, slack_gateway
 
 pytestmark = pytest.mark.anyio
@@ -37,7 +37,7 @@ async def test_slack_down_the_web_path_still_works_and_the_card_arrives_later(tm
                 async with held_call(gw, client, "generate_image", DEAR) as (request_id, results):
                     await fake.wait_for("chat.postMessage", count=2)  # tried, failed, tried again
                     async with gw.api("ana") as api:
-                        approved = await api.post(f"/api/requests/{request_id}/approve", json={})
+                        approved = await approve_via_api(api, request_id)
                         assert approved.status_code == 200
             assert [block.type for block in results[0].content] == ["image", "image"]  # the agent did not wait
             assert fake.cards() and not any(call.answer for call in fake.cards())
@@ -127,7 +127,7 @@ async def test_a_rule_with_slack_false_gets_no_card(tmp_path: Path) -> None:
                     await anyio.sleep(1.5)
                     assert fake.posts() == []
                     async with gw.api("root") as api:
-                        await api.post(f"/api/requests/{request_id}/approve", json={})
+                        await approve_via_api(api, request_id)
             assert not results[0].is_error
             assert fake.posts() == []
 
@@ -164,7 +164,7 @@ async def test_a_channel_that_does_not_exist_is_tried_once_and_the_web_path_deci
                     await anyio.sleep(2)
                     assert len(fake.posts()) == 1  # channel_not_found will not pass by trying again
                     async with gw.api("root") as api:
-                        await api.post(f"/api/requests/{request_id}/approve", json={})
+                        await approve_via_api(api, request_id)
             assert not results[0].is_error
             await anyio.sleep(1.5)
             assert len(fake.posts()) == 1 and fake.called("chat.update") == []
@@ -181,13 +181,14 @@ async def test_an_agent_that_withdraws_its_call_turns_the_card_into_a_withdrawal
             assert (update.args["channel"], update.args["ts"]) == (channel, ts)
             assert "*Withdrawn* by the agent" in json.dumps(update.args["blocks"])
             assert not has_buttons(update.args)
-            assert await click_later(gw, fake, channel, ts) == "R-1 is already cancelled."
+            assert await click_later(gw, fake) == "R-1 is already cancelled."
             assert fake.called("views.open") == []
 
 
-async def click_later(gw: RunningGateway, fake: FakeSlack, channel: str, ts: str) -> str:
-    """A click on a card whose request is settled: an ephemeral answer, no modal, no decision."""
-    await post_signed(gw, fake, block_actions("U0ANA", "reject", 1, channel, ts))
+async def click_later(gw: RunningGateway, fake: FakeSlack) -> str:
+    """A click on a card whose request is settled (pressed on the card as first posted, which a person may still have
+    open): an ephemeral answer, no modal, no decision."""
+    await post_signed(gw, fake, await fake.press("U0ANA", "reject", 1, as_posted=True))
     return str((await fake.wait_for("chat.postEphemeral"))[0].args["text"])
 
 
@@ -229,12 +230,13 @@ async def test_cards_and_clicks_that_only_read_do_not_wait_for_another_processs_
             async with mcp_client(gw.mcp_url, gw.token) as client:
                 await client.call_tool("generate_image", DEAR)
             channel, ts = await card_of(fake, 1)
+            pressed = await fake.press("U0STRANGER", "approve", 1)  # on the card as it was before the CLI decided
             with unit_of_work(gw.state.runtime.engine) as session:
                 approvals.decide(session, 1, Approver("root", Role.ADMIN, "cli"), Verdict.REJECT, reason="from the CLI")
             with another_process_writing(tmp_path / "airlock.db"):
                 # SQLite would keep a writer waiting up to its 30 s busy timeout; readers in WAL mode never wait.
                 with anyio.fail_after(10):
-                    await post_signed(gw, fake, block_actions("U0STRANGER", "approve", 1, channel, ts))
+                    await post_signed(gw, fake, pressed)
                     told = (await fake.wait_for("chat.postEphemeral"))[0].args
                     assert (told["user"], told["text"]) == ("U0STRANGER", NOT_LINKED)
                     update = (await fake.wait_for("chat.update", contains="from the CLI"))[0]
@@ -251,7 +253,7 @@ async def test_a_card_post_that_keeps_failing_goes_behind_its_image_and_the_imag
                 async with held_call(gw, client, "generate_image", DEAR) as (request_id, results):
                     await fake.wait_for("chat.postMessage")
                     async with gw.api("ana") as api:
-                        await api.post(f"/api/requests/{request_id}/approve", json={})
+                        await approve_via_api(api, request_id)
             assert not results[0].is_error
             # Failed at once, after 1 s and after 2 s more: the card's post goes behind the image, which has no
             # thread yet.

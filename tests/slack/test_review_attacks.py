@@ -1,4 +1,4 @@
-"""Security review of issue 13 (Slack): the edit modal is not the decider's view. Strict xfails until fixed."""
+"""Security review of issue 13 (Slack): the edit modal is the decider's view of the arguments under review."""
 
 from __future__ import annotations
 
@@ -20,12 +20,6 @@ SECRET = "hunter2-do-not-post-to-slack"
 REDACTING = fixture("airlock-demo.yaml").replace('version: "1"', 'version: "1"\nredact_keys: [negative_prompt]', 1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the Edit modal is filled by interactions.arguments_for_editing(request.arguments), the old logged view: "
-    "it ignores declared secrets (redact_keys, writeOnly), so a masked value is posted to Slack in clear with no "
-    "audited reveal (and it shows the original arguments, not those under review, with no digest on submit)",
-)
 async def test_the_edit_modal_masks_declared_secrets(tmp_path: Path) -> None:
     async with fake_slack() as fake:
         with slack_gateway(tmp_path, fake, policy=REDACTING) as gw:
@@ -45,11 +39,6 @@ QUORUM_2 = fixture("airlock-demo.yaml").replace(
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the Edit modal shows request.arguments (the agent's original), not review_arguments, and its submission "
-    "carries no digest: a second approver edits and votes on a version other than the one under review",
-)
 async def test_the_edit_modal_shows_the_arguments_under_review(tmp_path: Path) -> None:
     async with fake_slack() as fake:
         with slack_gateway(tmp_path, fake, policy=QUORUM_2) as gw:

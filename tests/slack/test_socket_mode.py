@@ -12,7 +12,7 @@ import pytest
 
 from tests.gateway.harness import mcp_client
 from tests.gateway.test_holds import held_call
-from tests.slack.fake_slack import APP_TOKEN, block_actions, fake_slack, typed, view_submission
+from tests.slack.fake_slack import APP_TOKEN, fake_slack, typed, view_submission
 from tests.slack.helpers import DEAR, card_of, has_buttons, slack_gateway
 
 pytestmark = pytest.mark.anyio
@@ -26,7 +26,7 @@ async def test_a_click_over_socket_mode_releases_a_held_image(tmp_path: Path, ca
             async with mcp_client(gw.mcp_url, gw.token) as client:
                 async with held_call(gw, client, "generate_image", DEAR) as (request_id, results):
                     channel, ts = await card_of(fake, request_id)
-                    ack = await fake.send_envelope(block_actions("U0ANA", "approve", request_id, channel, ts))
+                    ack = await fake.send_envelope(await fake.press("U0ANA", "approve", request_id))
                     assert set(ack) == {"envelope_id"}  # acknowledged, with nothing to say
             result = results[0]
             assert [block.type for block in result.content] == ["image", "image"]
@@ -49,8 +49,7 @@ async def test_modal_errors_travel_in_the_socket_mode_acknowledgement(tmp_path: 
         with slack_gateway(tmp_path, fake, socket_mode=True) as gw:
             async with mcp_client(gw.mcp_url, gw.token) as client:
                 async with held_call(gw, client, "generate_image", DEAR) as (request_id, results):
-                    channel, ts = await card_of(fake, request_id)
-                    await fake.send_envelope(block_actions("U0ANA", "reject", request_id, channel, ts))
+                    await fake.send_envelope(await fake.press("U0ANA", "reject", request_id))
                     view = (await fake.wait_for("views.open"))[0].args["view"]
                     ack = await fake.send_envelope(view_submission("U0ANA", view, {"reason": typed("   ")}))
                     assert ack["payload"]["response_action"] == "errors"
