@@ -72,7 +72,8 @@ def _engines() -> Iterator[dict[str, Engine]]:
         engine.dispose()
 
 
-def _clean(engine: Engine) -> None:
+def empty_tables(engine: Engine) -> None:
+    """Every table emptied and the audit chain back at its genesis (also between a property test's examples)."""
     tables = [t.name for t in reversed(SQLModel.metadata.sorted_tables) if t.name != "audit_chain_head"]
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
@@ -94,7 +95,7 @@ def engine(request: pytest.FixtureRequest, _engines: dict[str, Engine]) -> Engin
         url = request.getfixturevalue("sqlite_url" if kind == "sqlite" else "pg_url")
         _engines[kind] = make_engine(url)
     engine = _engines[kind]
-    _clean(engine)
+    empty_tables(engine)
     return engine
 
 
