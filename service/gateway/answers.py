@@ -11,7 +11,7 @@ import mcp_types as types
 
 from service.approvals.cancellation import GRANT_REVOKED, revoked
 from service.approvals.models import ToolCallRequest
-from service.arguments import redact
+from service.arguments import MAX_ARGUMENT_DEPTH, redact
 from service.policy import Decision
 
 
@@ -40,12 +40,13 @@ def denied(decision: Decision) -> types.CallToolResult:
 MALFORMED_ARGUMENTS = (
     "the arguments hold a number that is not finite (NaN, Infinity, 1e400) or text with a lone surrogate"
 )
+TOO_DEEP_ARGUMENTS = f"the arguments nest objects and arrays deeper than {MAX_ARGUMENT_DEPTH} levels"
 
 
-def malformed_arguments() -> types.CallToolResult:
+def malformed_arguments(reason: str = MALFORMED_ARGUMENTS) -> types.CallToolResult:
+    """Arguments refused before the policy because no person could be shown them nor any upstream run them."""
     return error_result(
-        f"[INVALID ARGUMENTS] {MALFORMED_ARGUMENTS}: they are not JSON values that can be shown or run."
-        " The call was not made.",
+        f"[INVALID ARGUMENTS] {reason}: they are not JSON values that can be shown or run. The call was not made.",
         outcome="invalid_arguments",
     )
 
