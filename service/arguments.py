@@ -19,6 +19,8 @@ MAX_ARGUMENT_DEPTH = 64
 ones are refused before the policy (docs/security.md). Real tools nest a few levels. The limit keeps every later
 step (digest, schema check, redaction, the upstream's own parser) far from Python's recursion limit."""
 
+TOO_DEEP = f"the arguments nest objects and arrays deeper than {MAX_ARGUMENT_DEPTH} levels"
+
 REDACTED = "[REDACTED]"
 # Key fragments that mark a value as a credential. Matched on the key lower-cased, without separators.
 _SECRET_KEY_PARTS = (

@@ -273,6 +273,10 @@ async def test_signed_in_web_forms_take_the_corpus_without_a_500_or_an_unallowed
                 ):
                     shown = await web.get(page, params=params)
                     assert shown.status_code < 500 and "Traceback" not in shown.text, (page, params)
+            for levels in (MAX_ARGUMENT_DEPTH + 1, 5000):  # an approver's edit nested too deep to run
+                deep = '{"prompt":' + "[" * (levels - 1) + "]" * (levels - 1) + "}"
+                await post("/requests/1/approve", arguments_digest="0" * 64, arguments=deep)
+                assert answers[-1][1] < 500
             for duration in ("99999999999999d", "9" * 400 + "w", "1e400s"):  # "approve and remember" for ages
                 await post("/requests/1/approve", arguments='{"prompt": 1}', remember="tool", duration=duration)
                 assert answers[-1][1] == 400, answers[-1]
@@ -288,6 +292,11 @@ async def test_signed_in_web_forms_take_the_corpus_without_a_500_or_an_unallowed
             for cursor in ("9" * 30, "²", "-1"):
                 listed = await api.get("/api/requests", params={"cursor": cursor})
                 assert listed.status_code == 400, (cursor, listed.status_code)
+            deep_patch: Any = "x"
+            for _ in range(MAX_ARGUMENT_DEPTH + 1):  # the patch object itself is level 1
+                deep_patch = {"p": deep_patch}
+            edited = await approve_via_api(api, 1, patch=deep_patch)
+            assert edited.status_code == 400 and "deeper than" in edited.text, edited.text[:200]
             for duration in ("99999999999999d", "9" * 400 + "w"):
                 remembered = await approve_via_api(api, 1, remember={"scope": "tool", "duration": duration})
                 assert remembered.status_code in (400, 422), (duration, remembered.status_code)

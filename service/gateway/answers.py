@@ -11,7 +11,7 @@ import mcp_types as types
 
 from service.approvals.cancellation import GRANT_REVOKED, revoked
 from service.approvals.models import ToolCallRequest
-from service.arguments import MAX_ARGUMENT_DEPTH, redact
+from service.arguments import redact
 from service.policy import Decision
 
 
@@ -40,7 +40,6 @@ def denied(decision: Decision) -> types.CallToolResult:
 MALFORMED_ARGUMENTS = (
     "the arguments hold a number that is not finite (NaN, Infinity, 1e400) or text with a lone surrogate"
 )
-TOO_DEEP_ARGUMENTS = f"the arguments nest objects and arrays deeper than {MAX_ARGUMENT_DEPTH} levels"
 
 
 def malformed_arguments(reason: str = MALFORMED_ARGUMENTS) -> types.CallToolResult:

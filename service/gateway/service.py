@@ -16,7 +16,7 @@ from mcp.shared.exceptions import MCPError
 
 from service.approvals.models import ToolCallRequest
 from service.approvals.standing_cache import StandingCache
-from service.arguments import MAX_ARGUMENT_DEPTH, arguments_digest, nests_deeper_than, storable_text
+from service.arguments import MAX_ARGUMENT_DEPTH, TOO_DEEP, arguments_digest, nests_deeper_than, storable_text
 from service.audit.schemas import AuditRecord
 from service.audit.writer import AuditWriter
 from service.errors import Unavailable
@@ -135,7 +135,7 @@ class Gateway:
         client that speaks tasks) the task a held call became."""
         started = time.perf_counter()
         if nests_deeper_than(arguments, MAX_ARGUMENT_DEPTH):  # first: the steps below recurse
-            return await self._refuse_malformed(ctx, name, answers.TOO_DEEP_ARGUMENTS)
+            return await self._refuse_malformed(ctx, name, TOO_DEEP)
         try:
             # Once per call, for the audit row: it also refuses what no person could be shown nor any upstream run.
             digest = arguments_digest(arguments)
