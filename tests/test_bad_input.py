@@ -297,6 +297,11 @@ async def test_signed_in_web_forms_take_the_corpus_without_a_500_or_an_unallowed
                 deep_patch = {"p": deep_patch}
             edited = await approve_via_api(api, 1, patch=deep_patch)
             assert edited.status_code == 400 and "deeper than" in edited.text, edited.text[:200]
+            too_deep_to_parse = '{"arguments_digest":"0","patch":' + "[" * 5000 + "]" * 5000 + "}"
+            edited = await api.post(
+                "/api/requests/1/approve", content=too_deep_to_parse, headers={"Content-Type": "application/json"}
+            )
+            assert edited.status_code == 400, edited.status_code
             for duration in ("99999999999999d", "9" * 400 + "w"):
                 remembered = await approve_via_api(api, 1, remember={"scope": "tool", "duration": duration})
                 assert remembered.status_code in (400, 422), (duration, remembered.status_code)
