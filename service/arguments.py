@@ -14,6 +14,13 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+MAX_ARGUMENT_DEPTH = 64
+"""How deep a tool call's arguments may nest objects and arrays (the arguments object itself is level 1); deeper
+ones are refused before the policy (docs/security.md). Real tools nest a few levels. The limit keeps every later
+step (digest, schema check, redaction, the upstream's own parser) far from Python's recursion limit."""
+
+TOO_DEEP = f"the arguments nest objects and arrays deeper than {MAX_ARGUMENT_DEPTH} levels"
+
 REDACTED = "[REDACTED]"
 # Key fragments that mark a value as a credential. Matched on the key lower-cased, without separators.
 _SECRET_KEY_PARTS = (
@@ -41,6 +48,24 @@ _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_asci
 
 def canonical_json(value: Any) -> str:
     return _CANONICAL.encode(value)
+
+
+def nests_deeper_than(value: Any, limit: int) -> bool:
+    """Whether objects and arrays in `value` nest more than `limit` levels (a scalar is level 0). Iterative: it must
+    not meet the recursion limit that it protects the rest of the gateway from."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, Mapping):
+            children: Any = item.values()
+        elif isinstance(item, list | tuple):
+            children = item
+        else:
+            continue
+        if depth + 1 > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def arguments_digest(arguments: Mapping[str, Any]) -> str:

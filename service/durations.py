@@ -5,6 +5,9 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+MAX_DURATION = timedelta(days=36500)
+"""The longest duration anything takes (config, policy, "approve and remember"): a deadline a century away is already
+"never", and a longer one overflows the dates computed from it."""
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 
@@ -22,8 +25,10 @@ def parse_duration(value: str | int | float | timedelta) -> timedelta:
         if not match:
             raise ValueError(f"{value!r} is not a duration; write it like 90s, 15m, 24h or 7d")
         seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
-    if seconds <= 0:
+    if not seconds > 0:  # also NaN
         raise ValueError("a duration must be positive")
+    if seconds > MAX_DURATION.total_seconds():
+        raise ValueError(f"a duration is at most {format_duration(MAX_DURATION)}")
     return timedelta(seconds=seconds)
 
 

@@ -33,6 +33,13 @@ class TokenHasher:
         return hmac.new(self._pepper, token.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
+def same_secret(given: str, expected: str) -> bool:
+    """Constant-time equality of a secret somebody sent (a signature, a CSRF token) and the one expected. Compared as
+    UTF-8 bytes: hmac.compare_digest raises TypeError on text with non-ASCII characters, which made a forged
+    cookie or form field a 500."""
+    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass"))
+
+
 def new_token(kind: str) -> str:
     """A bearer token whose prefix says what it is for (alk_ grants, alku_ users' API tokens)."""
     return f"{kind}_{secrets.token_urlsafe(32)}"

@@ -15,11 +15,19 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.gateway.harness import RunningGateway, run_gateway
+from service.arguments import MAX_ARGUMENT_DEPTH
+from tests.gateway.harness import RunningGateway, approve_via_api, run_gateway
 from tests.gateway.test_edges import HEADERS, INIT
 from tests.policy.helpers import fixture
+from webui.sessions import SESSION_COOKIE
 
 pytestmark = pytest.mark.anyio
+
+# Times that parse, but whose UTC is outside what a datetime can hold.
+OUT_OF_RANGE_TIMES = (
+    {"until": "0001-01-01T00:00:00+14:00"},
+    {"since": "9999-12-31T23:59:59-14:00"},
+)
 
 NASTY_STRINGS = [
     "",
@@ -34,6 +42,23 @@ NASTY_STRINGS = [
     "R-99999999999999999999",
     "9" * 400,
 ]
+
+
+def assert_no_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    """A handled error is one log line; a traceback in the gateway's log means a bug (DESIGN.md §7)."""
+    broken = [r.getMessage()[:200] for r in caplog.records if r.exc_info is not None]
+    assert broken == [] and "Traceback" not in caplog.text, broken
+
+
+def deep_arguments(levels: int, *, task: bool = False) -> bytes:
+    """A tools/call whose arguments nest `levels` deep, as raw text (Python's encoder would not write 5,000 levels).
+    `task`: task-augmented, which the direct path leaves to the SDK."""
+    params = '{"task":{"ttl":60000},' if task else "{"
+    inner = "[" * (levels - 1) + "]" * (levels - 1)
+    return (
+        '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":' + params + '"name":"generate_image","arguments":'
+        '{"prompt":' + inner + "}}}"
+    ).encode()
 
 
 def nested(depth: int) -> Any:
@@ -66,6 +91,14 @@ def mcp_bodies() -> list[bytes]:
         {"jsonrpc": "2.0", "id": 3, "method": "tasks/get", "params": {"taskId": "R-²"}},
         {"jsonrpc": "2.0", "id": 4, "method": "no/such/method"},
     ]
+    for levels in (MAX_ARGUMENT_DEPTH + 1, 400, 5000):
+        bodies += [deep_arguments(levels), deep_arguments(levels, task=True)]
+    for number in (b"NaN", b"Infinity", b"-Infinity", b"1e400"):
+        bodies.append(
+            b'{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"generate_image","arguments":'
+            b'{"prompt":"a","n":' + number + b"}}}"
+        )
+    bodies.append({**call, "params": {"name": "generate_image", "arguments": {"prompt": "\ud800"}}})
     for text in NASTY_STRINGS:
         bodies.append({**call, "params": {"name": text, "arguments": {"prompt": text}}})
         bodies.append({**call, "params": {"name": "airlock_approval_status", "arguments": {"request_id": text}}})
@@ -80,7 +113,9 @@ async def session_headers(http: httpx2.AsyncClient, gw: RunningGateway) -> dict[
     return session
 
 
-async def test_the_mcp_endpoint_answers_bad_input_clearly_and_runs_nothing_it_should_not(tmp_path: Path) -> None:
+async def test_the_mcp_endpoint_answers_bad_input_clearly_and_runs_nothing_it_should_not(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     with run_gateway(
         tmp_path,
         database_url=f"sqlite:///{tmp_path}/airlock.db",
@@ -105,6 +140,7 @@ async def test_the_mcp_endpoint_answers_bad_input_clearly_and_runs_nothing_it_sh
             assert still_fine.status_code == 200
         # Nothing the demo policy refuses or holds ran; only the last, allowed call did.
         assert [c["tool"] for c in gw.upstream_calls()] == ["get_model_capabilities"]
+    assert_no_traceback(caplog)
 
 
 async def test_the_rest_api_survives_what_its_own_openapi_document_generates(tmp_path: Path) -> None:
@@ -138,7 +174,9 @@ async def test_the_rest_api_survives_what_its_own_openapi_document_generates(tmp
         assert gw.upstream_calls() == []  # the API decides requests; nothing in it runs a call by itself
 
 
-async def test_slack_and_web_forms_refuse_forged_and_unprotected_posts(tmp_path: Path) -> None:
+async def test_slack_and_web_forms_refuse_forged_and_unprotected_posts(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     with run_gateway(
         tmp_path,
         database_url=f"sqlite:///{tmp_path}/airlock.db",
@@ -163,9 +201,23 @@ async def test_slack_and_web_forms_refuse_forged_and_unprotected_posts(tmp_path:
                 answer = await http.post(path, data={"username": "ana", "password": "<script>", "csrf_token": ""})
                 assert answer.status_code in (400, 401, 403, 404, 405, 422), (path, answer.status_code)
                 assert "Traceback" not in answer.text
+            await http.get("/login")  # the sign-in form's nonce cookie, so the token is really compared
+            for token in ("é" * 43, "\u202e", "😀"):
+                answer = await http.post("/login", data={"username": "ana", "password": "x", "csrf_token": token})
+                assert answer.status_code == 403, (token, answer.status_code)
+        for signature in ("é" * 43, "ÿ", "\x7f"):  # a forged session cookie whose signature is not ASCII
+            cookie = f"{SESSION_COOKIE}=eyJ1IjoiYW5hIn0.{signature}".encode("latin-1")
+            async with httpx2.AsyncClient(timeout=10, base_url=gw.base_url) as stranger:
+                for page in ("/history", "/login", "/api/requests"):
+                    answer = await stranger.get(page, headers={b"Cookie": cookie})
+                    assert answer.status_code in (200, 303, 400, 401), (page, signature, answer.status_code)
+                    assert "Traceback" not in answer.text
+    assert_no_traceback(caplog)
 
 
-async def test_signed_in_web_forms_take_the_corpus_without_a_500_or_an_unallowed_call(tmp_path: Path) -> None:
+async def test_signed_in_web_forms_take_the_corpus_without_a_500_or_an_unallowed_call(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     from tests.webui.conftest import add_people, password_of
     from tests.webui.test_pages import csrf_of
 
@@ -221,9 +273,39 @@ async def test_signed_in_web_forms_take_the_corpus_without_a_500_or_an_unallowed
                 ):
                     shown = await web.get(page, params=params)
                     assert shown.status_code < 500 and "Traceback" not in shown.text, (page, params)
+            for levels in (MAX_ARGUMENT_DEPTH + 1, 5000):  # an approver's edit nested too deep to run
+                deep = '{"prompt":' + "[" * (levels - 1) + "]" * (levels - 1) + "}"
+                await post("/requests/1/approve", arguments_digest="0" * 64, arguments=deep)
+                assert answers[-1][1] < 500
+            for duration in ("99999999999999d", "9" * 400 + "w", "1e400s"):  # "approve and remember" for ages
+                await post("/requests/1/approve", arguments='{"prompt": 1}', remember="tool", duration=duration)
+                assert answers[-1][1] == 400, answers[-1]
+            for page, params in (
+                *[("/history", {"cursor": cursor}) for cursor in ("9" * 30, "²")],
+                *[(page, times) for page in ("/history", "/history/export") for times in OUT_OF_RANGE_TIMES],
+            ):
+                shown = await web.get(page, params=params)
+                assert shown.status_code == 400 and "Traceback" not in shown.text, (page, params, shown.status_code)
             assert {400, 404, 422} & {status for _, status in answers}
             assert (await web.get("/rules")).text.count("data-version-id") == policy_before  # no bad policy applied
         async with gw.api("ana") as api:
+            for cursor in ("9" * 30, "²", "-1"):
+                listed = await api.get("/api/requests", params={"cursor": cursor})
+                assert listed.status_code == 400, (cursor, listed.status_code)
+            deep_patch: Any = "x"
+            for _ in range(MAX_ARGUMENT_DEPTH + 1):  # the patch object itself is level 1
+                deep_patch = {"p": deep_patch}
+            edited = await approve_via_api(api, 1, patch=deep_patch)
+            assert edited.status_code == 400 and "deeper than" in edited.text, edited.text[:200]
+            too_deep_to_parse = '{"arguments_digest":"0","patch":' + "[" * 5000 + "]" * 5000 + "}"
+            edited = await api.post(
+                "/api/requests/1/approve", content=too_deep_to_parse, headers={"Content-Type": "application/json"}
+            )
+            assert edited.status_code == 400, edited.status_code
+            for duration in ("99999999999999d", "9" * 400 + "w"):
+                remembered = await approve_via_api(api, 1, remember={"scope": "tool", "duration": duration})
+                assert remembered.status_code in (400, 422), (duration, remembered.status_code)
             request = (await api.get("/api/requests/1")).json()
         assert request["status"] == "pending"  # nothing in the corpus approved it
         assert gw.upstream_calls() == []
+    assert_no_traceback(caplog)

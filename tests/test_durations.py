@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.durations import format_duration, parse_duration
+from service.durations import MAX_DURATION, format_duration, parse_duration
 
 
 @pytest.mark.parametrize(
@@ -21,6 +21,17 @@ def test_parse(text: str | int, expected: float) -> None:
 def test_bad_durations_are_refused(text: str) -> None:
     with pytest.raises(ValueError, match="duration"):
         parse_duration(text)
+
+
+@pytest.mark.parametrize("value", ["99999999999999d", "9" * 400 + "w", "36501d", float("inf"), 1e300])
+def test_durations_longer_than_the_longest_are_refused_with_a_reason(value: str | float) -> None:
+    # Before: OverflowError from timedelta (or from the deadline computed with it), which became a 500.
+    with pytest.raises(ValueError, match="at most 36500d"):
+        parse_duration(value)
+
+
+def test_the_longest_duration_is_accepted() -> None:
+    assert parse_duration(f"{MAX_DURATION.days}d") == MAX_DURATION
 
 
 @given(st.integers(min_value=1, max_value=10**7))

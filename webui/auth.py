@@ -6,7 +6,6 @@ here: that rule lives in approvals.service.may_decide, and the UI only asks it.
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -18,6 +17,7 @@ from starlette.datastructures import FormData
 from service.api.deps import StateDep
 from service.db.engine import unit_of_work
 from service.errors import Forbidden, NotAuthenticated
+from service.security import same_secret
 from service.users import service as users
 from service.users.models import Role, User
 from webui.sessions import SESSION_COOKIE, SessionSigner, WebSession
@@ -74,7 +74,7 @@ async def load_user(state: Any, cookie: str | None) -> WebUser | None:
     user = await anyio.to_thread.run_sync(load)
     if user is None or user.disabled_at is not None:
         return None
-    if not hmac.compare_digest(session.credential, signer.credential_of(user.password_hash)):
+    if not same_secret(session.credential, signer.credential_of(user.password_hash)):
         return None  # the password changed (a reset) since this session began
     if session.generation != user.session_generation:
         return None  # signed out, or the role changed, since this session began

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from service.security import TokenHasher
+from service.security import TokenHasher, same_secret
 
 SESSION_COOKIE = "airlock_session"
 LOGIN_COOKIE = "airlock_login"
@@ -80,7 +80,7 @@ class SessionSigner:
         if not cookie or "." not in cookie:
             return None
         payload, signature = cookie.rsplit(".", 1)
-        if not hmac.compare_digest(signature, self._sign("session", payload)):
+        if not same_secret(signature, self._sign("session", payload)):
             return None
         try:
             data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
@@ -95,7 +95,7 @@ class SessionSigner:
         return self._sign("csrf", session.nonce)
 
     def csrf_ok(self, session: WebSession, token: str | None) -> bool:
-        return bool(token) and hmac.compare_digest(str(token), self.csrf_token(session))
+        return bool(token) and same_secret(str(token), self.csrf_token(session))
 
     @staticmethod
     def new_login_nonce() -> str:
@@ -105,4 +105,4 @@ class SessionSigner:
         return self._sign("login", nonce)
 
     def login_csrf_ok(self, nonce: str | None, token: str | None) -> bool:
-        return bool(nonce) and bool(token) and hmac.compare_digest(str(token), self.login_csrf_token(str(nonce)))
+        return bool(nonce) and bool(token) and same_secret(str(token), self.login_csrf_token(str(nonce)))

@@ -20,7 +20,7 @@ from service.approvals.deciders import may_decide_under, spec_to_json
 from service.approvals.models import ToolCallRequest
 from service.approvals.records import request_event
 from service.approvals.schemas import Approver
-from service.arguments import arguments_digest
+from service.arguments import MAX_ARGUMENT_DEPTH, TOO_DEEP, arguments_digest, nests_deeper_than
 from service.errors import Conflict, Forbidden, InvalidInput, Unavailable
 from service.grants.service import authenticated_by_id
 from service.policy import CounterStore, Decision, GrantInfo, Outcome, PolicyEngine, Reservation, ToolCall
@@ -34,6 +34,8 @@ def apply_patch(original: Mapping[str, Any], patch: object) -> dict[str, Any]:
     else (arrays included) replacing the value whole."""
     if not isinstance(patch, Mapping):
         raise InvalidInput("an edit is a JSON merge patch: an object of the argument values to change")
+    if nests_deeper_than(patch, MAX_ARGUMENT_DEPTH):  # the same limit as the agent's own call (docs/security.md)
+        raise InvalidInput(f"the edit cannot run: {TOO_DEEP}")
     return _merge(original, patch)
 
 

@@ -16,6 +16,7 @@ from service.audit.models import AuditEvent
 from service.errors import InvalidInput
 from service.grants.models import Grant
 from service.grants.repository import GrantRepository
+from service.paging import parse_cursor
 
 
 def _grant_names(session: Session, ids: set[int]) -> dict[int, str]:
@@ -57,11 +58,7 @@ def page(
         if found is None:
             return RequestPage(items=[], next_cursor=None)
         grant_id = found.id
-    before = None
-    if cursor:
-        if not cursor.isdigit():
-            raise InvalidInput("cursor must be the next_cursor of a previous page")
-        before = int(cursor)
+    before = parse_cursor(cursor)
     rows = ApprovalRepository(session).page(
         statuses=statuses, tool=tool, grant_id=grant_id, before_id=before, limit=limit + 1
     )

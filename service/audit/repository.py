@@ -15,6 +15,7 @@ from sqlalchemy import (
     Table,
     case,
     delete,
+    exc,
     false,
     func,
     insert,
@@ -183,6 +184,14 @@ class DriverAppender:
             self.close()  # a broken connection is replaced on the next batch
             raise
         return rows
+
+    def is_outage(self, error: Exception) -> bool:
+        """Whether an append failed because the database cannot be written at all (unreachable, locked, gone), as
+        opposed to refusing what one row holds: retrying the rows one by one would then only fail again."""
+        dbapi = self._engine.dialect.loaded_dbapi
+        return isinstance(
+            error, (exc.OperationalError, exc.InterfaceError, dbapi.OperationalError, dbapi.InterfaceError)
+        )
 
     def _encode(self, row: dict[str, Any]) -> tuple[Any, ...]:
         values = []

@@ -102,18 +102,46 @@ class AuditWriter:
                 return
 
     def _write(self, batch: list[_Item]) -> None:
+        failure = self._commit(batch)
+        if failure is None:
+            return
+        if len(batch) > 1 and not self._appender.is_outage(failure):
+            # One record that cannot be stored (text that is no UTF-8, a value the database refuses) must not cost
+            # the other agents' records of its batch theirs: each goes again in a transaction of its own.
+            for index, item in enumerate(batch):
+                failure = self._commit([item])
+                if failure is not None and self._appender.is_outage(failure):
+                    self._refuse(batch[index:], failure)
+                    return
+                if failure is not None:
+                    self._refuse([item], failure)
+            return
+        self._refuse(batch, failure)
+
+    def _commit(self, batch: list[_Item]) -> Exception | None:
+        """Append the batch in one transaction and wake its waiters; the failure, when it was not committed."""
         try:
             entries = [item.entry for item in batch]
             rows = self._appender.append(lambda seq, previous: chain_rows(entries, seq, previous))
             seqs: list[int | None] = [row["seq"] for row in rows]
-        except Exception as exc:  # the database is down or refused the batch: every waiter must hear it
-            log.error("audit batch of %d events not committed: %s", len(batch), exc)
-            failure = exc if isinstance(exc, Unavailable) else Unavailable(f"could not record the decision: {exc}")
-            _settle(batch, [None] * len(batch), failure)
-            return
+        except Exception as exc:  # every failure reaches the batch's waiters, through _refuse
+            return exc
         self.batches += 1
         self.events += len(batch)
         _settle(batch, seqs, None)
+        return None
+
+    def _refuse(self, batch: list[_Item], failure: Exception) -> None:
+        """Tell every waiter of these records that they were not committed, in one log line (no traceback: the
+        driver's first line says what it refused)."""
+        reason = (str(failure).splitlines() or [""])[0][:300]
+        if len(batch) == 1:
+            entry = batch[0].entry
+            log.error("audit event %s by %s not committed: %s", entry.action, entry.actor, reason)
+        else:
+            log.error("audit batch of %d events not committed: %s", len(batch), reason)
+        error = failure if isinstance(failure, Unavailable) else Unavailable(f"could not record the decision: {reason}")
+        _settle(batch, [None] * len(batch), error)
 
 
 def _settle(batch: list[_Item], seqs: list[int | None], failure: Exception | None) -> None:

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated
 
@@ -9,7 +8,7 @@ import typer
 from service.audit import service
 from service.cli.common import CLI_ACTOR, ConfigOption, DataDirOption, JsonOption, print_json, runtime
 from service.db.engine import unit_of_work
-from service.errors import InvalidInput
+from service.times import parse_instant
 
 app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
 
@@ -17,19 +16,6 @@ app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
 class ExportFormat(StrEnum):
     jsonl = "jsonl"
     csv = "csv"
-
-
-def parse_when(value: str | None, option: str) -> datetime | None:
-    """ISO 8601 date or time; without a zone it is UTC."""
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise InvalidInput(
-            f"{option} {value!r} is not an ISO date or time such as 2026-11-01 or 2026-11-01T12:00Z"
-        ) from None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 @app.command("verify")
@@ -56,7 +42,7 @@ def export(
     data_dir: DataDirOption = None,
 ) -> None:
     """Stream events to stdout as JSON lines or CSV."""
-    start, end = parse_when(since, "--since"), parse_when(until, "--until")
+    start, end = parse_instant(since, "--since"), parse_instant(until, "--until")
     with runtime(config, data_dir=data_dir) as rt, unit_of_work(rt.engine) as session:
         for chunk in service.export(session, since=start, until=end, fmt=format_.value):
             typer.echo(chunk, nl=False)
@@ -69,7 +55,7 @@ def purge(
     data_dir: DataDirOption = None,
 ) -> None:
     """Delete old events; the hash at the cut is kept so `verify` still proves the rest."""
-    cut = parse_when(before, "--before")
+    cut = parse_instant(before, "--before")
     assert cut is not None
     with runtime(config, data_dir=data_dir) as rt, unit_of_work(rt.engine) as session:
         deleted = service.purge(session, cut, actor=CLI_ACTOR)

@@ -38,16 +38,14 @@ def denied(decision: Decision) -> types.CallToolResult:
 
 
 MALFORMED_ARGUMENTS = (
-    "the arguments hold a number that is not finite (NaN, Infinity, 1e400) or text with a lone surrogate"
+    "the arguments hold a number that is not finite (NaN, Infinity, 1e400) or text with a lone surrogate, which no"
+    " person can be shown and no upstream can run"
 )
 
 
-def malformed_arguments() -> types.CallToolResult:
-    return error_result(
-        f"[INVALID ARGUMENTS] {MALFORMED_ARGUMENTS}: they are not JSON values that can be shown or run."
-        " The call was not made.",
-        outcome="invalid_arguments",
-    )
+def malformed_arguments(reason: str) -> types.CallToolResult:
+    """Arguments refused before the policy (MALFORMED_ARGUMENTS, or arguments.TOO_DEEP)."""
+    return error_result(f"[INVALID ARGUMENTS] {reason}. The call was not made.", outcome="invalid_arguments")
 
 
 def rate_limited(decision: Decision, now: datetime | None = None) -> types.CallToolResult:

@@ -397,10 +397,11 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 
 
 def _peek(body: bytes) -> Mapping[str, Any] | None:
-    """The JSON-RPC message, if the body is one request object; malformed bodies are left to the SDK."""
+    """The JSON-RPC message, if the body is one request object; malformed bodies are left to the SDK, which answers
+    them with a parse error (a body nested too deep for Python's parser is one, too deep for the SDK's as well)."""
     try:
         message = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return message if isinstance(message, dict) else None
 

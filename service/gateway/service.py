@@ -16,7 +16,7 @@ from mcp.shared.exceptions import MCPError
 
 from service.approvals.models import ToolCallRequest
 from service.approvals.standing_cache import StandingCache
-from service.arguments import arguments_digest, storable_text
+from service.arguments import MAX_ARGUMENT_DEPTH, TOO_DEEP, arguments_digest, nests_deeper_than, storable_text
 from service.audit.schemas import AuditRecord
 from service.audit.writer import AuditWriter
 from service.errors import Unavailable
@@ -134,11 +134,13 @@ class Gateway:
         """The answer to a call: the gateway's own result, an allowed call's upstream result as relayed, or (for a
         client that speaks tasks) the task a held call became."""
         started = time.perf_counter()
+        if nests_deeper_than(arguments, MAX_ARGUMENT_DEPTH):  # first: the steps below recurse
+            return await self._refuse_malformed(ctx, name, TOO_DEEP)
         try:
             # Once per call, for the audit row: it also refuses what no person could be shown nor any upstream run.
             digest = arguments_digest(arguments)
         except (ValueError, UnicodeError):
-            return await self._refuse_malformed(ctx, name)
+            return await self._refuse_malformed(ctx, name, answers.MALFORMED_ARGUMENTS)
         if name == STATUS_TOOL:
             # The gateway's own tool skips the policy: it only ever delivers what a person already decided.
             try:
@@ -344,9 +346,9 @@ class Gateway:
                 return await upstream.get_prompt(name[len(prefix) :], arguments)
         raise MCPError(types.INVALID_PARAMS, f"Unknown prompt: {name}")
 
-    async def _refuse_malformed(self, ctx: CallContext, name: str) -> types.CallToolResult:
-        """Arguments that are no JSON values: refused before the policy (nothing is counted or reserved), audited
-        without their keys or digest, which cannot be written either."""
+    async def _refuse_malformed(self, ctx: CallContext, name: str, reason: str) -> types.CallToolResult:
+        """Arguments that are no JSON values, or nest too deep: refused before the policy (nothing is counted or
+        reserved), audited without their keys or digest, which cannot be written either."""
         entry = AuditRecord(
             kind="call",
             action="call.invalid_arguments",
@@ -355,14 +357,14 @@ class Gateway:
             grant_name=ctx.grant.info.name,
             tool=storable_text(name[:255]),
             outcome="deny",
-            reason=answers.MALFORMED_ARGUMENTS,
+            reason=reason,
         )
         try:
             await self.writer.commit(entry)
         except Unavailable:
             return answers.not_recorded()
         self.metrics.calls.labels("(malformed)", "invalid_arguments").inc()
-        return answers.malformed_arguments()
+        return answers.malformed_arguments(reason)
 
     async def _refuse_unknown(
         self, ctx: CallContext, name: str, arguments: dict[str, Any], digest: str

@@ -52,6 +52,7 @@ def test_users_create_json_has_the_documented_keys(run: Invoke) -> None:
         (("policy", "simulate", "--grant", "ghost", "--tool", "x"), "no active grant named 'ghost'"),
         (("policy", "simulate", "--grant", "ghost", "--tool", "x", "--args", "{nope"), "not valid JSON"),
         (("audit", "export", "--since", "last tuesday"), "not an ISO date"),
+        (("audit", "export", "--until", "0001-01-01T00:00:00+14:00"), "outside the years 1 to 9999"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(run: Invoke, args: tuple[str, ...], message: str) -> None:

@@ -17,6 +17,7 @@ from service.audit import queries
 from service.audit import service as audit
 from service.db.engine import unit_of_work
 from service.errors import InvalidInput
+from service.times import parse_instant
 from webui.auth import Viewer
 from webui.rendering import redirect_with_flash, render_html
 from webui.work import in_session
@@ -31,21 +32,11 @@ CHANNELS = ("web", "slack", "api", "cli")
 PAGE_SIZE = 50
 
 
-def _time(value: str, name: str) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise InvalidInput(f"{name}: give a date and time such as 2026-11-24T09:00") from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed  # the page works in UTC
-
-
 def parse_filters(params: Any) -> tuple[queries.HistoryFilter, dict[str, str]]:
     raw = {name: str(params.get(name) or "").strip()[:200] for name in FILTER_NAMES}
     filters = queries.HistoryFilter(
-        since=_time(raw["since"], "from"),
-        until=_time(raw["until"], "until"),
+        since=parse_instant(raw["since"], "from"),
+        until=parse_instant(raw["until"], "until"),
         tool=raw["tool"] or None,
         grant=raw["grant"] or None,
         outcome=raw["outcome"] or None,

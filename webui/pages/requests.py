@@ -19,6 +19,7 @@ from service.approvals import service as approvals
 from service.approvals.reveal import reveal
 from service.approvals.schemas import Remember, RequestDetail, Verdict
 from service.approvals.view import ArgumentsView, decode_media, escape_invisible, patch_from_edit, value_at
+from service.arguments import MAX_ARGUMENT_DEPTH, TOO_DEEP, nests_deeper_than
 from service.durations import parse_duration
 from service.errors import Conflict, InvalidInput, NotFound
 from service.policy_versions.simulate import explain_cost
@@ -154,10 +155,15 @@ async def approve(request: Request, request_id: RowId, form: CheckedForm, state:
     if edit_text:
         try:
             parsed = json.loads(edit_text)
+            too_deep = nests_deeper_than(parsed, MAX_ARGUMENT_DEPTH)  # checked before the diff below recurses into it
         except ValueError as exc:
             return await _detail_page(
                 request, state, request_id, user, edit_text=edit_text, edit_error=f"not JSON: {exc}"
             )
+        except RecursionError:  # deeper than Python's parser follows
+            too_deep = True
+        if too_deep:
+            return await _detail_page(request, state, request_id, user, edit_text=edit_text, edit_error=TOO_DEEP)
         if not isinstance(parsed, dict):
             return await _detail_page(
                 request, state, request_id, user, edit_text=edit_text, edit_error="the arguments must be a JSON object"
