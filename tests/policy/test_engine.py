@@ -167,8 +167,10 @@ def test_standing_approval_turns_a_hold_into_allow_but_not_a_deny() -> None:
 
 def test_pending_cap_denies_a_would_be_hold_and_gives_counters_back() -> None:
     class Cap:
-        def reached(self, grant_id: str) -> bool:
-            return grant_id == GRANT.id
+        cap = 3
+
+        def reached(self, call: ToolCall) -> bool:
+            return call.grant.id == GRANT.id
 
     doc = {
         "version": "1",
@@ -183,7 +185,7 @@ def test_pending_cap_denies_a_would_be_hold_and_gives_counters_back() -> None:
     engine = engine_for(doc, pending_cap=Cap(), clock=clock)
     denied = engine.decide(call("gen"))
     assert denied.outcome is Outcome.DENY
-    assert "waiting for approval" in (denied.reason or "")
+    assert (denied.reason or "").startswith("3 of this agent's calls already wait for approval")
     # the count was given back: the same call is still admitted once the cap lifts
     engine.pending_cap = None
     assert engine.decide(call("gen")).outcome is Outcome.HOLD
