@@ -23,6 +23,7 @@ from service.approvals.schemas import ApprovalEvent
 from service.audit import queries
 from service.audit.models import AuditEvent
 from service.db.engine import unit_of_work
+from tests.audit.test_audit_service import FORMULAS, add_formula_events, exported_formula_cells
 from tests.gateway.harness import RunningGateway, run_gateway
 from tests.policy.helpers import fixture
 from tests.webui.conftest import DEAR, AgentCall, add_people, call_now, password_of
@@ -198,6 +199,9 @@ def test_the_history_exports_the_current_filter(gw: RunningGateway) -> None:
         assert exported.text.splitlines() == [exported.text.splitlines()[0]]  # the header line only
         assert exported.text.startswith("seq,occurred_at,kind,action")
         assert web.get("/history/export", params={"format": "xml"}).status_code == 400
+        add_formula_events(gw.state.runtime.engine)
+        cells = exported_formula_cells(web.get("/history/export", params={"format": "csv"}).text)
+        assert cells == [("agent:" + f, "'" + f, "'" + f) for f in FORMULAS]  # no cell a spreadsheet would run
 
 
 def test_the_history_searches_tool_and_reason_and_says_how_far_a_short_search_read(
