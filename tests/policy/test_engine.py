@@ -64,6 +64,44 @@ def test_exact_name_beats_glob_and_longest_glob_wins() -> None:
     assert (exact.reason, exact.rule) == ("exact", "/tools/github.issues.delete/action")
 
 
+def test_a_nan_argument_takes_the_stricter_outcome_of_its_clause() -> None:
+    engine = engine_for(
+        {
+            "version": "1",
+            "tools": {
+                "pay": {
+                    "deny_if": [{"conditions": [{"path": "args.amount", "op": "gt", "value": 1000}]}],
+                    "require_approval": {"conditions": [{"path": "args.amount", "op": "gt", "value": 100}]},
+                }
+            },
+        }
+    )
+    assert engine.decide(call("pay", amount="50")).outcome is Outcome.ALLOW
+    denied = engine.decide(call("pay", amount="NaN"))
+    assert (denied.outcome, denied.rule) == (Outcome.DENY, "/tools/pay/deny_if/0")
+    assert any("not a number" in error for error in denied.errors)
+
+
+def test_keys_without_star_or_question_mark_are_exact_names_brackets_included() -> None:
+    engine = engine_for(
+        {
+            "version": "1",
+            "default": "allow",
+            "tools": {
+                "db.query[prod]": {"action": "deny", "on_deny": "literal"},
+                "db.[[]x]*": {"action": "deny", "on_deny": "escaped bracket in a glob"},
+                "shell[?]": {"action": "deny", "on_deny": "escaped question mark"},
+            },
+        }
+    )
+    assert engine.decide(call("db.query[prod]")).reason == "literal"
+    assert engine.decide(call("db.queryp")).outcome is Outcome.ALLOW  # no character class
+    assert engine.decide(call("db.[x]-read")).reason == "escaped bracket in a glob"
+    assert engine.decide(call("db.x]-read")).outcome is Outcome.ALLOW
+    assert engine.decide(call("shell?")).reason == "escaped question mark"
+    assert engine.decide(call("shells")).outcome is Outcome.ALLOW
+
+
 def test_equal_length_globs_fall_back_to_document_order() -> None:
     engine = engine_for(
         {
