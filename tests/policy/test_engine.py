@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from service.demo.upstream import TOOLS as DEMO_TOOLS
 from service.policy import Outcome, ToolCall
 from tests.policy.helpers import GRANT, IMAGE, Clock, call, engine_for, fixture
+
+DEMO_POLICY = Path(__file__).resolve().parents[2] / "service" / "demo" / "policy.yaml"
 
 
 def test_hide_wins_over_everything_and_star_hides_all() -> None:
@@ -120,6 +125,38 @@ def test_deny_if_and_on_deny() -> None:
     assert decision.reason == "Saving images to server folders is not allowed."
     # null counts as absent, so this one passes the deny rule
     assert engine.decide(call("generate_image", **IMAGE, quality="draft", directory=None)).outcome is Outcome.ALLOW
+
+
+SERVER_PATHS = ["/etc/passwd", "../../secrets.png", "file:///etc/shadow", "C:\\Windows\\win.ini"]
+PATH_LIKE = {"directory", "images", "mask"}
+"""The image server's arguments that name a server file or folder (reference/image-gen-mcp.md)."""
+
+
+@pytest.mark.parametrize("policy", [fixture("airlock-demo.yaml"), DEMO_POLICY.read_text("utf-8")])
+def test_the_demo_policy_denies_server_paths_in_every_path_like_argument(policy: str) -> None:
+    engine = engine_for(policy)
+    checked = []
+    for tool in DEMO_TOOLS:
+        for name in sorted(PATH_LIKE & set(tool.input_schema["properties"])):
+            for path in SERVER_PATHS:
+                value: Any = [path] if tool.input_schema["properties"][name].get("type") == "array" else path
+                base = {**IMAGE, "images": ["https://example.com/a.png"]} if tool.name == "edit_image" else IMAGE
+                decision = engine.decide(call(tool.name, **{**base, name: value}))
+                assert (decision.outcome, "/deny_if/" in decision.rule) == (Outcome.DENY, True), (tool.name, name)
+            checked.append(f"{tool.name}.{name}")
+    assert sorted(checked) == [
+        "edit_image.directory",
+        "edit_image.images",
+        "edit_image.mask",
+        "generate_image.directory",
+    ]
+    # what is not a server path still reaches a person
+    allowed = call("edit_image", **IMAGE, images=["data:image/png;base64,AAAA"], mask="https://example.com/m.png")
+    assert engine.decide(allowed).outcome is Outcome.HOLD
+    no_masks: list[dict[str, Any]] = [{}, {"mask": None}]
+    for no_mask in no_masks:  # an absent or null mask is no path
+        edit = call("edit_image", **IMAGE, images=["https://example.com/a.png"], **no_mask)
+        assert engine.decide(edit).outcome is Outcome.HOLD
 
 
 def test_unmet_require_denies_and_an_error_counts_as_unmet() -> None:
