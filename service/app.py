@@ -28,6 +28,7 @@ from service.approvals import endpoints as approvals_api
 from service.approvals.channel import ApprovalChannel
 from service.approvals.decisions import Decisions
 from service.approvals.events import EventBus
+from service.approvals.pending_cap import PendingCapCheck
 from service.approvals.standing_cache import StandingCache
 from service.approvals.sweeper import sweep_forever
 from service.audit.writer import AuditWriter
@@ -108,6 +109,7 @@ async def running(settings: Settings) -> AsyncIterator[AppState]:
             settings.policy,
             counters_fail_open=settings.counters.fail_open,
             standing_approvals=standing,
+            pending_cap=PendingCapCheck(runtime.engine, settings.hold.pending_cap, settings.hold.replay_window),
             argument_check=pool.catalog,  # calls the policy may hold are checked against their tool's inputSchema
         )
         await anyio.to_thread.run_sync(policy.load)

@@ -15,6 +15,7 @@ from service.config import Settings
 from service.db import migrate
 from service.db.checkpoint import SAFETY_NET_PAGES, WalCheckpointer
 from service.db.engine import make_engine
+from service.db.files import private_folder
 from service.policy import CounterStore, EstimatorRegistry, MemoryCounters, RedisCounters
 from service.security import TokenHasher, load_pepper
 from service.users.throttle import LoginThrottle
@@ -37,7 +38,7 @@ class Runtime:
         """`serving`: the long-running process; on SQLite it checkpoints the WAL from a thread of its own."""
         url = settings.effective_database_url
         if settings.is_sqlite:
-            Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+            private_folder(Path(settings.data_dir))
             if migrate_sqlite:
                 migrate.upgrade(url)
         background = serving and settings.is_sqlite

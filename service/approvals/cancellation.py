@@ -17,11 +17,11 @@ from sqlmodel import Session
 
 from service.approvals.events import EventBus
 from service.approvals.models import RequestStatus, ToolCallRequest
-from service.approvals.records import emit, give_back_budget, request_event
+from service.approvals.records import emit, release_budget, request_event
 from service.approvals.repository import ApprovalRepository
 from service.approvals.schemas import ApprovalEvent
 from service.db.types import utcnow
-from service.policy import CounterStore
+from service.policy import CounterStore, Reservation
 
 GRANT_REVOKED = "grant revoked"
 """The reason a revocation's cancels carry: the agent reads it after `[CANCELLED]`, and a late decision hears it."""
@@ -45,7 +45,9 @@ class Cancellation:
     def settle(self, counters: CounterStore | None, bus: EventBus | None = None) -> None:
         """Run once the revoking transaction has committed: no cancelled call can be claimed any more."""
         for request in self.cancelled:
-            give_back_budget(request, counters)
+            items = Reservation.from_json(request.reservation).for_rejection() if request.reservation else ()
+            if counters is not None and items:
+                release_budget(counters, items)
         if bus is not None:
             bus.publish(self.events)
 

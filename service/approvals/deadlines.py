@@ -21,7 +21,7 @@ def _expire(
     assert request.id is not None
     if not ApprovalRepository(session).move(request.id, RequestStatus.PENDING, RequestStatus.EXPIRED, decided_at=now):
         return []
-    give_back_budget(request, counters)
+    give_back_budget(session, request, counters)
     request_event(session, request, "system", "request.expired", "expired", None, {})
     return emit(session, [ApprovalEvent("expired", request.id, RequestStatus.EXPIRED.value)])
 

@@ -1,10 +1,13 @@
 """What every change to a request leaves behind, in the transaction that makes it: an event in the audit chain,
-the announcement to other replicas, and the budget given back when a call will not run."""
+the announcement to other replicas, and the budget given back when a call will not run (after the commit)."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from sqlalchemy import event as orm_event
 from sqlmodel import Session
 
 from service.approvals.models import ToolCallRequest
@@ -12,7 +15,10 @@ from service.approvals.schemas import ApprovalEvent
 from service.audit.schemas import AuditRecord
 from service.audit.service import record
 from service.db.notify import EVENTS, announce
-from service.policy import CounterStore, Reservation
+from service.policy import CounterStore, CounterStoreUnavailable, Reservation
+from service.policy.counters import ReservedItem
+
+log = logging.getLogger(__name__)
 
 
 def emit(session: Session, events: list[ApprovalEvent]) -> list[ApprovalEvent]:
@@ -23,12 +29,36 @@ def emit(session: Session, events: list[ApprovalEvent]) -> list[ApprovalEvent]:
     return events
 
 
-def give_back_budget(request: ToolCallRequest, counters: CounterStore | None) -> None:
-    """A rejected, expired or withdrawn call keeps its count (a looping agent stays capped) but not its budget."""
-    if counters is not None and request.reservation:
-        items = Reservation.from_json(request.reservation).for_rejection()
-        if items:
-            counters.release(items)
+def give_back_budget(session: Session, request: ToolCallRequest, counters: CounterStore | None) -> None:
+    """A rejected, expired or withdrawn call keeps its count (a looping agent stays capped) but not its budget.
+
+    The budget comes back only once this transaction has committed: given back earlier, a rollback would leave a
+    call that may still run without its reservation. If it cannot be given back, the agent has less budget,
+    never more."""
+    if counters is None or not request.reservation:
+        return
+    items = Reservation.from_json(request.reservation).for_rejection()
+    if items:
+        after_commit(session, lambda: counters.release(items))
+
+
+def after_commit(session: Session, action: Callable[[], None]) -> None:
+    """Run `action` once this session's transaction has committed; never if it rolls back."""
+
+    def run(_session: Session) -> None:
+        try:
+            action()
+        except CounterStoreUnavailable as exc:  # committed all the same: what was not given back stays spent
+            log.warning("a budget could not be given back (%s); it stays spent", exc)
+
+    orm_event.listen(session, "after_commit", run, once=True)
+
+
+def release_budget(counters: CounterStore, items: Sequence[ReservedItem]) -> None:
+    try:
+        counters.release(items)
+    except CounterStoreUnavailable as exc:
+        log.warning("a budget could not be given back (%s); it stays spent", exc)
 
 
 def request_event(

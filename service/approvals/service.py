@@ -20,7 +20,7 @@ from service.approvals.deadlines import next_reminder
 from service.approvals.deciders import may_decide, spec_from_json, spec_to_json
 from service.approvals.edits import ArgumentValidator, edit
 from service.approvals.models import ApprovalVote, RequestStatus, ToolCallRequest
-from service.approvals.records import emit, give_back_budget, request_event
+from service.approvals.records import after_commit, emit, give_back_budget, request_event
 from service.approvals.repository import ApprovalRepository
 from service.approvals.schemas import ApprovalEvent, Approver, BlobPublic, Remember, RequestPublic, Verdict
 from service.approvals.standing import check_remember, remember_for
@@ -144,7 +144,7 @@ def decide(
             revision.abandon()
         raise
     if revision is not None:
-        revision.settle()
+        after_commit(session, revision.settle)  # the replaced budget comes back only once the edit is kept
     return request, events
 
 
@@ -251,7 +251,7 @@ def _reject(
     if not repo.move(request.id, RequestStatus.PENDING, RequestStatus.REJECTED, **values):
         session.refresh(request)
         raise Conflict(_already(request))
-    give_back_budget(request, counters)
+    give_back_budget(session, request, counters)
     _audit(session, request, approver, "request.rejected", "rejected", reason, {"channel": approver.channel})
     _moved(request, RequestStatus.REJECTED, values)
     return emit(
@@ -410,15 +410,18 @@ def mark_delivered(session: Session, request_id: int, now: datetime | None = Non
         session.add(request)
 
 
-def requester_gone(session: Session, request_id: int, *, cancel: bool) -> list[ApprovalEvent]:
+def requester_gone(
+    session: Session, request_id: int, *, cancel: bool, counters: CounterStore | None = None
+) -> list[ApprovalEvent]:
     """The agent stopped waiting. By default the request stays decidable; with on_requester_gone: cancel it is
-    withdrawn. Either way nothing runs for a caller who is not there."""
+    withdrawn (and its budget comes back, as for any withdrawal). Either way nothing runs for a caller who is not
+    there."""
     repo = ApprovalRepository(session)
     request = repo.get(request_id, lock=True)
     if request is None or request.status is not RequestStatus.PENDING:
         return []
     if cancel:
-        return withdraw(session, request_id, reason="the agent stopped waiting")
+        return withdraw(session, request_id, reason="the agent stopped waiting", counters=counters)
     if request.requester_gone:
         return []
     request.requester_gone = True
@@ -437,7 +440,7 @@ def withdraw(
         request_id, RequestStatus.PENDING, RequestStatus.CANCELLED, decided_at=now, decision_reason=reason
     ):
         return []
-    give_back_budget(request, counters)
+    give_back_budget(session, request, counters)
     request_event(session, request, "system", "request.cancelled", "cancelled", reason, {})
     return emit(session, [ApprovalEvent("cancelled", request_id, RequestStatus.CANCELLED.value, {"reason": reason})])
 

@@ -184,20 +184,34 @@ def export(session: Session, *, since: datetime | None, until: datetime | None, 
     yield from format_rows(rows, fmt)
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""What makes a spreadsheet read a cell as a formula (OWASP, "CSV Injection")."""
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """A text cell that a spreadsheet would run as a formula gets a leading apostrophe, as OWASP recommends: agents
+    and approvers write tool names, reasons and details, and an export is opened by someone else."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def format_rows(rows: Iterable[dict[str, Any]], fmt: str, *, header: bool = True) -> Iterator[str]:
-    """Rows (from as_row) as JSON lines or CSV, one chunk per row; CSV starts with its header unless told not to."""
+    """Rows (from as_row) as JSON lines or CSV, one chunk per row; CSV starts with its header unless told not to.
+    Every export (the web UI's and `airlock audit export`) is written here, so every CSV cell is spreadsheet-safe."""
     if fmt == "jsonl":
         for row in rows:
             yield json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n"
         return
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=EXPORT_FIELDS, lineterminator="\n")
+    # RFC 4180 line ends: a field holding a lone CR is then quoted too, so it cannot split a row.
+    writer = csv.DictWriter(buffer, fieldnames=EXPORT_FIELDS, lineterminator="\r\n")
     if header:
         writer.writeheader()
     for row in rows:
         row["argument_keys"] = json.dumps(row["argument_keys"]) if row["argument_keys"] is not None else ""
         row["details"] = json.dumps(row["details"], ensure_ascii=False)
-        writer.writerow(row)
+        writer.writerow({name: spreadsheet_safe(value) for name, value in row.items()})
         yield buffer.getvalue()
         buffer.seek(0)
         buffer.truncate()

@@ -10,6 +10,7 @@ import typer
 from service.cli import audit, grants, policy, requests, serve, users
 from service.cli.common import ConfigOption, DataDirOption, cli_settings
 from service.db import migrate
+from service.db.files import private_folder
 from service.errors import AirlockError, Unavailable
 
 app = typer.Typer(
@@ -35,7 +36,7 @@ def db_upgrade(config: ConfigOption = None, data_dir: DataDirOption = None) -> N
     themselves; PostgreSQL is migrated only by this one)."""
     settings = cli_settings(config, data_dir)
     if settings.is_sqlite:
-        Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+        private_folder(Path(settings.data_dir))
     try:
         migrate.upgrade(settings.effective_database_url)
     except Exception as exc:  # alembic wraps driver errors in many types; one clear line is what a user needs

@@ -18,6 +18,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
+from service.db.files import private_sqlite_file
 from service.errors import Unavailable
 
 
@@ -37,7 +38,7 @@ def make_engine(url: str, *, wal_autocheckpoint_pages: int | None = None, **kwar
     if url.startswith("sqlite"):
         path = url.removeprefix("sqlite:///")
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            private_sqlite_file(Path(path))
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs)
         event.listen(engine, "connect", partial(_sqlite_pragmas, wal_autocheckpoint_pages))
         event.listen(engine, "begin", _sqlite_begin_immediate)

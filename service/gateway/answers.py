@@ -60,14 +60,6 @@ def rate_limited(decision: Decision, now: datetime | None = None) -> types.CallT
     )
 
 
-def too_many_pending(cap: int) -> types.CallToolResult:
-    return error_result(
-        f"[POLICY DENIED] {cap} of this agent's calls already wait for approval; wait for a decision before making"
-        " more. The call was not made.",
-        outcome="denied",
-    )
-
-
 def pending(request: ToolCallRequest) -> types.CallToolResult:
     """Not an error: the call is in a queue. The agent is told how to pick the result up."""
     text = (

@@ -270,7 +270,8 @@ def _withdraw_unanswered(holds: HoldCoordinator) -> ServerMiddleware[Any]:
 
 
 class McpEntry:
-    """ASGI for /mcp and /mcp/{upstream}: the grant is checked here, before the SDK parses anything."""
+    """ASGI for /mcp and /mcp/{upstream}: the grant is checked here, before the SDK parses anything, and before the
+    upstream's name is looked up."""
 
     def __init__(
         self,
@@ -291,9 +292,6 @@ class McpEntry:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
         upstream = path[len(MCP_PATH) + 1 :].strip("/") or None
-        if upstream is not None and upstream not in self._upstreams:
-            await _json(send, 404, {"error": f"no upstream named {upstream!r}"})
-            return
         token = _bearer(scope)
         if token is None:
             await _json(send, 401, {"error": "a grant token is required: Authorization: Bearer <token>"}, bearer=True)
@@ -308,8 +306,9 @@ class McpEntry:
             log.warning("grant check failed: %s: %s", type(exc).__name__, (str(exc).splitlines() or [""])[0][:200])
             await _json(send, 503, {"error": "Airlock cannot check grants right now; try again shortly"})
             return
-        if upstream is not None and not grant.may_reach(upstream):
-            await _json(send, 403, {"error": f"this grant may not reach upstream {upstream!r}"})
+        if upstream is not None and (upstream not in self._upstreams or not grant.may_reach(upstream)):
+            # One answer for a name that does not exist and one this grant may not reach: names are not told.
+            await _json(send, 404, {"error": f"this grant reaches no upstream named {upstream!r}"})
             return
         scope[SCOPE_KEY] = RequestAuth(grant, upstream)
         # The SDK binds each session to the principal that opened it; include the path so a session opened for

@@ -85,6 +85,12 @@ class HeldTask:
     request: ToolCallRequest
 
 
+@dataclass(frozen=True)
+class _GiveBack:
+    upstream_failed: bool
+    """True: every counter comes back (the call failed); False: budgets only, as for a rejection."""
+
+
 def _always() -> bool:
     return True
 
@@ -148,9 +154,6 @@ class HoldCoordinator:
             if as_task:  # a task is answered by the task runner, so the request it attached to becomes one
                 await anyio.to_thread.run_sync(self._as_task, existing)
         else:
-            if await anyio.to_thread.run_sync(self._at_pending_cap, caller.grant.id):
-                engine.release(decision.reservation, upstream_failed=True)
-                return answers.too_many_pending(self._config.pending_cap)
             opened = await anyio.to_thread.run_sync(
                 self._open,
                 caller,
@@ -329,28 +332,31 @@ class HoldCoordinator:
         with anyio.CancelScope(shield=True):
             if not await anyio.to_thread.run_sync(self._claim, request.id):
                 return None  # someone else claimed it first
-            result, succeeded = await self._run_claimed(caller, request)
+            result, succeeded, give_back = await self._run_claimed(caller, request)
             delivered = delivered and caller.present()
             await anyio.to_thread.run_sync(self._finish, request, succeeded, result, delivered)
+            if give_back is not None:  # only once the request's end is committed
+                self._policy.current().release(_reservation(request), upstream_failed=give_back.upstream_failed)
             status = RequestStatus.SUCCEEDED if succeeded else RequestStatus.FAILED
             self._bus.publish([ApprovalEvent("executed", request.id, status.value)])
         return result
 
-    async def _run_claimed(self, caller: Caller, request: ToolCallRequest) -> tuple[types.CallToolResult, bool]:
+    async def _run_claimed(
+        self, caller: Caller, request: ToolCallRequest
+    ) -> tuple[types.CallToolResult, bool, _GiveBack | None]:
+        """The result, whether it succeeded, and what of its reservation comes back once its end is committed."""
         arguments = request.edited_arguments if request.edited_arguments is not None else request.arguments
         engine = self._policy.current()
         recheck = self._recheck(engine, caller, request, arguments)
         if recheck is not None:
-            engine.release(_reservation(request), upstream_failed=False)  # as a rejection: the budget comes back
-            return answers.denied(recheck), False
+            return answers.denied(recheck), False, _GiveBack(upstream_failed=False)  # as a rejection: the budget
         try:
             result = await self._pool.get(request.upstream).call_tool(
                 request.upstream_tool or request.tool, arguments, progress=_while_present(caller)
             )
         except UpstreamUnavailable as exc:
-            engine.release(_reservation(request), upstream_failed=True)
-            return answers.upstream_failed(str(exc)), False
-        return result, True
+            return answers.upstream_failed(str(exc)), False, _GiveBack(upstream_failed=True)
+        return result, True, None
 
     def _recheck(
         self, engine: PolicyEngine, caller: Caller, request: ToolCallRequest, arguments: dict[str, Any]
@@ -384,10 +390,6 @@ class HoldCoordinator:
     def _as_task(self, request_id: int) -> None:
         with unit_of_work(self._db) as session:
             approvals.hold_as_task(session, request_id)
-
-    def _at_pending_cap(self, grant_id: int) -> bool:
-        with reading(self._db) as session:
-            return approvals.pending_count(session, grant_id) >= self._config.pending_cap
 
     def _open(
         self,
@@ -456,7 +458,10 @@ class HoldCoordinator:
         try:
             with unit_of_work(self._db) as session:
                 events = approvals.requester_gone(
-                    session, request_id, cancel=self._config.on_requester_gone == "cancel"
+                    session,
+                    request_id,
+                    cancel=self._config.on_requester_gone == "cancel",
+                    counters=self._policy.current().counters,
                 )
             anyio.from_thread.run_sync(self._bus.publish, events)
         except Unavailable:

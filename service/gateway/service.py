@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
 import mcp_types as types
 from mcp.shared.exceptions import MCPError
 
@@ -151,11 +152,13 @@ class Gateway:
         if route is None or route.upstream not in self.reachable(ctx.grant, ctx.scope):
             return await self._refuse_unknown(ctx, name, arguments, digest)
         engine = self.policy.current()
+        call = ToolCall(ctx.grant.info, name, arguments, upstream=route.upstream, session_id=ctx.session_id)
         if engine.may_hold(name):
             await self.standing.prefetch(ctx.grant.id)  # a standing approval turns a would-be hold into allow
-        decision = engine.decide(
-            ToolCall(ctx.grant.info, name, arguments, upstream=route.upstream, session_id=ctx.session_id)
-        )
+            # A would-be hold asks the database whether the grant is at its cap on pending requests.
+            decision = await anyio.to_thread.run_sync(engine.decide, call)
+        else:
+            decision = engine.decide(call)
         decided = time.perf_counter()
         replay = None
         if decision.outcome is Outcome.HOLD:

@@ -133,7 +133,9 @@ class CompiledPolicy:
 
 
 def is_glob(name: str) -> bool:
-    return any(ch in name for ch in "*?[")
+    """A key with `*` or `?` is a pattern, where `[...]` is a character class (and `[*]`, `[?]`, `[[]` match those
+    characters literally). Any other key is an exact tool name, brackets included: `db.query[prod]` is that tool."""
+    return "*" in name or "?" in name
 
 
 class _Compiler:

@@ -2,13 +2,15 @@
 
 Semantics kept from PolicyLayer: a path walks objects one key per dot, JSON null is absent, a path that names
 a list holds when the condition holds for any element, `regex` is an unanchored search, `contains` is a
-substring test on strings and a membership test on lists, and eq/neq/in compare numbers as numbers.
+substring test on strings and a membership test on lists, and eq/neq/in compare numbers as numbers. lt/lte/gt/gte
+need a finite number (or text that reads as one): anything else, "NaN" and "Infinity" included, is an error.
 A condition that cannot be evaluated (a missing field, a value of the wrong type) raises ConditionError;
 the engine turns that into the stricter outcome for the clause it sits in.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -31,9 +33,11 @@ def _number(value: Any) -> float | None:
         return float(value)
     if isinstance(value, str):
         try:
-            return float(value.strip())
+            number = float(value.strip())
         except ValueError:
             return None
+        # "NaN" compares false both ways and "inf" beats every bound: neither is a number a limit can judge.
+        return number if math.isfinite(number) else None
     return None
 
 
@@ -104,8 +108,10 @@ class Condition:
             raise ConditionError(f"{self.path} is missing")
         if self.op == "contains" or not isinstance(value, list):
             return self.test(value)
-        # A path that names a list: the condition holds if it holds for any element.
-        return any(self.test(element) for element in value)
+        # A path that names a list: the condition holds if it holds for any element. Every element is evaluated, so
+        # one that cannot be (a "NaN" beside a 1) is an error even when another holds: errors take the stricter way.
+        results = [self.test(element) for element in value]
+        return any(results)
 
 
 def compile_condition(path: Any, op: Any, value: Any) -> Condition:

@@ -49,7 +49,13 @@ INVALID_ARGUMENTS = "the arguments do not fit the tool's inputSchema"
 
 
 class PendingCap(Protocol):
-    def reached(self, grant_id: str) -> bool: ...
+    """The per-grant cap on pending requests: asked only about a call the engine would hold."""
+
+    cap: int
+
+    def reached(self, call: ToolCall) -> bool:
+        """Whether holding this call would open one request more than the grant's cap."""
+        ...
 
 
 class _Missing(Exception):
@@ -211,12 +217,14 @@ class PolicyEngine:
             standing = self.standing_approvals.find(call)
             if standing is not None:
                 return self._finish(Outcome.ALLOW, pointer, None, ev, reservation, standing=standing)
-        if self.pending_cap is not None and self.pending_cap.reached(call.grant.id):
+        if self.pending_cap is not None and self.pending_cap.reached(call):
+            # The one place the cap is decided: the call is denied (and audited so), and nothing stays reserved.
             self._give_back(reservation)
             return self._finish(
                 Outcome.DENY,
                 pointer,
-                "Too many of this agent's calls are waiting for approval; wait for a decision before making more.",
+                f"{self.pending_cap.cap} of this agent's calls already wait for approval; wait for a decision"
+                " before making more. The call was not made.",
                 ev,
                 None,
             )

@@ -17,6 +17,7 @@ from service.policy import (
     CompiledPolicy,
     CounterStore,
     EstimatorRegistry,
+    PendingCap,
     PolicyEngine,
     StandingApprovals,
 )
@@ -35,10 +36,12 @@ class PolicyHolder:
         *,
         counters_fail_open: bool = False,
         standing_approvals: StandingApprovals | None = None,
+        pending_cap: PendingCap | None = None,
         argument_check: ArgumentCheck | None = None,
         on_change: Callable[[CompiledPolicy], None] = lambda _p: None,
     ) -> None:
         self._standing = standing_approvals
+        self._pending_cap = pending_cap
         self._argument_check = argument_check
         self._db = engine
         self._registry = registry
@@ -67,6 +70,7 @@ class PolicyHolder:
                 self._counters,
                 counters_fail_open=self._fail_open,
                 standing_approvals=self._standing,
+                pending_cap=self._pending_cap,
                 argument_check=self._argument_check,
             )
             self.version_id = new_id

@@ -150,3 +150,35 @@ def test_concurrent_appenders_keep_one_chain(engine: Engine) -> None:
     assert errors == []
     report = verify(engine)
     assert report.ok and report.checked == 60
+
+
+FORMULAS = ['=HYPERLINK("https://evil.example","x")', "+1+1", "-2+3", "@SUM(A1:A2)", "\t=1", "\r=1"]
+"""Cells a spreadsheet would run as formulas (OWASP, CSV injection): each gets a leading apostrophe."""
+
+
+def add_formula_events(engine: Engine) -> None:
+    for formula in FORMULAS:
+        with unit_of_work(engine) as session:
+            service.record(
+                session,
+                AuditRecord(kind="call", action="call.denied", actor="agent:" + formula, tool=formula, reason=formula),
+            )
+
+
+def exported_formula_cells(csv_text: str) -> list[tuple[str, str, str]]:
+    rows = [r for r in csv.DictReader(io.StringIO(csv_text)) if r["action"] == "call.denied"]
+    return [(r["actor"], r["tool"], r["reason"]) for r in rows]
+
+
+def neutralised(formula: str) -> str:
+    return "'" + formula
+
+
+def test_csv_export_neutralises_formula_cells(engine: Engine) -> None:
+    add_formula_events(engine)
+    with Session(engine) as session:
+        text_out = "".join(service.export(session, since=None, until=None, fmt="csv"))
+    assert exported_formula_cells(text_out) == [("agent:" + f, neutralised(f), neutralised(f)) for f in FORMULAS]
+    with Session(engine) as session:  # JSON lines keep the exact values: no spreadsheet reads them
+        lines = [json.loads(line) for line in service.export(session, since=None, until=None, fmt="jsonl")]
+    assert [line["reason"] for line in lines] == FORMULAS

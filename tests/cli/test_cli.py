@@ -14,6 +14,7 @@ from service.config import load_settings
 from service.db.engine import unit_of_work
 from service.grants.service import authenticate
 from service.security import TokenHasher, load_pepper
+from tests.audit.test_audit_service import FORMULAS, add_formula_events, exported_formula_cells
 from tests.cli.conftest import DEMO_POLICY, Invoke
 
 
@@ -145,6 +146,9 @@ def test_audit_verify_export_and_purge(run: Invoke, engine: Engine) -> None:
     purged = run("audit", "purge", "--before", "2999-01-01")
     assert purged.code == 0 and "2 events purged" in purged.out
     assert run("audit", "verify").code == 0
+    add_formula_events(engine)
+    cells = exported_formula_cells(run("audit", "export", "--format", "csv").out)
+    assert cells == [("agent:" + f, "'" + f, "'" + f) for f in FORMULAS]  # no cell a spreadsheet would run
 
 
 def test_invalid_config_is_exit_2_naming_the_key(run: Invoke, tmp_path: Path) -> None:

@@ -153,6 +153,63 @@ async def test_an_agent_that_hangs_up_leaves_a_request_that_never_runs(tmp_path:
         assert gw.upstream_calls("generate_image") == []  # approved, but nobody is there to receive it
 
 
+BUDGET_OF_ONE_CALL = """version: "1"
+default: deny
+tools:
+  generate_image:
+    limits: [{counter: spend, window: day, max: 1.0, scope: grant, increment_from: cost.usd}]
+    cost: {estimator: image_gen_mcp}
+    require_approval: {when: "true", approvers: {roles: [approver]}}
+"""
+"""A day's budget that holds one call of four images (0.668 USD), not two."""
+
+
+async def test_a_hang_up_that_cancels_the_request_gives_its_budget_back(tmp_path: Path) -> None:
+    with run_gateway(
+        tmp_path,
+        database_url=sqlite_url(tmp_path),
+        policy=BUDGET_OF_ONE_CALL,
+        users=USERS,
+        hold={"on_requester_gone": "cancel"},
+    ) as gw:
+        async with httpx2.AsyncClient(timeout=30) as http:
+            session = await open_session(http, gw, gw.token)
+        dear = {**DEAR, "n": 4}
+        async with httpx2.AsyncClient(timeout=30) as hanging_up:
+
+            async def agent() -> None:
+                await hanging_up.post(gw.mcp_url, json=call(8, "generate_image", dear), headers=session)
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(agent)
+                request_id = await pending_request_id(gw)
+                group.cancel_scope.cancel()  # closes the connection mid-stream: the request is withdrawn
+        async with gw.api("ana") as api:
+            with anyio.fail_after(10):
+                while (await api.get(f"/api/requests/{request_id}")).json()["status"] != "cancelled":
+                    await anyio.sleep(0.05)
+        refused: list[str] = []
+        async with httpx2.AsyncClient(timeout=30) as http, gw.api("ana") as api:
+
+            async def another() -> None:
+                arguments = {**dear, "prompt": "another"}
+                refused.append(
+                    (await http.post(gw.mcp_url, json=call(9, "generate_image", arguments), headers=session)).text
+                )
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(another)
+                with anyio.fail_after(10):  # held (it waits for a person), or answered at once
+                    while (
+                        not refused
+                        and not (await api.get("/api/requests", params={"status": "pending"})).json()["items"]
+                    ):
+                        await anyio.sleep(0.05)
+                group.cancel_scope.cancel()
+        # Held in its turn, not refused: the withdrawn call's budget came back.
+        assert refused == []
+
+
 HOLD_SLOW = (
     'version: "1"\ndefault: allow\ntools:\n  slow: {require_approval: {when: "true", approvers: {roles: [approver]}}}\n'
 )

@@ -64,6 +64,33 @@ async def test_http_answers_for_bad_requests(tmp_path: Path) -> None:
         assert gw.upstream_calls() == []
 
 
+async def test_upstream_names_are_not_told_before_authentication_nor_beyond_the_grant(tmp_path: Path) -> None:
+    """/mcp/NAME checks the grant first, and answers alike for a name that does not exist and one that the grant may
+    not reach: neither anonymous callers nor a narrow grant can list the upstreams."""
+    with run_gateway(
+        tmp_path,
+        database_url=sqlite_url(tmp_path),
+        policy=ALLOW_ALL,
+        grants={"wide": None, "narrow": ["elsewhere"]},
+    ) as gw:
+        async with httpx2.AsyncClient(timeout=10) as http:
+
+            async def answer(name: str, token: str | None) -> tuple[int, str]:
+                headers = {**HEADERS, "Authorization": f"Bearer {token}"} if token else HEADERS
+                got = await http.post(f"{gw.mcp_url}/{name}", json=INIT, headers=headers)
+                return got.status_code, got.text.replace(repr(name), "NAME")
+
+            for token in (None, "alk_forged"):
+                existing, missing = await answer("imagegen", token), await answer("nope", token)
+                assert existing == missing and existing[0] == 401
+            narrow = gw.tokens["narrow"]
+            existing, missing = await answer("imagegen", narrow), await answer("nope", narrow)
+            assert existing == missing and existing[0] == 404
+            assert (await answer("nope", gw.tokens["wide"]))[0] == 404
+            assert (await answer("imagegen", gw.tokens["wide"]))[0] == 200
+        assert gw.upstream_calls() == []
+
+
 async def test_a_session_cannot_be_used_with_another_grant(tmp_path: Path) -> None:
     with run_gateway(
         tmp_path, database_url=sqlite_url(tmp_path), policy=ALLOW_ALL, grants={"a": None, "b": None}
@@ -190,12 +217,12 @@ async def test_scoped_endpoint_and_grant_upstream_access(tmp_path: Path) -> None
             refused = await client.call_tool("fx_echo", {"text": "x"})
             assert refused.content[0].text.startswith("[UNKNOWN TOOL]")  # type: ignore[union-attr]
         async with httpx2.AsyncClient(timeout=10) as http:
-            forbidden = await http.post(
+            unreachable = await http.post(
                 gw.mcp_url + "/fixture",
                 json=INIT,
                 headers={**HEADERS, "Authorization": f"Bearer {gw.tokens['images-only']}"},
             )
-            assert forbidden.status_code == 403
+            assert unreachable.status_code == 404  # as for a name that does not exist: a grant learns no other names
         assert gw.upstream_calls("echo") == []
 
 

@@ -3,6 +3,7 @@ the pending answer and airlock_approval_status, re-attaching, expiry, rejection,
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import AsyncIterator
@@ -15,6 +16,8 @@ import httpx2
 import pytest
 from mcp import Client
 
+from service.audit.service import export
+from service.db.engine import reading
 from tests.gateway.harness import RunningGateway, approve_via_api, mcp_client, run_gateway
 from tests.policy.helpers import fixture
 
@@ -262,11 +265,20 @@ async def test_pending_cap_denies_a_flood_of_held_calls(tmp_path: Path) -> None:
     ) as gw:
         async with mcp_client(gw.mcp_url, gw.token) as client:
             results = [await client.call_tool("generate_image", {**DEAR, "prompt": f"image {i}"}) for i in range(5)]
+            again = await client.call_tool("generate_image", {**DEAR, "prompt": "image 0"})
         texts = [r.content[0].text for r in results]  # type: ignore[union-attr]
         assert [t.startswith("Not executed yet") for t in texts] == [True, True, True, False, False]
         assert texts[3].startswith("[POLICY DENIED] 3 of this agent's calls already wait for approval")
+        # the same call again attaches to its open request: it is not refused by the cap
+        assert again.content[0].text.startswith("Not executed yet")  # type: ignore[union-attr]
         async with gw.api("ana") as api:
             assert len((await api.get("/api/requests", params={"status": "pending"})).json()["items"]) == 3
+        gw.state.writer.stop()
+        with reading(gw.state.runtime.engine) as session:
+            rows = [json.loads(line) for line in export(session, since=None, until=None, fmt="jsonl")]
+    decisions = [(r["action"], r["outcome"]) for r in rows if r["kind"] == "call"]
+    # a refusal by the cap is audited as the denial it is, never as a held call
+    assert decisions == [("call.held", "hold")] * 3 + [("call.denied", "deny")] * 2 + [("call.held", "hold")]
 
 
 async def test_task_mode_clients_get_a_task_and_collect_the_result(tmp_path: Path) -> None:

@@ -79,6 +79,22 @@ def test_wrong_types_at_call_time_are_errors() -> None:
         holds("args.x", "regex", "a", {"x": 5})
 
 
+@pytest.mark.parametrize("op", ["lt", "lte", "gt", "gte"])
+@pytest.mark.parametrize("text", ["NaN", "nan", " -NaN ", "Infinity", "-inf", "1e999", "many", ""])
+def test_an_order_on_a_value_that_is_no_finite_number_is_an_error(op: str, text: str) -> None:
+    """ "NaN" compares false both ways, so it slipped past every gt and lt; such a value is a condition error now."""
+    with pytest.raises(ConditionError, match="not a number"):
+        holds("args.x", op, 5, {"x": text})
+    with pytest.raises(ConditionError, match="not a number"):
+        holds("args.x", op, 5, {"x": [1, text]})  # any element of a list
+
+
+def test_numbers_written_as_text_still_compare_as_numbers() -> None:
+    assert holds("args.x", "gt", 5, {"x": "6.5"})
+    assert not holds("args.x", "lt", 5, {"x": " 7 "})
+    assert holds("args.x", "eq", "NaN", {"x": "NaN"})  # equal text is equal, number or not
+
+
 @pytest.mark.parametrize(
     ("path", "op", "value", "message"),
     [

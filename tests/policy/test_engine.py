@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from service.demo.upstream import TOOLS as DEMO_TOOLS
 from service.policy import Outcome, ToolCall
 from tests.policy.helpers import GRANT, IMAGE, Clock, call, engine_for, fixture
+
+DEMO_POLICY = Path(__file__).resolve().parents[2] / "service" / "demo" / "policy.yaml"
 
 
 def test_hide_wins_over_everything_and_star_hides_all() -> None:
@@ -64,6 +69,44 @@ def test_exact_name_beats_glob_and_longest_glob_wins() -> None:
     assert (exact.reason, exact.rule) == ("exact", "/tools/github.issues.delete/action")
 
 
+def test_a_nan_argument_takes_the_stricter_outcome_of_its_clause() -> None:
+    engine = engine_for(
+        {
+            "version": "1",
+            "tools": {
+                "pay": {
+                    "deny_if": [{"conditions": [{"path": "args.amount", "op": "gt", "value": 1000}]}],
+                    "require_approval": {"conditions": [{"path": "args.amount", "op": "gt", "value": 100}]},
+                }
+            },
+        }
+    )
+    assert engine.decide(call("pay", amount="50")).outcome is Outcome.ALLOW
+    denied = engine.decide(call("pay", amount="NaN"))
+    assert (denied.outcome, denied.rule) == (Outcome.DENY, "/tools/pay/deny_if/0")
+    assert any("not a number" in error for error in denied.errors)
+
+
+def test_keys_without_star_or_question_mark_are_exact_names_brackets_included() -> None:
+    engine = engine_for(
+        {
+            "version": "1",
+            "default": "allow",
+            "tools": {
+                "db.query[prod]": {"action": "deny", "on_deny": "literal"},
+                "db.[[]x]*": {"action": "deny", "on_deny": "escaped bracket in a glob"},
+                "shell[?]": {"action": "deny", "on_deny": "escaped question mark"},
+            },
+        }
+    )
+    assert engine.decide(call("db.query[prod]")).reason == "literal"
+    assert engine.decide(call("db.queryp")).outcome is Outcome.ALLOW  # no character class
+    assert engine.decide(call("db.[x]-read")).reason == "escaped bracket in a glob"
+    assert engine.decide(call("db.x]-read")).outcome is Outcome.ALLOW
+    assert engine.decide(call("shell?")).reason == "escaped question mark"
+    assert engine.decide(call("shells")).outcome is Outcome.ALLOW
+
+
 def test_equal_length_globs_fall_back_to_document_order() -> None:
     engine = engine_for(
         {
@@ -82,6 +125,38 @@ def test_deny_if_and_on_deny() -> None:
     assert decision.reason == "Saving images to server folders is not allowed."
     # null counts as absent, so this one passes the deny rule
     assert engine.decide(call("generate_image", **IMAGE, quality="draft", directory=None)).outcome is Outcome.ALLOW
+
+
+SERVER_PATHS = ["/etc/passwd", "../../secrets.png", "file:///etc/shadow", "C:\\Windows\\win.ini"]
+PATH_LIKE = {"directory", "images", "mask"}
+"""The image server's arguments that name a server file or folder (reference/image-gen-mcp.md)."""
+
+
+@pytest.mark.parametrize("policy", [fixture("airlock-demo.yaml"), DEMO_POLICY.read_text("utf-8")])
+def test_the_demo_policy_denies_server_paths_in_every_path_like_argument(policy: str) -> None:
+    engine = engine_for(policy)
+    checked = []
+    for tool in DEMO_TOOLS:
+        for name in sorted(PATH_LIKE & set(tool.input_schema["properties"])):
+            for path in SERVER_PATHS:
+                value: Any = [path] if tool.input_schema["properties"][name].get("type") == "array" else path
+                base = {**IMAGE, "images": ["https://example.com/a.png"]} if tool.name == "edit_image" else IMAGE
+                decision = engine.decide(call(tool.name, **{**base, name: value}))
+                assert (decision.outcome, "/deny_if/" in decision.rule) == (Outcome.DENY, True), (tool.name, name)
+            checked.append(f"{tool.name}.{name}")
+    assert sorted(checked) == [
+        "edit_image.directory",
+        "edit_image.images",
+        "edit_image.mask",
+        "generate_image.directory",
+    ]
+    # what is not a server path still reaches a person
+    allowed = call("edit_image", **IMAGE, images=["data:image/png;base64,AAAA"], mask="https://example.com/m.png")
+    assert engine.decide(allowed).outcome is Outcome.HOLD
+    no_masks: list[dict[str, Any]] = [{}, {"mask": None}]
+    for no_mask in no_masks:  # an absent or null mask is no path
+        edit = call("edit_image", **IMAGE, images=["https://example.com/a.png"], **no_mask)
+        assert engine.decide(edit).outcome is Outcome.HOLD
 
 
 def test_unmet_require_denies_and_an_error_counts_as_unmet() -> None:
@@ -167,8 +242,10 @@ def test_standing_approval_turns_a_hold_into_allow_but_not_a_deny() -> None:
 
 def test_pending_cap_denies_a_would_be_hold_and_gives_counters_back() -> None:
     class Cap:
-        def reached(self, grant_id: str) -> bool:
-            return grant_id == GRANT.id
+        cap = 3
+
+        def reached(self, call: ToolCall) -> bool:
+            return call.grant.id == GRANT.id
 
     doc = {
         "version": "1",
@@ -183,7 +260,7 @@ def test_pending_cap_denies_a_would_be_hold_and_gives_counters_back() -> None:
     engine = engine_for(doc, pending_cap=Cap(), clock=clock)
     denied = engine.decide(call("gen"))
     assert denied.outcome is Outcome.DENY
-    assert "waiting for approval" in (denied.reason or "")
+    assert (denied.reason or "").startswith("3 of this agent's calls already wait for approval")
     # the count was given back: the same call is still admitted once the cap lifts
     engine.pending_cap = None
     assert engine.decide(call("gen")).outcome is Outcome.HOLD

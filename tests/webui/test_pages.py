@@ -10,11 +10,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import httpx2
 import pytest
 from sqlmodel import select
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 from websockets.typing import Origin
 
@@ -23,6 +24,7 @@ from service.approvals.schemas import ApprovalEvent
 from service.audit import queries
 from service.audit.models import AuditEvent
 from service.db.engine import unit_of_work
+from tests.audit.test_audit_service import FORMULAS, add_formula_events, exported_formula_cells
 from tests.gateway.harness import RunningGateway, run_gateway
 from tests.policy.helpers import fixture
 from tests.webui.conftest import DEAR, AgentCall, add_people, call_now, password_of
@@ -198,6 +200,9 @@ def test_the_history_exports_the_current_filter(gw: RunningGateway) -> None:
         assert exported.text.splitlines() == [exported.text.splitlines()[0]]  # the header line only
         assert exported.text.startswith("seq,occurred_at,kind,action")
         assert web.get("/history/export", params={"format": "xml"}).status_code == 400
+        add_formula_events(gw.state.runtime.engine)
+        cells = exported_formula_cells(web.get("/history/export", params={"format": "csv"}).text)
+        assert cells == [("agent:" + f, "'" + f, "'" + f) for f in FORMULAS]  # no cell a spreadsheet would run
 
 
 def test_the_history_searches_tool_and_reason_and_says_how_far_a_short_search_read(
@@ -227,14 +232,67 @@ def test_the_live_socket_wants_a_session_and_the_same_origin(gw: RunningGateway)
         assert refused.value.response.status_code == 403
 
 
+def new_person(gw: RunningGateway, username: str, role: str = "approver") -> str:
+    """A person of this test's own, created by the admin; their first password."""
+    with signed_in(gw, "root") as admin:
+        created = admin.post(
+            "/users", data={"csrf_token": csrf_of(admin.get("/users").text), "username": username, "role": role}
+        )
+    password = re.search(r'<code id="secret-password">([^<]+)</code>', created.text)
+    assert password is not None
+    return password.group(1)
+
+
+@contextmanager
+def live_socket_of(gw: RunningGateway, username: str, password: str) -> Iterator[tuple[httpx2.Client, Any]]:
+    """A signed-in client of this person, and their open live-queue socket (past its hello)."""
+    with client(gw) as web:
+        signed = web.post(
+            "/login", data={"username": username, "password": password, "csrf_token": csrf_of(web.get("/login").text)}
+        )
+        assert signed.status_code == 303
+        cookie = f"airlock_session={web.cookies['airlock_session']}"
+        url = gw.base_url.replace("http://", "ws://") + "/ws/queue"
+        with connect(url, origin=Origin(gw.base_url), additional_headers={"Cookie": cookie}) as socket:
+            assert json.loads(socket.recv(timeout=10)) == {"kind": "hello"}
+            yield web, socket
+
+
+def closed_for_the_ended_session(socket: Any) -> bool:
+    with pytest.raises(ConnectionClosed) as closed:
+        socket.recv(timeout=10)
+    return closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+
+
+def test_the_live_socket_closes_when_its_session_signs_out(gw: RunningGateway) -> None:
+    password = new_person(gw, "sol")
+    with live_socket_of(gw, "sol", password) as (web, socket):
+        assert web.post("/logout", data={"csrf_token": csrf_of(web.get("/").text)}).status_code == 303
+        assert closed_for_the_ended_session(socket)
+
+
+def test_the_live_socket_closes_when_its_role_or_password_changes(gw: RunningGateway) -> None:
+    password = new_person(gw, "ray")
+    with live_socket_of(gw, "ray", password) as (_web, socket), signed_in(gw, "root") as admin:
+        token = csrf_of(admin.get("/users").text)
+        assert admin.post("/users/ray/role", data={"csrf_token": token, "role": "viewer"}).status_code == 303
+        assert closed_for_the_ended_session(socket)
+    password = new_person(gw, "pia")
+    with live_socket_of(gw, "pia", password) as (_web, socket), signed_in(gw, "root") as admin:
+        assert (
+            admin.post("/users/pia/password", data={"csrf_token": csrf_of(admin.get("/users").text)}).status_code == 200
+        )
+        assert closed_for_the_ended_session(socket)
+
+
 def test_the_hub_hands_events_to_every_page_and_forgets_closed_ones() -> None:
     bus = EventBus()
     hub = LiveHub.listening_to(bus)
-    with hub.attach() as first, hub.attach() as second:
+    with hub.attach("ana") as first, hub.attach("bo") as second:
         bus.publish([ApprovalEvent("created", 7, "pending")])
         assert (
-            first.receive_nowait()
-            == second.receive_nowait()
+            first.events.receive_nowait()
+            == second.events.receive_nowait()
             == {"kind": "created", "request_id": 7, "status": "pending"}
         )
         assert hub.pages == 2

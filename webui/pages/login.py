@@ -14,6 +14,7 @@ from service.errors import Forbidden, NotAuthenticated, TooManyAttempts
 from service.users import service as users
 from service.users.models import User
 from webui.auth import CheckedForm, Viewer, field, load_user, secure_cookies, signer_for
+from webui.live import sessions_changed
 from webui.rendering import render_html, safe_next
 from webui.sessions import LOGIN_COOKIE, SESSION_COOKIE, SESSION_SECONDS, SessionSigner
 from webui.work import in_session
@@ -83,9 +84,10 @@ async def login(request: Request, state: StateDep) -> Response:
 
 
 @router.post("/logout")
-async def logout(form: CheckedForm, web_user: Viewer, state: StateDep) -> Response:
+async def logout(request: Request, form: CheckedForm, web_user: Viewer, state: StateDep) -> Response:
     # Clearing the cookie is not enough: a copy of it (another tab, another machine, a thief's) would stay valid.
     await in_session(state, lambda session: users.end_sessions(session, web_user.username))
+    sessions_changed(request, web_user.username)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax", secure=secure_cookies(state))
     return response

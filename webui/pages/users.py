@@ -13,6 +13,7 @@ from service.users import service as users
 from service.users.models import Role
 from service.users.schemas import UserCreated
 from webui.auth import Admin, CheckedForm, field
+from webui.live import sessions_changed
 from webui.rendering import redirect_with_flash, render_html
 from webui.work import in_session
 
@@ -57,9 +58,10 @@ async def create(request: Request, form: CheckedForm, state: StateDep, user: Adm
 
 
 @router.post("/users/{username}/role")
-async def set_role(username: str, form: CheckedForm, state: StateDep, user: Admin) -> Response:
+async def set_role(request: Request, username: str, form: CheckedForm, state: StateDep, user: Admin) -> Response:
     role = users.parse_role(field(form, "role"))
     await in_session(state, lambda s: users.set_role(s, username, role, actor=_actor(user)))
+    sessions_changed(request, username)
     return redirect_with_flash("/users", f"{username} is now {role.value}.")
 
 
@@ -73,6 +75,7 @@ async def set_slack(username: str, form: CheckedForm, state: StateDep, user: Adm
 @router.post("/users/{username}/password")
 async def reset_password(request: Request, username: str, form: CheckedForm, state: StateDep, user: Admin) -> Response:
     password = await in_session(state, lambda s: users.reset_password(s, username, actor=_actor(user)))
+    sessions_changed(request, username)
     return await _users_page(request, state, secret={"for": username, "password": password})
 
 
