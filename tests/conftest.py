@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 import redis
+from hypothesis import settings
 from sqlalchemy import Engine, text
 from sqlmodel import Session, SQLModel
 
@@ -26,6 +27,12 @@ REDIS_URL = os.environ.get("AIRLOCK_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 REQUIRE_SERVICES = os.environ.get("AIRLOCK_REQUIRE_SERVICES") == "1"
 
 all_models()
+
+# CI (AIRLOCK_REQUIRE_SERVICES=1) runs the property tests on fixed examples, so a run of main is repeatable; a
+# developer's run explores new ones, and a failure it finds prints the example to add with @example.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if REQUIRE_SERVICES:
+    settings.load_profile("ci")
 
 
 def skip_or_fail(message: str) -> None:

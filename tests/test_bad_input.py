@@ -5,6 +5,7 @@ allow, nothing changes on a refused request."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -197,6 +198,18 @@ async def test_slack_and_web_forms_refuse_forged_and_unprotected_posts(
                         },
                     )
                     assert answer.status_code == 401, (body[:20], stamp, answer.status_code)
+            fresh = str(int(time.time())).encode()
+            for signature in ("v0=" + "é" * 64, "v0=²", "ÿ"):  # a current timestamp, so the signature is compared
+                answer = await http.post(
+                    "/slack/interactions",
+                    content=b"payload=%7B%7D",
+                    headers={
+                        b"Content-Type": b"application/x-www-form-urlencoded",
+                        b"X-Slack-Request-Timestamp": fresh,
+                        b"X-Slack-Signature": signature.encode("latin-1"),
+                    },
+                )
+                assert answer.status_code == 401, (signature, answer.status_code)
             for path in ("/login", "/requests/1/approve", "/rules", "/grants"):
                 answer = await http.post(path, data={"username": "ana", "password": "<script>", "csrf_token": ""})
                 assert answer.status_code in (400, 401, 403, 404, 405, 422), (path, answer.status_code)

@@ -32,6 +32,8 @@ class RequestVerifier:
         # ASCII digits only: the SDK calls int() on it, and str.isdigit() also passes "²", which int() refuses.
         if not timestamp or not signature or not re.fullmatch(r"[0-9]{1,12}", timestamp):
             return False
+        if not signature.isascii():  # the SDK's hmac.compare_digest raises TypeError on other text (a 500)
+            return False
         try:
             body.decode("utf-8")
         except UnicodeDecodeError:

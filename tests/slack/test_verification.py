@@ -70,3 +70,10 @@ def test_the_edges_of_the_window_and_malformed_headers() -> None:
 @pytest.mark.parametrize("timestamp", ["\u00b2", "\u0661\u0662", "1" * 13, "-1", "+1795514430", "1_795_514_430", " 1"])
 def test_a_timestamp_that_is_not_plain_ascii_digits_is_refused_without_raising(timestamp: str) -> None:
     assert not verifier().is_from_slack(BODY, {**headers(), "x-slack-request-timestamp": timestamp})
+
+
+@pytest.mark.parametrize("signature", ["v0=é" + "0" * 63, "v0=²", "v0=\udcff"])
+def test_a_signature_that_is_not_ascii_fails_without_an_error(signature: str) -> None:
+    # Starlette decodes header bytes as Latin-1, so a forged header can hold any such character.
+    sent = {**headers(), "x-slack-signature": signature}
+    assert not verifier().is_from_slack(BODY, sent)
