@@ -48,10 +48,10 @@ async def read_at_most(chunks: AsyncIterator[bytes], limit: int) -> bytes:
 @router.post("/interactions")
 async def interactions(request: Request, state: StateDep) -> Response:
     slack, body = await _verified_body(request, state)
-    raw = parse_qs(body.decode("utf-8")).get("payload", [""])[0]
+    raw = parse_qs(body.decode("utf-8")).get("payload", [""])[0]  # the verifier refused a body that is not UTF-8
     try:
         payload = json.loads(raw)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         raise InvalidInput("the form field 'payload' must hold JSON") from None
     if not isinstance(payload, dict):
         raise InvalidInput("the form field 'payload' must hold a JSON object")
@@ -64,7 +64,7 @@ async def events(request: Request, state: StateDep) -> Response:
     _, body = await _verified_body(request, state)
     try:
         event = json.loads(body)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         raise InvalidInput("the body must be JSON") from None
     if isinstance(event, dict) and event.get("type") == "url_verification":
         return JSONResponse({"challenge": str(event.get("challenge", ""))})

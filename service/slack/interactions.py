@@ -40,7 +40,8 @@ class Submission:
 
     def value(self, block_id: str) -> str | None:
         """The text typed, or the option chosen, in one input block."""
-        entry = (self.values.get(block_id) or {}).get(cards.VALUE) or {}
+        block = self.values.get(block_id)
+        entry = block.get(cards.VALUE) if isinstance(block, Mapping) else None
         if not isinstance(entry, Mapping):
             return None
         if entry.get("type") == "static_select":
@@ -53,6 +54,8 @@ class Submission:
 
 def parse(payload: Mapping[str, Any]) -> Click | Submission | None:
     """None for interactions that need nothing from us (such as the link button)."""
+    if not isinstance(payload, Mapping):  # Socket Mode hands over whatever the envelope held
+        raise BadPayload("not a JSON object")
     kind = payload.get("type")
     user = payload.get("user")
     user_id = user.get("id") if isinstance(user, Mapping) else None
@@ -63,7 +66,8 @@ def parse(payload: Mapping[str, Any]) -> Click | Submission | None:
         if not isinstance(actions, list) or not actions or not isinstance(actions[0], Mapping):
             raise BadPayload("no action")
         action = actions[0]
-        if action.get("action_id") not in DECISION_ACTIONS:
+        action_id = action.get("action_id")
+        if not isinstance(action_id, str) or action_id not in DECISION_ACTIONS:
             return None
         channel = payload.get("channel")
         container = payload.get("container")
@@ -71,9 +75,12 @@ def parse(payload: Mapping[str, Any]) -> Click | Submission | None:
         if channel_id is None and isinstance(container, Mapping):
             channel_id = container.get("channel_id")
         trigger = payload.get("trigger_id")
-        request_part, _, digest = str(action.get("value") or "").partition(":")
+        value = action.get("value")
+        if not isinstance(value, str):
+            raise BadPayload("the button's value is not text")
+        request_part, _, digest = value.partition(":")
         return Click(
-            str(action["action_id"]),
+            action_id,
             _request_id(request_part),
             user_id,
             channel_id if isinstance(channel_id, str) else None,
@@ -84,9 +91,12 @@ def parse(payload: Mapping[str, Any]) -> Click | Submission | None:
         view = payload.get("view")
         if not isinstance(view, Mapping) or view.get("callback_id") not in (cards.REJECT_VIEW, cards.EDIT_VIEW):
             return None
+        raw_meta = view.get("private_metadata") or "{}"
+        if not isinstance(raw_meta, str):
+            raise BadPayload("private_metadata is not ours")
         try:
-            meta = json.loads(view.get("private_metadata") or "{}")
-        except json.JSONDecodeError:
+            meta = json.loads(raw_meta)
+        except (json.JSONDecodeError, RecursionError):
             raise BadPayload("private_metadata is not ours") from None
         if not isinstance(meta, dict):
             raise BadPayload("private_metadata is not ours")
@@ -106,8 +116,11 @@ def parse(payload: Mapping[str, Any]) -> Click | Submission | None:
 
 
 def _request_id(raw: Any) -> int:
-    text = str(raw or "").removeprefix("R-")
-    if not text.isdigit():
+    if isinstance(raw, int) and not isinstance(raw, bool) and 0 < raw < 2**63:  # our private_metadata holds a number
+        return raw
+    text = raw.removeprefix("R-") if isinstance(raw, str) else ""
+    # ASCII digits only: "²" and other Unicode digits pass str.isdigit() but not int(), and no id is that long.
+    if not (text.isascii() and text.isdigit() and len(text) <= 18):
         raise BadPayload(f"not a request id: {raw!r}")
     return int(text)
 

@@ -184,10 +184,27 @@ def test_a_rejection_needs_words_and_typed_words_win_over_a_preset() -> None:
             "user": {"id": "U1"},
             "view": {"callback_id": "airlock_edit", "private_metadata": "{not json"},
         },
+        ["block_actions"],
+        {"type": "block_actions", "user": {"id": "U1"}, "actions": [{"action_id": "approve", "value": "\u00b2:d"}]},
+        {"type": "block_actions", "user": {"id": "U1"}, "actions": [{"action_id": "approve", "value": ["12"]}]},
+        {
+            "type": "view_submission",
+            "user": {"id": "U1"},
+            "view": {"callback_id": "airlock_reject", "private_metadata": {"request": 12}},
+        },
     ],
-    ids=["no user", "no action", "not a request id", "foreign metadata"],
+    ids=[
+        "no user",
+        "no action",
+        "not a request id",
+        "foreign metadata",
+        "not an object (Socket Mode)",
+        "a superscript digit",
+        "a list as the value",
+        "metadata not text",
+    ],
 )
-def test_payloads_airlock_cannot_read_are_refused_cleanly(payload: dict[str, Any]) -> None:
+def test_payloads_airlock_cannot_read_are_refused_cleanly(payload: Any) -> None:
     with pytest.raises(BadPayload):
         interactions.parse(payload)
 
