@@ -37,7 +37,7 @@ def verify(config: ConfigOption = None, data_dir: DataDirOption = None, as_json:
 def export(
     since: Annotated[str | None, typer.Option(help="From this date or time (UTC unless given).")] = None,
     until: Annotated[str | None, typer.Option(help="Up to (not including) this date or time.")] = None,
-    format_: Annotated[ExportFormat, typer.Option("--format")] = ExportFormat.jsonl,
+    format_: Annotated[ExportFormat, typer.Option("--format", help="jsonl or csv.")] = ExportFormat.jsonl,
     config: ConfigOption = None,
     data_dir: DataDirOption = None,
 ) -> None:

@@ -13,7 +13,7 @@ app = typer.Typer(help="Agents' credentials.", no_args_is_help=True)
 
 @app.command("create")
 def create(
-    name: str,
+    name: Annotated[str, typer.Argument(help="The grant's name, unique.")],
     owner: Annotated[str | None, typer.Option(help="The user who owns this agent.")] = None,
     label: Annotated[list[str] | None, typer.Option(help="key=value, repeatable.")] = None,
     upstream: Annotated[
@@ -50,6 +50,7 @@ def list_(
     as_json: JsonOption = False,
     all_: Annotated[bool, typer.Option("--all", help="Include revoked grants.")] = False,
 ) -> None:
+    """List grants: owner, labels, upstreams, token prefix and state."""
     with runtime(config, data_dir=data_dir) as rt, unit_of_work(rt.engine) as session:
         grants = service.list_grants(session, include_revoked=all_)
     if as_json:
@@ -70,7 +71,12 @@ def list_(
 
 
 @app.command("revoke")
-def revoke(name: str, config: ConfigOption = None, data_dir: DataDirOption = None) -> None:
+def revoke(
+    name: Annotated[str, typer.Argument(help="The grant to revoke.")],
+    config: ConfigOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Revoke a grant; its calls that have not run yet are cancelled."""
     with runtime(config, data_dir=data_dir) as rt:
         with unit_of_work(rt.engine) as session:
             cancellation = service.revoke_grant(session, name, actor=CLI_ACTOR)

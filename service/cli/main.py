@@ -18,6 +18,8 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    # Plain click help: typer's rich panels print a "<bool>" type beside every flag, --help included.
+    rich_markup_mode=None,
 )
 app.add_typer(grants.app, name="grants")
 app.add_typer(users.app, name="users")

@@ -16,7 +16,9 @@ from service.policy_versions import service
 
 app = typer.Typer(help="Check, apply and try out policies.", no_args_is_help=True)
 
-FileArgument = Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)]
+FileArgument = Annotated[
+    Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="A policy file, YAML or JSON.")
+]
 
 
 @app.command("check")
@@ -105,8 +107,12 @@ def simulate(
 
 @app.command("history")
 def history(
-    config: ConfigOption = None, data_dir: DataDirOption = None, as_json: JsonOption = False, limit: int = 20
+    config: ConfigOption = None,
+    data_dir: DataDirOption = None,
+    as_json: JsonOption = False,
+    limit: Annotated[int, typer.Option(help="How many versions, newest first.")] = 20,
 ) -> None:
+    """List policy versions: who made each, when, from where and why."""
     with runtime(config, data_dir=data_dir) as rt, unit_of_work(rt.engine) as session:
         versions = service.history(session, limit)
     rows = [
@@ -127,7 +133,9 @@ def history(
 
 @app.command("show")
 def show(
-    version: Annotated[int | None, typer.Argument()] = None, config: ConfigOption = None, data_dir: DataDirOption = None
+    version: Annotated[int | None, typer.Argument(help="A version number (default: the current one).")] = None,
+    config: ConfigOption = None,
+    data_dir: DataDirOption = None,
 ) -> None:
     """Print the source of the current (or a given) policy version."""
     with runtime(config, data_dir=data_dir) as rt, unit_of_work(rt.engine) as session:
@@ -139,7 +147,7 @@ def show(
 
 @app.command("rollback")
 def rollback(
-    version: int,
+    version: Annotated[int, typer.Argument(help="The version to make current again.")],
     comment: Annotated[str, typer.Option(help="Why (required).")],
     config: ConfigOption = None,
     data_dir: DataDirOption = None,

@@ -27,6 +27,7 @@ from service.users.service import get_user
 app = typer.Typer(help="Held calls: list, show, approve, reject.", no_args_is_help=True)
 
 AsUser = Annotated[str, typer.Option("--as", help="The approver's username (their role and rules apply).")]
+RequestId = Annotated[str, typer.Argument(help="The request, as R-123 or 123.")]
 # Whoever runs the CLI holds the database: `requests show` without --as shows what a decider sees.
 _OPERATOR = Approver(CLI_ACTOR, Role.ADMIN, "cli")
 _PEEK_CHARS = 40
@@ -45,13 +46,14 @@ def _id(text: str) -> int:
 @app.command("list")
 def list_(
     status: Annotated[str | None, typer.Option(help="pending, approved, ... (comma-separated)")] = "pending",
-    tool: Annotated[str | None, typer.Option()] = None,
-    grant: Annotated[str | None, typer.Option()] = None,
-    limit: Annotated[int, typer.Option(min=1, max=500)] = 50,
+    tool: Annotated[str | None, typer.Option(help="Only calls of this tool.")] = None,
+    grant: Annotated[str | None, typer.Option(help="Only calls of this grant (by name).")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500, help="At most this many, newest first.")] = 50,
     config: ConfigOption = None,
     data_dir: DataDirOption = None,
     as_json: JsonOption = False,
 ) -> None:
+    """List requests with a peek at their arguments (cut; `show` has them in full)."""
     with runtime(config, data_dir=data_dir) as rt, unit_of_work(rt.engine) as session:
         result = queries.page(session, status=status or None, tool=tool, grant=grant, limit=limit, cursor=None)
     if as_json:
@@ -84,7 +86,7 @@ def _peek(item: RequestPublic) -> str:
 
 @app.command("show")
 def show(
-    request_id: str,
+    request_id: RequestId,
     as_user: Annotated[str | None, typer.Option("--as", help="Show it as this user sees it.")] = None,
     config: ConfigOption = None,
     data_dir: DataDirOption = None,
@@ -116,13 +118,13 @@ def _full_view(request: ToolCallRequest, view: ArgumentsView) -> str:
 
 @app.command("approve")
 def approve(
-    request_id: str,
+    request_id: RequestId,
     as_user: AsUser,
     digest: Annotated[
         str | None,
         typer.Option(help="The arguments digest `requests show` printed (or a unique prefix of 12+ hex digits)."),
     ] = None,
-    comment: Annotated[str | None, typer.Option()] = None,
+    comment: Annotated[str | None, typer.Option(help="A note kept with the decision.")] = None,
     config: ConfigOption = None,
     data_dir: DataDirOption = None,
 ) -> None:
@@ -150,12 +152,13 @@ def _is_hex_prefix(text: str) -> bool:
 
 @app.command("reject")
 def reject(
-    request_id: str,
+    request_id: RequestId,
     as_user: AsUser,
     reason: Annotated[str, typer.Option(help="What the agent is told.")],
     config: ConfigOption = None,
     data_dir: DataDirOption = None,
 ) -> None:
+    """Reject a request; the agent reads the reason."""
     _decide(request_id, as_user, Verdict.REJECT, reason, config, data_dir)
 
 

@@ -73,8 +73,8 @@ def demo_settings(data_dir: Path, host: str, port: int) -> Settings:
 
 def demo(
     data_dir: Annotated[Path, typer.Option(help="Where the demo keeps its SQLite database.")] = DEFAULT_DATA_DIR,
-    host: Annotated[str, typer.Option()] = "127.0.0.1",
-    port: Annotated[int, typer.Option()] = 8080,
+    host: Annotated[str, typer.Option(help="The address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="The port to listen on.")] = 8080,
 ) -> None:
     """Zero-config: SQLite in a data folder, the offline image server upstream and the demo policy."""
     from service.cli.common import runtime
@@ -118,8 +118,8 @@ def connect(
 
 def demo_upstream(
     http: Annotated[bool, typer.Option("--http", help="Serve streamable HTTP instead of stdio.")] = False,
-    host: Annotated[str, typer.Option()] = "127.0.0.1",
-    port: Annotated[int, typer.Option()] = 9000,
+    host: Annotated[str, typer.Option(help="The address to listen on, with --http.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="The port to listen on, with --http.")] = 9000,
 ) -> None:
     """The bundled offline image server (image-gen-mcp's tools), over stdio unless --http."""
     import anyio

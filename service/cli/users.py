@@ -13,10 +13,10 @@ app = typer.Typer(help="People who approve, review and configure.", no_args_is_h
 
 @app.command("create")
 def create(
-    name: str,
+    name: Annotated[str, typer.Argument(help="The username, unique.")],
     role: Annotated[str, typer.Option(help="admin, approver or viewer.")],
     slack_user: Annotated[str | None, typer.Option(help="Their Slack user id, e.g. U024BE7LH.")] = None,
-    email: Annotated[str | None, typer.Option()] = None,
+    email: Annotated[str | None, typer.Option(help="Their e-mail (matched to Slack with slack.match_email).")] = None,
     config: ConfigOption = None,
     data_dir: DataDirOption = None,
     as_json: JsonOption = False,
@@ -43,6 +43,7 @@ def create(
 
 @app.command("list")
 def list_(config: ConfigOption = None, data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
+    """List users: role, Slack user id and state."""
     with runtime(config, data_dir=data_dir) as rt, unit_of_work(rt.engine) as session:
         users = service.list_users(session)
     if as_json:
