@@ -1,4 +1,4 @@
-"""`make bench`: every benchmark, one after the other. Figures go to stdout; see the README for the method."""
+"""`make bench`: every benchmark, one after the other. Figures go to stdout; see docs/performance.md for the method."""
 
 from __future__ import annotations
 

@@ -46,7 +46,8 @@ NASTY_STRINGS = [
 
 
 def assert_no_traceback(caplog: pytest.LogCaptureFixture) -> None:
-    """A handled error is one log line; a traceback in the gateway's log means a bug (DESIGN.md §7)."""
+    """A handled error is one log line; a traceback in the gateway's log means a bug
+    (docs/architecture.md#bad-input)."""
     broken = [r.getMessage()[:200] for r in caplog.records if r.exc_info is not None]
     assert broken == [] and "Traceback" not in caplog.text, broken
 

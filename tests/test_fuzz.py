@@ -1,6 +1,6 @@
-"""A bounded fuzzing pass (hypothesis) over the MCP endpoint and the web forms: whatever arrives, the answer is never
-a 5xx and the gateway's log holds no traceback (DESIGN.md §7). tests/test_bad_input.py holds the known cases; this
-looks for the unknown ones.
+"""A bounded fuzzing pass (hypothesis) over the MCP endpoint and the web forms: whatever arrives, the answer is never a
+5xx and the gateway's log holds no traceback (docs/architecture.md#bad-input). tests/test_bad_input.py holds the known
+cases; this looks for the unknown ones.
 
 Time budget: 60 s for the whole file in CI. Measured: about 20 s on the 2-core development machine while other
 suites ran (each pass about 8 s, with its gateway's start). The example counts below are what keeps it there; raise

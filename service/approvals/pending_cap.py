@@ -1,6 +1,6 @@
-"""The per-grant cap on pending requests as the policy engine sees it (DESIGN.md §2: past it, a would-be hold is
-denied). The engine asks only for a call it would hold, so the database is read only then; the gateway decides
-such calls in a worker thread."""
+"""The per-grant cap on pending requests as the policy engine sees it (docs/policies.md#order-of-evaluation: past it, a
+would-be hold is denied). The engine asks only for a call it would hold, so the database is read only then; the gateway
+decides such calls in a worker thread."""
 
 from __future__ import annotations
 

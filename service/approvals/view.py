@@ -1,6 +1,7 @@
 """The one rendering of a request's arguments for people: the web pages, REST, the CLI and the Slack card use it.
 
-What you approve is what you see (DESIGN §7). A person who may decide a request sees every value in full:
+What you approve is what you see (docs/architecture.md#what-you-approve-is-what-you-see). A person who may decide a
+request sees every value in full:
 - masked only where the tool's inputSchema (`writeOnly`, `format: password`) or the operator (`redact_keys`)
   declared a parameter secret; a key name the agent chose hides nothing. A masked value is revealable (audited);
 - summarised only when it really is binary: a data: URL whose bytes are not text, or base64 whose decoded bytes

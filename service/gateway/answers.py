@@ -1,4 +1,5 @@
-"""What the agent reads: ordinary tool results whose text starts with a tag (DESIGN.md §2)."""
+"""What the agent reads: ordinary tool results whose text starts with a tag
+(docs/architecture.md#answers-to-the-agent)."""
 
 from __future__ import annotations
 

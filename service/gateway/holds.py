@@ -1,5 +1,5 @@
-"""Holding a call for a person's decision, as the agent experiences it (DESIGN.md §4), for clients that do not
-speak tasks: a blocking wait with progress heartbeats while the client is attached, then, just before the
+"""Holding a call for a person's decision, as the agent experiences it (docs/architecture.md#hold-modes), for clients
+that do not speak tasks: a blocking wait with progress heartbeats while the client is attached, then, just before the
 client's patience runs out, a pending answer that `airlock_approval_status` (or the same call again) picks up.
 
 A call held this way runs only when a caller is there to receive its result, at most once (the claim is one
@@ -45,7 +45,7 @@ HEARTBEAT_SECONDS = 10.0
 CROSS_PROCESS_CHECK_SECONDS = 1.0
 STATUS_TOOL = "airlock_approval_status"
 _UNSETTLED = (RequestStatus.PENDING, RequestStatus.APPROVED, RequestStatus.EXECUTING)
-# How long known clients wait on one tools/call before giving up (reference/mcp-sdk-and-holding.md §3), minus a
+# How long known clients wait on one tools/call before giving up (docs/architecture.md#how-long-clients-wait), minus a
 # margin; matched on the client's own name, lower-cased. Config (hold.client_budgets) adds to and overrides it.
 KNOWN_CLIENT_BUDGETS = {
     "openai-agents": 3.0,

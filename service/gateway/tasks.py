@@ -49,7 +49,7 @@ def status_message(request: ToolCallRequest) -> str:
 
 
 def task_ttl_seconds(request: ToolCallRequest, retention_seconds: float) -> float:
-    """DESIGN.md §4: the rule's timeout plus result retention."""
+    """docs/architecture.md#timers: the rule's timeout plus result retention."""
     return (request.deadline - request.created_at).total_seconds() + retention_seconds
 
 

@@ -4,10 +4,10 @@ task is final), `tasks/list` and `tasks/cancel` serve the task.
 
 mcp 2.3 has no tasks runtime, and its result check turns a `CreateTaskResult` returned by the tools/call handler
 into an internal error, so a server middleware answers task-augmented calls before the handler is reached
-(reference/mcp-sdk-and-holding.md §1). A held call's task is its request row (R-12), as for the 2026 extension.
+(docs/architecture.md#tasks). A held call's task is its request row (R-12), as for the 2026 extension.
 A call the policy answers at once (allowed, denied, rate-limited) still gets a task, because the revision requires
 one for every task-augmented request: it is final when created, and kept in this process for a while (2025-era
-sessions live in one process anyway; DESIGN.md asks for sticky routing of them).
+sessions live in one process anyway; docs/replicas.md#sticky-sessions asks for sticky routing of them).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Rate-limit counters and budgets: reserve at admission, give back on failure.
 
-The `limits` package was measured first (see the README): in memory one hit costs about 5 µs, on Redis each
+The `limits` package was measured first (see docs/performance.md): in memory one hit costs about 5 µs, on Redis each
 limit is its own round trip, its windows start at the first hit instead of UTC boundaries, and it cannot
 give a hit back or reserve several counters all-or-nothing. A call under the demo policy needs two counters
 reserved together and released together, so this module does that itself: a dict in one process, or one Lua

@@ -1,4 +1,4 @@
-"""decide(call) -> Decision, in the order DESIGN.md §2 fixes:
+"""decide(call) -> Decision, in the order docs/policies.md#order-of-evaluation fixes:
 
 hide -> explicit deny / deny_if / unmet require -> hard limits (reserved here) -> standing approval ->
 require_approval (with soft limits and a default of require_approval) -> per-grant cap on pending requests
@@ -195,7 +195,8 @@ class PolicyEngine:
 
         limits = rule.all_limits if rule is not None else policy.all_tools.limits
         if self.argument_check is not None and self._may_hold(rule):
-            # A call that cannot run must not wait for a person, nor hold budget meanwhile (DESIGN §2).
+            # A call that cannot run must not wait for a person, nor hold budget meanwhile
+            # (docs/policies.md#order-of-evaluation).
             problems = self.argument_check.problems(tool, call.arguments)
             if problems:
                 return self._refuse_invalid(ev, rule, limits, problems)

@@ -1,9 +1,10 @@
 """The Slack edit modal's form: what it is filled with, and what its submission becomes. Pure: no I/O.
 
-An edit is a patch on the exact original (DESIGN §3, §7). The modal shows the decider's values in full, with declared
-secrets as their masked marker (never posted to Slack), and it is offered only when that fits in one Slack text input.
-A submission becomes the JSON merge patch of what the person changed (`view.patch_from_edit`), bound to the digest the
-modal showed: a request edited or voted on meanwhile under other arguments refuses it, rather than running a mix.
+An edit is a patch on the exact original (docs/architecture.md#edits-and-votes). The modal shows the decider's values in
+full, with declared secrets as their masked marker (never posted to Slack), and it is offered only when that fits in one
+Slack text input. A submission becomes the JSON merge patch of what the person changed (`view.patch_from_edit`), bound
+to the digest the modal showed: a request edited or voted on meanwhile under other arguments refuses it, rather than
+running a mix.
 """
 
 from __future__ import annotations

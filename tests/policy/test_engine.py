@@ -1,4 +1,4 @@
-"""The order of evaluation, rule matching and the stricter-outcome rule (DESIGN.md §2)."""
+"""The order of evaluation, rule matching and the stricter-outcome rule (docs/policies.md#order-of-evaluation)."""
 
 from __future__ import annotations
 
@@ -129,7 +129,7 @@ def test_deny_if_and_on_deny() -> None:
 
 SERVER_PATHS = ["/etc/passwd", "../../secrets.png", "file:///etc/shadow", "C:\\Windows\\win.ini"]
 PATH_LIKE = {"directory", "images", "mask"}
-"""The image server's arguments that name a server file or folder (reference/image-gen-mcp.md)."""
+"""The image server's arguments that name a server file or folder (docs/policies.md#the-demo-policy)."""
 
 
 @pytest.mark.parametrize("policy", [fixture("airlock-demo.yaml"), DEMO_POLICY.read_text("utf-8")])

@@ -1,5 +1,5 @@
-"""A deceiving agent meets a Slack approver (DESIGN §7, "what you approve is what you see"): a prompt padded with
-base64-like text to hide the sentence at its end, and a key that merely sounds secret. The card shows all of it and
+"""A deceiving agent meets a Slack approver (docs/architecture.md#what-you-approve-is-what-you-see): a prompt padded
+with base64-like text to hide the sentence at its end, and a key that merely sounds secret. The card shows all of it and
 may approve it, or says what it left out and offers only Reject and Open; either way what runs is exactly what the
 approver could read in full."""
 

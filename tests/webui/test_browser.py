@@ -266,7 +266,7 @@ def test_an_argument_with_markup_renders_as_text(page: Page, gw: RunningGateway)
 
 
 # Replays off: the same call after the revocation would otherwise get the stored result of the first one (a replay,
-# README "Replay") instead of being held again where the queue can show it.
+# docs/architecture.md#replay) instead of being held again where the queue can show it.
 @pytest.mark.parametrize("gw", [{"hold": {"replay_window": 0}}], indirect=True)
 def test_approve_and_remember_then_revoke_the_standing_approval(page: Page, gw: RunningGateway) -> None:
     sign_in(page, gw, "ana")
