@@ -145,7 +145,7 @@ def call_now(gw: RunningGateway, tool: str, arguments: dict[str, Any]) -> CallTo
 
 
 def save_screenshot(page: Page, name: str, tmp_path: Path) -> Path:
-    """Into the test's folder; also into docs/screenshots when AIRLOCK_SCREENSHOTS is set (to refresh the README's)."""
+    """Into the test's folder; also into docs/screenshots when AIRLOCK_SCREENSHOTS is set (the docs' pictures)."""
     import os
 
     path = tmp_path / f"{name}.png"

@@ -1,5 +1,5 @@
 """Each main page with realistic content, in Chromium: it renders, and its screenshot is saved (to docs/screenshots
-with AIRLOCK_SCREENSHOTS=docs/screenshots, which is how the README's pictures are made)."""
+with AIRLOCK_SCREENSHOTS=docs/screenshots, which is how the pictures in README.md and docs/webui.md are made)."""
 
 from __future__ import annotations
 
