@@ -25,9 +25,11 @@ def owner_for(scope: str, call: ToolCall) -> str:
     return "*"
 
 
-def window_start(window_seconds: int, now: float) -> int:
-    return int(now // window_seconds) * window_seconds
+def counter_slot(counter: str, owner: str, window_seconds: int, now: float) -> tuple[str, int]:
+    """The key of the counter's window at `now`, and when that window ends."""
+    start = int(now // window_seconds) * window_seconds
+    return f"{counter}|{owner}|{window_seconds}|{start}", start + window_seconds
 
 
 def counter_key(counter: str, owner: str, window_seconds: int, now: float) -> str:
-    return f"{counter}|{owner}|{window_seconds}|{window_start(window_seconds, now)}"
+    return counter_slot(counter, owner, window_seconds, now)[0]

@@ -28,7 +28,7 @@ from service.policy.compiler import (
 )
 from service.policy.conditions import ConditionError, resolve_path
 from service.policy.cost import CostError
-from service.policy.counter_keys import counter_key, owner_for, window_start
+from service.policy.counter_keys import counter_key, counter_slot, owner_for
 from service.policy.counters import CounterItem, CounterStore, CounterStoreUnavailable, Reservation
 from service.policy.decision import ApprovalSpec, ArgumentProblem, Decision, Outcome, ToolCall
 
@@ -371,16 +371,9 @@ class PolicyEngine:
                     # Unknown cost: count nothing, and let a person look at the call instead.
                     ev.errors.append(f"{limit.pointer}: {problem}")
                     escalation = escalation or (limit.pointer, f"cost could not be estimated ({problem})")
-            seconds = limit.window.seconds
-            items.append(
-                CounterItem(
-                    counter_key(limit.counter, owner_for(limit.scope, call), seconds, now),
-                    amount,
-                    limit.increment_from is not None,
-                    None if limit.soft else limit.max_units,
-                    window_start(seconds, now) + seconds,
-                )
-            )
+            key, window_end = counter_slot(limit.counter, owner_for(limit.scope, call), limit.window.seconds, now)
+            budget = limit.increment_from is not None
+            items.append(CounterItem(key, amount, budget, None if limit.soft else limit.max_units, window_end))
         return items, escalation
 
     def _budget_amount(self, ev: _Evaluation, limit: CompiledLimit) -> tuple[int, str | None]:

@@ -33,7 +33,7 @@ def call_count(window_end: int, limit: int = 10) -> list[CounterItem]:
     return [CounterItem("calls|g=1", 1, False, limit, window_end)]
 
 
-def test_a_connection_redis_killed_is_replaced_before_the_next_reservation(
+def test_the_next_reservation_after_redis_killed_the_connection_still_counts(
     named_store: tuple[RedisCounters, str], redis_client: redis.Redis
 ) -> None:
     store, name = named_store
