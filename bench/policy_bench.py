@@ -1,4 +1,4 @@
-"""Policy micro-benchmark: what one decide() costs, on one core, with counters in memory and on Redis."""
+"""Policy micro-benchmark: what one evaluate() costs, on one core, with counters in memory and on Redis."""
 
 from __future__ import annotations
 
@@ -12,17 +12,8 @@ import redis
 import yaml
 
 from bench.stats import print_table, run_interleaved
-from service.policy import (
-    CounterStore,
-    Decision,
-    EstimatorRegistry,
-    GrantInfo,
-    MemoryCounters,
-    PolicyEngine,
-    RedisCounters,
-    ToolCall,
-    load_policy,
-)
+from service.counters import MemoryCounters, RedisCounters
+from service.policy import CounterStore, Decision, EstimatorRegistry, GrantInfo, PolicyEngine, ToolCall, load_policy
 
 DEMO_POLICY = Path(__file__).resolve().parents[1] / "service" / "demo" / "policy.yaml"
 REDIS_URL = os.environ.get("AIRLOCK_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -61,11 +52,11 @@ def engine(document: Mapping[str, Any] | str, counters: CounterStore) -> PolicyE
     return PolicyEngine(load_policy(text, EstimatorRegistry.default()), counters)
 
 
-def deciding(policy_engine: PolicyEngine, call: ToolCall) -> Callable[[], Decision]:
+def evaluating(policy_engine: PolicyEngine, call: ToolCall) -> Callable[[], Decision]:
     """One admitted call; its counters are given back afterwards so the limits never trip during the run."""
 
     def run() -> Decision:
-        decision = policy_engine.decide(call)
+        decision = policy_engine.evaluate(call)
         if decision.reservation is not None:
             policy_engine.release(decision.reservation, upstream_failed=True)
         return decision
@@ -73,8 +64,8 @@ def deciding(policy_engine: PolicyEngine, call: ToolCall) -> Callable[[], Decisi
     return run
 
 
-def decide_only(policy_engine: PolicyEngine, call: ToolCall) -> Callable[[], Decision]:
-    return lambda: policy_engine.decide(call)
+def evaluate_only(policy_engine: PolicyEngine, call: ToolCall) -> Callable[[], Decision]:
+    return lambda: policy_engine.evaluate(call)
 
 
 def limits_reference() -> Callable[[], object]:
@@ -90,14 +81,14 @@ def main() -> None:
     demo = DEMO_POLICY.read_text("utf-8")
     image_call = ToolCall(GRANT, "generate_image", IMAGE_ARGS)
     memory_demo = engine(demo, MemoryCounters())
-    # The memory store's release is a dict update; time decide() alone and reset the counters between rounds.
+    # The memory store's release is a dict update; time evaluate() alone and reset the counters between rounds.
     cases: dict[str, Callable[[], object]] = {
-        "plain allow": decide_only(engine(PLAIN, MemoryCounters()), ToolCall(GRANT, "get_model_capabilities", {})),
-        "deny_if, three conditions": decide_only(
+        "plain allow": evaluate_only(engine(PLAIN, MemoryCounters()), ToolCall(GRANT, "get_model_capabilities", {})),
+        "deny_if, three conditions": evaluate_only(
             engine(THREE_CONDITIONS, MemoryCounters()),
             ToolCall(GRANT, "create_refund", {"amount": 900, "currency": "EUR", "note": "customer says urgent"}),
         ),
-        "demo generate_image (CEL + cost + 2 limits, memory)": deciding(memory_demo, image_call),
+        "demo generate_image (CEL + cost + 2 limits, memory)": evaluating(memory_demo, image_call),
     }
     for outcome_check, fn in cases.items():
         result = fn()
@@ -118,8 +109,8 @@ def main() -> None:
         redis_demo = engine(demo, RedisCounters(client, prefix=prefix))
         redis_rows = run_interleaved(
             {
-                "demo generate_image, Redis counters (decide)": decide_only(redis_demo, image_call),
-                "demo generate_image, Redis counters (decide + give back)": deciding(redis_demo, image_call),
+                "demo generate_image, Redis counters (evaluate)": evaluate_only(redis_demo, image_call),
+                "demo generate_image, Redis counters (evaluate + give back)": evaluating(redis_demo, image_call),
             },
             rounds=7,
             per_round=1500,

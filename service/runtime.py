@@ -12,11 +12,12 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from service.config import Settings
+from service.counters import MemoryCounters, RedisCounters
 from service.db import migrate
 from service.db.checkpoint import SAFETY_NET_PAGES, WalCheckpointer
 from service.db.engine import make_engine
 from service.db.files import private_folder
-from service.policy import CounterStore, EstimatorRegistry, MemoryCounters, RedisCounters
+from service.policy import CounterStore, EstimatorRegistry
 from service.security import TokenHasher, load_pepper
 from service.users.throttle import LoginThrottle
 

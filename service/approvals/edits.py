@@ -85,7 +85,7 @@ def revise(policy: PolicyEngine, grant: GrantInfo, request: ToolCallRequest, arg
     old = Reservation.from_json(request.reservation)
     rebooking = _Rebooking(policy.counters, old)
     checker = PolicyEngine(policy.policy, rebooking, clock=policy.clock)  # fails closed when counters are down
-    decision = checker.decide(ToolCall(grant, request.tool, arguments, upstream=request.upstream))
+    decision = checker.evaluate(ToolCall(grant, request.tool, arguments, upstream=request.upstream))
     if decision.outcome is Outcome.DENY:
         raise InvalidInput(f"the policy denies the edited call ({decision.rule}): {decision.reason}")
     if decision.outcome is Outcome.RATE_LIMITED:

@@ -8,10 +8,11 @@ import typer
 
 from service.cli.common import CLI_ACTOR, ConfigOption, DataDirOption, JsonOption, print_json, print_table, runtime
 from service.config import load_settings
+from service.counters import DryRunCounters
 from service.db.engine import unit_of_work
 from service.errors import InvalidInput, PolicyInvalid
 from service.grants.service import grant_info
-from service.policy import DryRunCounters, EstimatorRegistry, PolicyEngine, ToolCall, load_policy
+from service.policy import EstimatorRegistry, PolicyEngine, ToolCall, load_policy
 from service.policy_versions import service
 
 app = typer.Typer(help="Check, apply and try out policies.", no_args_is_help=True)
@@ -92,7 +93,7 @@ def simulate(
         policy, _version = service.compiled_current(session, rt.registry, rt.settings.policy)
         info = grant_info(session, grant)
         engine = PolicyEngine(policy, DryRunCounters(rt.counters))
-        decision = engine.decide(ToolCall(info, tool, arguments, session_id=session_id))
+        decision = engine.evaluate(ToolCall(info, tool, arguments, session_id=session_id))
     print_json(
         {
             "outcome": decision.outcome.value,

@@ -26,6 +26,7 @@ from service.approvals.schemas import ApprovalEvent
 from service.approvals.view import declared_secrets
 from service.arguments import parse_request_id
 from service.config import HoldConfig
+from service.counters import DryRunCounters
 from service.db.engine import reading, unit_of_work
 from service.errors import Unavailable
 from service.gateway import answers
@@ -33,7 +34,7 @@ from service.gateway.pool import UpstreamPool
 from service.gateway.upstreams import ProgressRelay, UpstreamUnavailable
 from service.grants import service as grants
 from service.grants.schemas import AuthenticatedGrant
-from service.policy import Decision, DryRunCounters, Outcome, PolicyEngine, Reservation, ToolCall
+from service.policy import Decision, Outcome, PolicyEngine, Reservation, ToolCall
 from service.policy_versions.holder import PolicyHolder
 
 log = logging.getLogger(__name__)
@@ -367,7 +368,7 @@ class HoldCoordinator:
         call = ToolCall(
             caller.grant.info, request.tool, arguments, upstream=request.upstream, session_id=caller.session_id
         )
-        decision = checker.decide(call)
+        decision = checker.evaluate(call)
         return decision if decision.outcome is Outcome.DENY else None
 
     # -- database steps, run in a worker thread -----------------------------------------------------------

@@ -156,9 +156,9 @@ class Gateway:
         if engine.may_hold(name):
             await self.standing.prefetch(ctx.grant.id)  # a standing approval turns a would-be hold into allow
             # A would-be hold asks the database whether the grant is at its cap on pending requests.
-            decision = await anyio.to_thread.run_sync(engine.decide, call)
+            decision = await anyio.to_thread.run_sync(engine.evaluate, call)
         else:
-            decision = engine.decide(call)
+            decision = engine.evaluate(call)
         decided = time.perf_counter()
         replay = None
         if decision.outcome is Outcome.HOLD:

@@ -1,15 +1,12 @@
-"""The policy engine: pure, fast, compiled once. The gateway only needs what is exported here."""
+"""The policy engine: pure, fast, compiled once. The gateway only needs what is exported here.
+
+The counter stores it is given live in `service.counters`.
+"""
 
 from service.policy.compiler import CompiledPolicy, load_policy, load_policy_data
 from service.policy.cost import CostError, CostEstimate, EstimatorRegistry
-from service.policy.counters import (
-    CounterStore,
-    CounterStoreUnavailable,
-    DryRunCounters,
-    MemoryCounters,
-    RedisCounters,
-    Reservation,
-)
+from service.policy.counter_keys import counter_key, grant_owner
+from service.policy.counters import CounterStore, CounterStoreUnavailable, Reservation
 from service.policy.decision import ApprovalSpec, Approvers, ArgumentProblem, Decision, GrantInfo, Outcome, ToolCall
 from service.policy.engine import ArgumentCheck, PendingCap, PolicyEngine, StandingApprovals
 
@@ -24,17 +21,16 @@ __all__ = [
     "CounterStore",
     "CounterStoreUnavailable",
     "Decision",
-    "DryRunCounters",
     "EstimatorRegistry",
     "GrantInfo",
-    "MemoryCounters",
     "Outcome",
     "PendingCap",
     "PolicyEngine",
-    "RedisCounters",
     "Reservation",
     "StandingApprovals",
     "ToolCall",
+    "counter_key",
+    "grant_owner",
     "load_policy",
     "load_policy_data",
 ]

@@ -1,4 +1,4 @@
-"""From a validated document to the structures decide() walks: conditions, CEL programs and windows built once."""
+"""From a validated document to the structures evaluate() walks: conditions, CEL programs and windows built once."""
 
 from __future__ import annotations
 

@@ -123,48 +123,78 @@ def compile_condition(path: Any, op: Any, value: Any) -> Condition:
         raise ValueError(f"path {path!r} must start with one of {', '.join(ROOTS)} (for example args.amount)")
     if op not in OPS:
         raise ValueError(f"unknown op {op!r}; use one of {', '.join(OPS)}")
-    test: Callable[[Any], bool]
     if op == "exists":
         if value is not None and not isinstance(value, bool):
             raise ValueError("exists takes no value, or true / false")
         return Condition(path, parts, op, lambda _: True, value is not False)
-    if op in ("eq", "neq"):
-        if isinstance(value, dict | list):
-            raise ValueError(f"{op} compares with a single value; use in / not_in for a list")
-        test = (lambda v: _equal(v, value)) if op == "eq" else (lambda v: not _equal(v, value))
-    elif op in ("in", "not_in"):
-        if not isinstance(value, list):
-            raise ValueError(f"{op} needs a list value")
-        choices = list(value)
-        if op == "in":
-            test = lambda v: any(_equal(v, c) for c in choices)  # noqa: E731
-        else:
-            test = lambda v: not any(_equal(v, c) for c in choices)  # noqa: E731
-    elif op in ("lt", "lte", "gt", "gte"):
-        bound = _number(value)
-        if bound is None or isinstance(value, str):
-            raise ValueError(f"{op} needs a number value")
-        compare: Callable[[float, float], bool] = {
-            "lt": lambda a, b: a < b,
-            "lte": lambda a, b: a <= b,
-            "gt": lambda a, b: a > b,
-            "gte": lambda a, b: a >= b,
-        }[op]
-        test = lambda v: _order(v, bound, compare)  # noqa: E731
-    elif op == "regex":
-        if not isinstance(value, str):
-            raise ValueError("regex needs a string pattern")
-        try:
-            pattern = re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"invalid regex: {exc}") from None
+    return Condition(path, parts, op, _TESTS[op](op, value))
 
-        def test(v: Any) -> bool:
-            if not isinstance(v, str):
-                raise ConditionError(f"regex needs a string, got {type(v).__name__}")
-            return pattern.search(v) is not None
-    else:  # contains
-        if isinstance(value, dict | list):
-            raise ValueError("contains needs a single value")
-        test = lambda v: _contains(v, value)  # noqa: E731
-    return Condition(path, parts, op, test)
+
+def _equality_test(op: str, value: Any) -> Callable[[Any], bool]:
+    if isinstance(value, dict | list):
+        raise ValueError(f"{op} compares with a single value; use in / not_in for a list")
+    if op == "eq":
+        return lambda v: _equal(v, value)
+    return lambda v: not _equal(v, value)
+
+
+def _membership_test(op: str, value: Any) -> Callable[[Any], bool]:
+    if not isinstance(value, list):
+        raise ValueError(f"{op} needs a list value")
+    choices = list(value)
+    if op == "in":
+        return lambda v: any(_equal(v, c) for c in choices)
+    return lambda v: not any(_equal(v, c) for c in choices)
+
+
+_COMPARISONS: dict[str, Callable[[float, float], bool]] = {
+    "lt": lambda a, b: a < b,
+    "lte": lambda a, b: a <= b,
+    "gt": lambda a, b: a > b,
+    "gte": lambda a, b: a >= b,
+}
+
+
+def _order_test(op: str, value: Any) -> Callable[[Any], bool]:
+    bound = _number(value)
+    if bound is None or isinstance(value, str):
+        raise ValueError(f"{op} needs a number value")
+    compare = _COMPARISONS[op]
+    return lambda v: _order(v, bound, compare)
+
+
+def _regex_test(op: str, value: Any) -> Callable[[Any], bool]:
+    if not isinstance(value, str):
+        raise ValueError("regex needs a string pattern")
+    try:
+        pattern = re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"invalid regex: {exc}") from None
+
+    def test(v: Any) -> bool:
+        if not isinstance(v, str):
+            raise ConditionError(f"regex needs a string, got {type(v).__name__}")
+        return pattern.search(v) is not None
+
+    return test
+
+
+def _contains_test(op: str, value: Any) -> Callable[[Any], bool]:
+    if isinstance(value, dict | list):
+        raise ValueError("contains needs a single value")
+    return lambda v: _contains(v, value)
+
+
+# Each op's test, built once at load from the condition's value (which it also validates).
+_TESTS: dict[str, Callable[[str, Any], Callable[[Any], bool]]] = {
+    "eq": _equality_test,
+    "neq": _equality_test,
+    "in": _membership_test,
+    "not_in": _membership_test,
+    "lt": _order_test,
+    "lte": _order_test,
+    "gt": _order_test,
+    "gte": _order_test,
+    "regex": _regex_test,
+    "contains": _contains_test,
+}

@@ -1,4 +1,5 @@
-"""decide(call) -> Decision, in the order docs/policies.md#order-of-evaluation fixes:
+"""evaluate(call) -> Decision: how a call fares against the policy, in the order docs/policies.md#order-of-evaluation
+fixes:
 
 hide -> explicit deny / deny_if / unmet require -> hard limits (reserved here) -> standing approval ->
 require_approval (with soft limits and a default of require_approval) -> per-grant cap on pending requests
@@ -18,15 +19,18 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from service.policy.cel_bridge import CelError, without_nulls
-from service.policy.compiler import MICRO, CompiledCheck, CompiledLimit, CompiledPolicy, CompiledRule
+from service.policy.compiler import (
+    MICRO,
+    CompiledApproval,
+    CompiledCheck,
+    CompiledLimit,
+    CompiledPolicy,
+    CompiledRule,
+)
 from service.policy.conditions import ConditionError, resolve_path
 from service.policy.cost import CostError
-from service.policy.counters import (
-    CounterItem,
-    CounterStore,
-    CounterStoreUnavailable,
-    Reservation,
-)
+from service.policy.counter_keys import counter_key, counter_slot, owner_for
+from service.policy.counters import CounterItem, CounterStore, CounterStoreUnavailable, Reservation
 from service.policy.decision import ApprovalSpec, ArgumentProblem, Decision, Outcome, ToolCall
 
 
@@ -96,28 +100,36 @@ class _Evaluation:
             return default
 
     def value(self, name: str, *, for_cel: bool) -> Any:
-        call = self.call
-        if name == "args":
-            if not for_cel:
-                return call.arguments
-            if self._cel_args is None:
-                self._cel_args = without_nulls(call.arguments)
-            return self._cel_args
-        if name == "tool":
-            return call.tool
-        if name == "grant":
-            return call.grant.as_context()
-        if name == "cost":
-            if self.cost_usd is None:
-                raise _Missing(f"cost is unknown: {self.cost_error or 'no estimator for this tool'}")
-            return {"usd": self.cost_usd}
-        if name == "counters":
-            if self._counters is None:
-                self._counters = self.engine._peek_counters(call, self.rule, self.reserved)
-            return self._counters
-        if name == "now":
-            return datetime.fromtimestamp(self.engine.clock(), UTC)
-        raise _Missing(name)
+        if name == "args":  # the most common root first
+            return self._args_for_cel() if for_cel else self.call.arguments
+        root = _ROOTS.get(name)
+        if root is None:
+            raise _Missing(name)
+        return root(self)
+
+    def _args_for_cel(self) -> dict[str, Any]:
+        if self._cel_args is None:
+            self._cel_args = without_nulls(self.call.arguments)
+        return self._cel_args
+
+    def _tool(self) -> str:
+        return self.call.tool
+
+    def _grant(self) -> dict[str, Any]:
+        return self.call.grant.as_context()
+
+    def _cost(self) -> dict[str, float]:
+        if self.cost_usd is None:
+            raise _Missing(f"cost is unknown: {self.cost_error or 'no estimator for this tool'}")
+        return {"usd": self.cost_usd}
+
+    def _counter_values(self) -> dict[str, int]:
+        if self._counters is None:
+            self._counters = self.engine._peek_counters(self.call, self.rule, self.reserved)
+        return self._counters
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self.engine.clock(), UTC)
 
     def cel_value(self, name: str) -> Any:
         try:
@@ -133,6 +145,16 @@ class _Evaluation:
             if not condition.holds(self):
                 return False
         return True
+
+
+# The roots conditions may read besides `args`, each computed only when a condition asks for it.
+_ROOTS: dict[str, Callable[[_Evaluation], Any]] = {
+    "tool": _Evaluation._tool,
+    "grant": _Evaluation._grant,
+    "cost": _Evaluation._cost,
+    "counters": _Evaluation._counter_values,
+    "now": _Evaluation._now,
+}
 
 
 class PolicyEngine:
@@ -167,37 +189,21 @@ class PolicyEngine:
             return self.policy.default == "require_approval"
         return rule.approval is not None or any(limit.soft for limit in rule.all_limits)
 
-    def decide(self, call: ToolCall) -> Decision:
-        policy = self.policy
-        tool = call.tool
-        hidden = policy.hidden_by(tool)
-        if hidden is not None:
-            return Decision(Outcome.DENY, hidden, f'Tool "{tool}" is hidden by policy')
-        rule = policy.rule_for(tool)
-        if rule is None and policy.default == "deny":
-            return Decision(Outcome.DENY, "/default", f'Tool "{tool}" is not permitted by policy')
-        if rule is not None and rule.action == "deny":
-            return Decision(
-                Outcome.DENY, rule.pointer + "/action", rule.on_deny or f'Tool "{tool}" is denied by policy'
-            )
-
+    def evaluate(self, call: ToolCall) -> Decision:
+        rule = self.policy.rule_for(call.tool)
+        refusal = self._refused_outright(call.tool, rule)
+        if refusal is not None:
+            return refusal
         ev = _Evaluation(self, call, rule)
-        if rule is not None and rule.cost is not None:
-            try:
-                ev.cost_usd = rule.cost.estimate(tool, call.arguments).usd
-            except CostError as exc:
-                ev.cost_error = str(exc)
-                ev.errors.append(f"{rule.cost_pointer}: {exc}")
-
+        self._estimate_cost(ev, rule)
         denial = self._first_denial(ev, rule)
         if denial is not None:
             return denial
-
-        limits = rule.all_limits if rule is not None else policy.all_tools.limits
+        limits = rule.all_limits if rule is not None else self.policy.all_tools.limits
         if self.argument_check is not None and self._may_hold(rule):
             # A call that cannot run must not wait for a person, nor hold budget meanwhile
             # (docs/policies.md#order-of-evaluation).
-            problems = self.argument_check.problems(tool, call.arguments)
+            problems = self.argument_check.problems(call.tool, call.arguments)
             if problems:
                 return self._refuse_invalid(ev, rule, limits, problems)
         reservation: Reservation | None = None
@@ -208,28 +214,10 @@ class PolicyEngine:
                 return outcome
             reservation, escalation = outcome
             ev.reserved = reservation
-
         hold = self._hold_reason(ev, rule, escalation)
         if hold is None:
             return self._finish(Outcome.ALLOW, rule.pointer if rule else "/default", None, ev, reservation)
-        pointer, reason, spec = hold
-
-        if self.standing_approvals is not None:
-            standing = self.standing_approvals.find(call)
-            if standing is not None:
-                return self._finish(Outcome.ALLOW, pointer, None, ev, reservation, standing=standing)
-        if self.pending_cap is not None and self.pending_cap.reached(call):
-            # The one place the cap is decided: the call is denied (and audited so), and nothing stays reserved.
-            self._give_back(reservation)
-            return self._finish(
-                Outcome.DENY,
-                pointer,
-                f"{self.pending_cap.cap} of this agent's calls already wait for approval; wait for a decision"
-                " before making more. The call was not made.",
-                ev,
-                None,
-            )
-        return self._finish(Outcome.HOLD, pointer, reason, ev, reservation, approval=spec)
+        return self._hold_or_cap(ev, reservation, hold)
 
     def release(self, reservation: Reservation | None, *, upstream_failed: bool) -> None:
         """Give counters back: all of them when the upstream call failed, budgets only on a rejection."""
@@ -267,6 +255,53 @@ class PolicyEngine:
 
     # -- steps ------------------------------------------------------------------------------------------
 
+    def _refused_outright(self, tool: str, rule: CompiledRule | None) -> Decision | None:
+        """Hidden, not permitted by a default deny, or denied by the rule's action: nothing about the call matters."""
+        hidden = self.policy.hidden_by(tool)
+        if hidden is not None:
+            return Decision(Outcome.DENY, hidden, f'Tool "{tool}" is hidden by policy')
+        if rule is None:
+            if self.policy.default == "deny":
+                return Decision(Outcome.DENY, "/default", f'Tool "{tool}" is not permitted by policy')
+            return None
+        if rule.action == "deny":
+            return Decision(
+                Outcome.DENY, rule.pointer + "/action", rule.on_deny or f'Tool "{tool}" is denied by policy'
+            )
+        return None
+
+    def _estimate_cost(self, ev: _Evaluation, rule: CompiledRule | None) -> None:
+        if rule is None or rule.cost is None:
+            return
+        try:
+            ev.cost_usd = rule.cost.estimate(ev.call.tool, ev.call.arguments).usd
+        except CostError as exc:
+            ev.cost_error = str(exc)
+            ev.errors.append(f"{rule.cost_pointer}: {exc}")
+
+    def _hold_or_cap(
+        self, ev: _Evaluation, reservation: Reservation | None, hold: tuple[str, str, ApprovalSpec]
+    ) -> Decision:
+        """A would-be hold: allowed by a standing approval, denied past the pending cap, held otherwise."""
+        pointer, reason, spec = hold
+        call = ev.call
+        if self.standing_approvals is not None:
+            standing = self.standing_approvals.find(call)
+            if standing is not None:
+                return self._finish(Outcome.ALLOW, pointer, None, ev, reservation, standing=standing)
+        if self.pending_cap is not None and self.pending_cap.reached(call):
+            # The one place the cap is decided: the call is denied (and audited so), and nothing stays reserved.
+            self._give_back(reservation)
+            return self._finish(
+                Outcome.DENY,
+                pointer,
+                f"{self.pending_cap.cap} of this agent's calls already wait for approval; wait for a decision"
+                " before making more. The call was not made.",
+                ev,
+                None,
+            )
+        return self._finish(Outcome.HOLD, pointer, reason, ev, reservation, approval=spec)
+
     def _first_denial(self, ev: _Evaluation, rule: CompiledRule | None) -> Decision | None:
         for scope in (rule, self.policy.all_tools):
             if scope is None:
@@ -301,39 +336,7 @@ class PolicyEngine:
         self, ev: _Evaluation, limits: tuple[CompiledLimit, ...]
     ) -> Decision | tuple[Reservation, tuple[str, str] | None]:
         now = self.clock()
-        call = ev.call
-        grant_owner = "g=" + call.grant.id
-        items = []
-        escalation: tuple[str, str] | None = None
-        for limit in limits:
-            amount = 1
-            if limit.increment_from is not None:
-                amount, problem = self._budget_amount(ev, limit)
-                if problem is not None:
-                    # Unknown cost: count nothing, and let a person look at the call instead.
-                    ev.errors.append(f"{limit.pointer}: {problem}")
-                    escalation = escalation or (limit.pointer, f"cost could not be estimated ({problem})")
-            scope = limit.scope
-            if scope == "grant":
-                owner = grant_owner
-            elif scope == "session":
-                # The stateless 2026-07-28 revision has no session: such calls count against their grant.
-                owner = "s=" + call.session_id if call.session_id else grant_owner
-            elif scope == "tool":
-                owner = "t=" + call.tool
-            else:
-                owner = "*"
-            seconds = limit.window.seconds
-            start = int(now // seconds) * seconds
-            items.append(
-                CounterItem(
-                    f"{limit.counter}|{owner}|{seconds}|{start}",
-                    amount,
-                    limit.increment_from is not None,
-                    None if limit.soft else limit.max_units,
-                    start + seconds,
-                )
-            )
+        items, escalation = self._counter_items(ev, limits, now)
         try:
             result = self.counters.reserve(items, now)
         except CounterStoreUnavailable as exc:
@@ -349,20 +352,31 @@ class PolicyEngine:
             )
         if not result.ok:
             assert result.refused is not None
-            limit = limits[result.refused]
-            retry = max(1, math.ceil(limit.window.end(now) - now))
-            return Decision(
-                Outcome.RATE_LIMITED,
-                limit.pointer,
-                limit.on_deny or _limit_message(limit),
-                cost_usd=ev.cost_usd,
-                retry_after=retry,
-                errors=tuple(ev.errors),
-            )
+            return _rate_limited(ev, limits[result.refused], now)
         for limit, value in zip(limits, result.values, strict=True):
             if limit.soft and value > limit.max_units and escalation is None:
                 escalation = (limit.pointer, f"over the soft limit: {_limit_message(limit)}")
         return Reservation(tuple(items)), escalation
+
+    def _counter_items(
+        self, ev: _Evaluation, limits: tuple[CompiledLimit, ...], now: float
+    ) -> tuple[list[CounterItem], tuple[str, str] | None]:
+        """What this call would add to each limit's counter, and the first budget it could not price."""
+        call = ev.call
+        items = []
+        escalation: tuple[str, str] | None = None
+        for limit in limits:
+            amount = 1
+            if limit.increment_from is not None:
+                amount, problem = self._budget_amount(ev, limit)
+                if problem is not None:
+                    # Unknown cost: count nothing, and let a person look at the call instead.
+                    ev.errors.append(f"{limit.pointer}: {problem}")
+                    escalation = escalation or (limit.pointer, f"cost could not be estimated ({problem})")
+            key, window_end = counter_slot(limit.counter, owner_for(limit.scope, call), limit.window.seconds, now)
+            budget = limit.increment_from is not None
+            items.append(CounterItem(key, amount, budget, None if limit.soft else limit.max_units, window_end))
+        return items, escalation
 
     def _budget_amount(self, ev: _Evaluation, limit: CompiledLimit) -> tuple[int, str | None]:
         assert limit.increment_from is not None
@@ -383,27 +397,32 @@ class PolicyEngine:
     def _hold_reason(
         self, ev: _Evaluation, rule: CompiledRule | None, escalation: tuple[str, str] | None
     ) -> tuple[str, str, ApprovalSpec] | None:
+        """Why a call is to wait for a person (rule pointer, reason, how it is decided), or None to let it run."""
         if rule is None:
             if self.policy.default == "require_approval":
                 return "/default", "tools that are not listed need approval", self.policy.default_approval
-            if escalation is not None:
-                return escalation[0], escalation[1], self.policy.default_approval
-            return None
-        approval = rule.approval
-        spec = approval.spec if approval is not None else self.policy.default_approval
-        if approval is not None:
-            if approval.when is None:
-                return approval.pointer, approval.reason, spec
-            try:
-                held = ev.check(approval.when)
-            except (ConditionError, CelError) as exc:
-                ev.errors.append(f"{approval.when.pointer}: {exc}")
-                return approval.pointer, f"held because its condition could not be evaluated ({exc})", spec
-            if held:
-                return approval.pointer, approval.reason, spec
+            spec = self.policy.default_approval
+        else:
+            approval = rule.approval
+            if approval is not None:
+                held = self._approval_required(ev, approval)
+                if held is not None:
+                    return approval.pointer, held, approval.spec
+            spec = approval.spec if approval is not None else self.policy.default_approval
         if escalation is not None:
             return escalation[0], escalation[1], spec
         return None
+
+    def _approval_required(self, ev: _Evaluation, approval: CompiledApproval) -> str | None:
+        """The reason when the rule's require_approval applies to this call; a condition that fails holds it."""
+        if approval.when is None:
+            return approval.reason
+        try:
+            held = ev.check(approval.when)
+        except (ConditionError, CelError) as exc:
+            ev.errors.append(f"{approval.when.pointer}: {exc}")
+            return f"held because its condition could not be evaluated ({exc})"
+        return approval.reason if held else None
 
     def _finish(
         self,
@@ -435,7 +454,7 @@ class PolicyEngine:
         """counters.<name>: the count in the current window before this call (budgets in USD)."""
         limits = rule.all_limits if rule is not None else self.policy.all_tools.limits
         now = self.clock()
-        keys = [_counter_key(limit, call, now) for limit in limits]
+        keys = [counter_key(limit.counter, owner_for(limit.scope, call), limit.window.seconds, now) for limit in limits]
         try:
             values = self.counters.peek(keys, now) if keys else []
         except CounterStoreUnavailable as exc:
@@ -448,19 +467,15 @@ class PolicyEngine:
         return out
 
 
-def _counter_key(limit: CompiledLimit, call: ToolCall, now: float) -> str:
-    scope = limit.scope
-    if scope == "grant":
-        owner = "g=" + call.grant.id
-    elif scope == "session":
-        # The stateless 2026-07-28 revision has no session: such calls count against their grant.
-        owner = "s=" + call.session_id if call.session_id else "g=" + call.grant.id
-    elif scope == "tool":
-        owner = "t=" + call.tool
-    else:
-        owner = "*"
-    seconds = limit.window.seconds
-    return f"{limit.counter}|{owner}|{seconds}|{int(now // seconds) * seconds}"
+def _rate_limited(ev: _Evaluation, limit: CompiledLimit, now: float) -> Decision:
+    return Decision(
+        Outcome.RATE_LIMITED,
+        limit.pointer,
+        limit.on_deny or _limit_message(limit),
+        cost_usd=ev.cost_usd,
+        retry_after=max(1, math.ceil(limit.window.end(now) - now)),
+        errors=tuple(ev.errors),
+    )
 
 
 def _limit_message(limit: CompiledLimit) -> str:

@@ -12,16 +12,9 @@ from typing import Any
 
 from sqlmodel import Session
 
+from service.counters import DryRunCounters
 from service.grants.service import grant_info
-from service.policy import (
-    CompiledPolicy,
-    CostError,
-    CounterStore,
-    DryRunCounters,
-    EstimatorRegistry,
-    PolicyEngine,
-    ToolCall,
-)
+from service.policy import CompiledPolicy, CostError, CounterStore, EstimatorRegistry, PolicyEngine, ToolCall
 from service.policy_versions.service import compiled_current
 
 
@@ -47,7 +40,7 @@ def simulate_call(
     arguments: Mapping[str, Any],
 ) -> Simulation:
     policy, version = compiled_current(session, registry, policy_file)
-    decision = PolicyEngine(policy, DryRunCounters(counters)).decide(
+    decision = PolicyEngine(policy, DryRunCounters(counters)).evaluate(
         ToolCall(grant_info(session, grant), tool, dict(arguments))
     )
     return Simulation(

@@ -28,12 +28,13 @@ from service.approvals.schemas import Remember
 from service.arguments import arguments_digest
 from service.audit.models import AuditEvent
 from service.config import HoldConfig
+from service.counters import RedisCounters
 from service.db.engine import make_engine, reading, unit_of_work
 from service.gateway.holds import Caller, HoldCoordinator
 from service.gateway.pool import UpstreamPool
 from service.grants import service as grants
 from service.grants.schemas import AuthenticatedGrant
-from service.policy import EstimatorRegistry, Outcome, PolicyEngine, RedisCounters, ToolCall
+from service.policy import EstimatorRegistry, Outcome, PolicyEngine, ToolCall, counter_key, grant_owner
 from service.policy.compiler import load_policy
 from service.policy_versions.holder import PolicyHolder
 from service.security import TokenHasher
@@ -198,7 +199,7 @@ class World:
         with reading(self.db) as session:
             if grants.authenticated_by_id(session, grant.id) is None:
                 raise PermissionError("a revoked grant does not authenticate")
-        decision = self.policy.decide(ToolCall(grant.auth.info, tool, arguments, upstream=UPSTREAM))
+        decision = self.policy.evaluate(ToolCall(grant.auth.info, tool, arguments, upstream=UPSTREAM))
         if decision.outcome is Outcome.ALLOW:
             anyio.run(self.upstream.call_tool, tool, arguments)
             return decision.outcome, None
@@ -262,6 +263,5 @@ class World:
         return out
 
     def budget(self, grant: AgentGrant, tool: str) -> int:
-        day = int(self.clock.now // DAY) * DAY
-        key = f"{BUDGET_COUNTER[tool]}|g={grant.id}|{DAY}|{day}"
+        key = counter_key(BUDGET_COUNTER[tool], grant_owner(str(grant.id)), DAY, self.clock.now)
         return self.counters.peek([key], self.clock.now)[0]

@@ -10,9 +10,10 @@ from sqlmodel import Session, select
 from service.approvals import service
 from service.approvals.models import ToolCallRequest
 from service.approvals.schemas import Approver, Verdict
+from service.counters import MemoryCounters
 from service.db.engine import unit_of_work
 from service.grants.service import create_grant
-from service.policy import GrantInfo, MemoryCounters, Outcome, PolicyEngine, ToolCall
+from service.policy import GrantInfo, Outcome, PolicyEngine, ToolCall
 from service.security import TokenHasher
 from service.users.models import Role
 from service.users.service import create_user
@@ -45,7 +46,7 @@ def hold(engine: Engine, hasher: TokenHasher, policy_engine: PolicyEngine, **arg
             create_user(session, hasher, username="dana", role=Role.APPROVER, actor="t")
             create_grant(session, hasher, name="bot", actor="t", owner="dana")
     arguments = {**IMAGE, "n": 4, **args}
-    decision = policy_engine.decide(ToolCall(GrantInfo("1", "bot", "dana"), "generate_image", arguments))
+    decision = policy_engine.evaluate(ToolCall(GrantInfo("1", "bot", "dana"), "generate_image", arguments))
     assert decision.outcome is Outcome.HOLD
     with unit_of_work(engine) as session:
         request, events = service.open_request(

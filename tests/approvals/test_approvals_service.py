@@ -21,10 +21,11 @@ from service.audit.service import verify
 from service.db.engine import unit_of_work
 from service.db.types import utcnow
 from service.errors import Conflict, Forbidden, InvalidInput, Unavailable
+from service.policy import counter_key, grant_owner
 from service.security import TokenHasher
 from service.users.models import Role
 from tests.approvals.helpers import ADMIN, ANA, BO, OWNER, VIEWER, decide, held, hold
-from tests.policy.helpers import IMAGE, engine_for, fixture
+from tests.policy.helpers import IMAGE, T0, engine_for, fixture
 
 
 def test_approve_then_claim_exactly_once(engine: Engine, hasher: TokenHasher) -> None:
@@ -85,13 +86,16 @@ def test_quorum_needs_distinct_approvers(engine: Engine, hasher: TokenHasher) ->
 
 def test_reject_needs_a_reason_and_gives_the_budget_back(engine: Engine, hasher: TokenHasher) -> None:
     request_id, counters = held(engine, hasher)
-    reserved_before = sum(slot[0] for slot in counters._values.values())
+    spend_and_rate = [
+        counter_key("image_spend", grant_owner("1"), 86400, T0),
+        counter_key("generate_image_rate", grant_owner("1"), 60, T0),
+    ]
+    assert counters.peek(spend_and_rate, T0) == [668_000, 1]  # 4 x 0.167 USD in µ$, and one call
     with pytest.raises(InvalidInput, match="reason"):
         decide(engine, request_id, ANA, Verdict.REJECT)
     rejected = decide(engine, request_id, ANA, Verdict.REJECT, reason="too expensive", counters=counters)
     assert (rejected.status, rejected.decision_reason) == (RequestStatus.REJECTED, "too expensive")
-    # The budget (4 x 0.167 USD = 668,000 µ$) came back; the call count (1) stays.
-    assert reserved_before - sum(slot[0] for slot in counters._values.values()) == 668_000
+    assert counters.peek(spend_and_rate, T0) == [0, 1]  # the budget came back; the call count stays
 
 
 def test_edited_arguments_are_validated_and_kept_beside_the_original(engine: Engine, hasher: TokenHasher) -> None:

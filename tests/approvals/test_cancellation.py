@@ -14,15 +14,16 @@ from service.approvals.models import RequestStatus
 from service.approvals.schemas import Verdict
 from service.audit.models import AuditEvent
 from service.audit.service import verify
+from service.counters import MemoryCounters
 from service.db.engine import unit_of_work
 from service.errors import Conflict
 from service.grants.service import hold_live, revoke_grant
-from service.policy import MemoryCounters
+from service.policy import counter_key, grant_owner
 from service.security import TokenHasher
 from tests.approvals.helpers import ANA, decide, held
 from tests.policy.helpers import T0
 
-SPEND_KEY = f"image_spend|g=1|86400|{int(T0 // 86400) * 86400}"
+SPEND_KEY = counter_key("image_spend", grant_owner("1"), 86400, T0)
 ONE_CALL_MICROS = 668_000  # 4 images at 0.167 USD, as the demo policy prices them
 
 

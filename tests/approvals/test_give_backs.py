@@ -14,16 +14,17 @@ from sqlmodel import Session
 from service.approvals import deadlines, service
 from service.approvals.models import RequestStatus
 from service.approvals.schemas import Verdict
+from service.counters import MemoryCounters
 from service.db.engine import reading, unit_of_work
 from service.db.types import utcnow
 from service.grants.service import revoke_grant
-from service.policy import MemoryCounters
+from service.policy import counter_key, grant_owner
 from service.policy.counters import ReservedItem
 from service.security import TokenHasher
 from tests.approvals.helpers import ANA, held
 from tests.policy.helpers import T0
 
-SPEND_KEY = f"image_spend|g=1|86400|{int(T0 // 86400) * 86400}"
+SPEND_KEY = counter_key("image_spend", grant_owner("1"), 86400, T0)
 ONE_CALL_MICROS = 668_000  # 4 images at 0.167 USD, as the demo policy prices them
 
 

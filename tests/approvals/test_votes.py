@@ -17,9 +17,10 @@ from service.approvals.schemas import Approver, Remember, Verdict
 from service.arguments import arguments_digest
 from service.audit.models import AuditEvent
 from service.audit.service import verify
+from service.counters import MemoryCounters
 from service.db.engine import unit_of_work
 from service.errors import Conflict, Forbidden, InvalidInput
-from service.policy import MemoryCounters, PolicyEngine
+from service.policy import PolicyEngine, counter_key, grant_owner
 from service.security import TokenHasher
 from service.users.models import Role
 from tests.approvals.helpers import ANA, BO, decide, hold
@@ -28,7 +29,7 @@ from tests.policy.helpers import IMAGE, T0, engine_for, fixture
 CY = Approver("cy", Role.APPROVER, "api")
 DEMO = fixture("airlock-demo.yaml")
 QUORUM_2 = DEMO.replace("approvers: {roles: [approver]}", "approvers: {roles: [approver]}\n      quorum: 2", 1)
-SPEND = f"image_spend|g=1|86400|{int(T0 // 86400) * 86400}"
+SPEND = counter_key("image_spend", grant_owner("1"), 86400, T0)
 
 
 def policy(document: str = DEMO, counters: MemoryCounters | None = None) -> PolicyEngine:

@@ -36,12 +36,15 @@ from tests.slack.fake_slack import BOT_TOKEN, SIGNING_SECRET, fake_slack, form_b
 pytestmark = [pytest.mark.anyio, pytest.mark.parametrize("engine", ["postgresql"], indirect=True)]
 
 USERS = {"ana": "approver"}
+# The replicas are processes of their own, whose clocks a test cannot move: a window that cannot end during the test
+# (ten years, aligned to the epoch) keeps the burst in one window. Boundaries are tested with a moved clock in
+# tests/policy/test_limits.py.
 LIMITED = """
 version: "1"
 default: deny
 tools:
   get_model_capabilities:
-    limits: [{counter: capabilities, window: minute, max: 30, scope: global}]
+    limits: [{counter: capabilities, window: 3650d, max: 30, scope: global}]
 """
 
 

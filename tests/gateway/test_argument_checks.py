@@ -15,6 +15,7 @@ from sqlmodel import select
 from service.approvals.models import ToolCallRequest
 from service.audit.models import AuditEvent
 from service.db.engine import unit_of_work
+from service.policy import counter_key, grant_owner
 from tests.gateway.harness import demo_upstream, fixture_upstream, mcp_client, run_gateway
 from tests.gateway.test_gateway import db_url
 from tests.policy.helpers import fixture
@@ -53,9 +54,12 @@ async def test_schema_checks_for_tools_the_policy_may_hold(
 
         assert [c["tool"] for c in gw.upstream_calls()] == ["odd", "echo"]  # generate_image never reached it
         now = time.time()
-        day, minute = int(now // 86400) * 86400, int(now // 60) * 60
         counters = gw.state.gateway.policy.current().counters
-        spend, rate = counters.peek([f"image_spend|g=1|86400|{day}", f"generate_image_rate|g=1|60|{minute}"], now)
+        keys = [
+            counter_key("image_spend", grant_owner("1"), 86400, now),
+            counter_key("generate_image_rate", grant_owner("1"), 60, now),
+        ]
+        spend, rate = counters.peek(keys, now)
         assert spend == 0  # no budget was reserved for a call that could not run
         assert rate == 1  # but it counts against the hard limit, so a looping agent stays capped
     with unit_of_work(engine) as session:

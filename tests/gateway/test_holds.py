@@ -18,6 +18,7 @@ from mcp import Client
 
 from service.audit.service import export
 from service.db.engine import reading
+from service.policy import counter_key, grant_owner
 from tests.gateway.harness import RunningGateway, approve_via_api, mcp_client, run_gateway
 from tests.policy.helpers import fixture
 
@@ -167,7 +168,7 @@ def image_spend(gw: RunningGateway) -> int:
     """The demo policy's daily image budget of the first grant, in micro-dollars, as the counters hold it."""
     engine = gw.state.gateway.policy.current()
     now = time.time()
-    return engine.counters.peek([f"image_spend|g=1|86400|{int(now // 86400) * 86400}"], now)[0]
+    return engine.counters.peek([counter_key("image_spend", grant_owner("1"), 86400, now)], now)[0]
 
 
 async def test_an_approval_does_not_run_what_the_policy_now_denies(tmp_path: Path) -> None:

@@ -8,7 +8,8 @@ from typing import Any
 
 import yaml
 
-from service.policy import CounterStore, EstimatorRegistry, GrantInfo, MemoryCounters, PolicyEngine, ToolCall
+from service.counters import MemoryCounters
+from service.policy import CounterStore, EstimatorRegistry, GrantInfo, PolicyEngine, ToolCall
 from service.policy.compiler import load_policy
 from service.policy.engine import PendingCap, StandingApprovals
 

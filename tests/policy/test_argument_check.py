@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from service.policy import ArgumentProblem, EstimatorRegistry, MemoryCounters, Outcome, PolicyEngine
+from service.counters import MemoryCounters
+from service.policy import ArgumentProblem, EstimatorRegistry, Outcome, PolicyEngine, counter_key, grant_owner
 from service.policy.compiler import load_policy
 from tests.policy.helpers import IMAGE, T0, Clock, call, fixture
 
@@ -30,13 +31,13 @@ def engine(check: RequiresModel, counters: MemoryCounters, document: str | None 
 
 
 def spent(counters: MemoryCounters, counter: str, seconds: int) -> int:
-    return counters.peek([f"{counter}|g=7|{seconds}|{int(T0 // seconds) * seconds}"], T0)[0]
+    return counters.peek([counter_key(counter, grant_owner("7"), seconds, T0)], T0)[0]
 
 
 def test_invalid_arguments_are_denied_before_any_budget_is_reserved_but_still_counted() -> None:
     counters, check = MemoryCounters(), RequiresModel()
     arguments = {k: v for k, v in IMAGE.items() if k != "model"}
-    decision = engine(check, counters).decide(call("generate_image", **arguments, n=4))
+    decision = engine(check, counters).evaluate(call("generate_image", **arguments, n=4))
     assert decision.outcome is Outcome.DENY
     assert decision.invalid_arguments == (MISSING_MODEL,)
     assert spent(counters, "image_spend", 86400) == 0
@@ -46,16 +47,16 @@ def test_invalid_arguments_are_denied_before_any_budget_is_reserved_but_still_co
 def test_deny_rules_and_hard_limits_come_first() -> None:
     counters, check = MemoryCounters(), RequiresModel()
     policy = engine(check, counters)
-    denied = policy.decide(call("generate_image", prompt="x", directory="/srv"))
+    denied = policy.evaluate(call("generate_image", prompt="x", directory="/srv"))
     assert (denied.outcome, denied.invalid_arguments) == (Outcome.DENY, ())  # the deny rule's answer, not ours
     for _ in range(30):
-        assert policy.decide(call("generate_image", prompt="x")).invalid_arguments
-    capped = policy.decide(call("generate_image", prompt="x"))
+        assert policy.evaluate(call("generate_image", prompt="x")).invalid_arguments
+    capped = policy.evaluate(call("generate_image", prompt="x"))
     assert capped.outcome is Outcome.RATE_LIMITED  # a looping agent with broken calls is capped like any other
 
 
 def test_tools_the_policy_never_holds_are_not_checked() -> None:
     counters, check = MemoryCounters(), RequiresModel()
-    decision = engine(check, counters).decide(call("get_model_capabilities"))
+    decision = engine(check, counters).evaluate(call("get_model_capabilities"))
     assert decision.outcome is Outcome.ALLOW
     assert check.asked == []

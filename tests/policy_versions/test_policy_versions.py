@@ -6,10 +6,10 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from service.counters import MemoryCounters
 from service.db.engine import unit_of_work
 from service.errors import InvalidInput, PolicyInvalid
 from service.policy import EstimatorRegistry, Outcome, PolicyEngine
-from service.policy.counters import MemoryCounters
 from service.policy_versions import service
 from tests.policy.helpers import call
 
@@ -21,7 +21,7 @@ ALLOW_Y = 'version: "1"\ndefault: deny\ntools:\n  y: {}\n'
 def decide(engine: Engine, tool: str, policy_file: Path | None = None) -> Outcome:
     with Session(engine) as session:
         compiled, _ = service.compiled_current(session, REGISTRY, policy_file)
-    return PolicyEngine(compiled, MemoryCounters()).decide(call(tool)).outcome
+    return PolicyEngine(compiled, MemoryCounters()).evaluate(call(tool)).outcome
 
 
 def test_the_file_is_imported_only_when_its_digest_changes(engine: Engine, tmp_path: Path) -> None:
