@@ -39,10 +39,10 @@ from service.gateway.direct import DirectCalls
 from service.gateway.endpoints import MCP_PATH, McpEntry, build_mcp_server
 from service.gateway.holds import HoldCoordinator
 from service.gateway.pool import UpstreamPool
+from service.gateway.sdk_compat import PerRequestSessionManager
 from service.gateway.service import Gateway
 from service.gateway.tasks import TaskRunner
 from service.gateway.tasks_2025 import CoreTasks
-from service.gateway.transport import PerRequestSessionManager
 from service.grants.cache import GrantCache
 from service.metrics import Metrics
 from service.policy_versions.holder import PolicyHolder
@@ -143,7 +143,14 @@ async def running(settings: Settings) -> AsyncIterator[AppState]:
             async with manager.run():
                 direct = DirectCalls(gateway, manager, transport_security(settings))
                 tasks.start_soon(direct.keep_streams_alive)
-                entry = McpEntry(manager, grants, gateway, direct, max_body_bytes=settings.max_request_bytes)
+                entry = McpEntry(
+                    manager,
+                    grants,
+                    gateway,
+                    direct,
+                    max_body_bytes=settings.max_request_bytes,
+                    fast_path=settings.fast_path,
+                )
                 log.info("airlock ready on %s", MCP_PATH, extra={"upstreams": pool.names()})
                 decisions = Decisions(
                     runtime.engine,

@@ -174,6 +174,9 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = None
     prices: dict[str, Any] = {}
     max_request_bytes: int = Field(4 * 1024 * 1024, ge=1024)
+    fast_path: bool = True
+    """Serve tools/call on established sessions without the SDK's per-request machinery (gateway/direct.py).
+    Off, every request goes through the SDK: the same answers, at more CPU per call (the tests run both ways)."""
     upstream_call_timeout: timedelta = timedelta(minutes=5)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 

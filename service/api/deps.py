@@ -9,6 +9,7 @@ from fastapi import Depends, Path, Request
 from fastapi.responses import JSONResponse
 
 from service.db.engine import reading, unit_of_work
+from service.edge import bearer_token, error_body, error_headers
 from service.errors import AirlockError, NotAuthenticated
 from service.users import service as users
 from service.users.models import User
@@ -27,10 +28,9 @@ StateDep = Annotated[Any, Depends(app_state)]
 
 
 async def current_user(request: Request, state: StateDep) -> User:
-    header = request.headers.get("authorization", "")
-    if header[:7].lower() != "bearer " or not header[7:].strip():
+    token = bearer_token(request.headers.get("authorization"))
+    if token is None:
         raise NotAuthenticated("an API token is required: Authorization: Bearer <token>")
-    token = header[7:].strip()
 
     def load() -> User:
         with reading(state.runtime.engine) as session:
@@ -52,5 +52,4 @@ RowId = Annotated[int, Path(ge=1, le=2**63 - 1, description="A row's number")]
 async def render_error(request: Request, exc: Exception) -> JSONResponse:
     """Every handled error is a status code with a reason; never a traceback."""
     assert isinstance(exc, AirlockError)
-    headers: dict[str, Any] = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else {}
-    return JSONResponse({"error": exc.message}, status_code=exc.status_code, headers=headers)
+    return JSONResponse(error_body(exc.message), status_code=exc.status_code, headers=error_headers(exc))

@@ -26,17 +26,28 @@ import anyio
 import mcp_types as types
 from mcp.server.streamable_http import check_accept_headers
 from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
-from mcp.shared.exceptions import MCPError
 from mcp_types.methods import serialize_server_result
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
+from service.edge import send_json
 from service.gateway.holds import HeldTask
+from service.gateway.protocol import (
+    ProgressRelay,
+    cancelled_envelope,
+    cancelled_request_id,
+    error_envelope,
+    failure_error,
+    handshake_result,
+    increasing_progress,
+    progress_notification,
+    progress_token,
+    result_envelope,
+)
 from service.gateway.relay import RelayedResult
+from service.gateway.sdk_compat import PerRequestSessionManager
 from service.gateway.service import CallContext, Gateway
-from service.gateway.transport import PerRequestSessionManager
-from service.gateway.upstreams import ProgressRelay
 from service.grants.schemas import AuthenticatedGrant
 
 log = logging.getLogger(__name__)
@@ -45,7 +56,6 @@ SESSION_HEADER = "mcp-session-id"
 # A comment line on a held call's stream now and then keeps proxies and idle-timeouts from closing it; rarer
 # than the SDK's 15 s, because 5,000 held calls each pinging is the whole idle cost of holding them.
 KEEPALIVE_SECONDS = 25.0
-REQUEST_CANCELLED = -32800
 _CHECKED_HEADERS = ("accept", "content-type", "host", "origin")
 _MAX_VERDICTS = 256
 _COMPACT = json.JSONEncoder(separators=(",", ":"))
@@ -64,42 +74,13 @@ class SessionFacts:
 def facts_from_handshake(principal: str, params: Any, answer: bytes) -> SessionFacts | None:
     """The session's facts from its initialize request and the SDK's answer; None unless the handshake succeeded
     (a refused initialize still opens a session, which the SDK then keeps closed to everything but initialize)."""
-    result = _handshake_result(answer)
+    result = handshake_result(answer)
     version = result.get("protocolVersion") if result is not None else None
     if not isinstance(version, str) or version not in HANDSHAKE_PROTOCOL_VERSIONS:
         return None
     info = params.get("clientInfo") if isinstance(params, dict) else None
     name = info.get("name") if isinstance(info, dict) else None
     return SessionFacts(principal=principal, client_name=name if isinstance(name, str) else None, version=version)
-
-
-def _handshake_result(answer: bytes) -> dict[str, Any] | None:
-    """The `result` of the initialize answer, sent as JSON or as one SSE event."""
-    text = answer.decode("utf-8", "replace").strip()
-    if not text.startswith("{"):
-        data = [line[5:].strip() for line in text.splitlines() if line.startswith("data:")]
-        text = data[-1] if data else ""
-    try:
-        message = json.loads(text)
-    except ValueError:
-        return None
-    result = message.get("result") if isinstance(message, dict) and "error" not in message else None
-    return result if isinstance(result, dict) else None
-
-
-def is_direct_candidate(message: Mapping[str, Any] | None) -> bool:
-    """A single, well-formed tools/call request that asks for nothing but a call (no task augmentation)."""
-    if message is None or message.get("jsonrpc") != "2.0" or message.get("method") != "tools/call":
-        return False
-    request_id = message.get("id")
-    if isinstance(request_id, bool) or not isinstance(request_id, int | str):
-        return False
-    params = message.get("params")
-    if not isinstance(params, dict) or not isinstance(params.get("name"), str) or "task" in params:
-        return False
-    arguments = params.get("arguments")
-    meta = params.get("_meta")
-    return (arguments is None or isinstance(arguments, dict)) and (meta is None or isinstance(meta, dict))
 
 
 class DirectCalls:
@@ -130,7 +111,7 @@ class DirectCalls:
         """The session's facts when the SDK would accept this request as it is; None sends it to the SDK."""
         session_id = _header(scope, SESSION_HEADER)
         facts = self._sessions.get(session_id) if session_id else None
-        if facts is None or facts.principal != principal:
+        if session_id is None or facts is None or facts.principal != principal:
             return None
         if session_id not in self._manager.live_sessions():
             return None
@@ -142,27 +123,24 @@ class DirectCalls:
         key = tuple(_header(scope, name) for name in _CHECKED_HEADERS)
         verdict = self._header_verdicts.get(key)
         if verdict is None:
-            verdict = await self._headers_pass(Request(scope, receive))
+            verdict = await self._headers_pass(session_id, Request(scope, receive))
             if len(self._header_verdicts) >= _MAX_VERDICTS:
                 self._header_verdicts.clear()
             self._header_verdicts[key] = verdict
         return facts if verdict else None
 
-    async def _headers_pass(self, request: Request) -> bool:
+    async def _headers_pass(self, session_id: str, request: Request) -> bool:
         has_json, has_sse = check_accept_headers(request)
-        if not (has_json and has_sse) or not _is_json(request):
+        if not (has_json and has_sse) or not self._manager.accepts_content_type(session_id, request):
             return False
         return await self._security.validate_request(request, is_post=True) is None
 
     async def cancel(self, scope: Scope, receive: Receive, message: Mapping[str, Any] | None, principal: str) -> bool:
         """notifications/cancelled for a call served here (the SDK would not know it), from the session's own
         grant and an allowed origin: True when it was ours and is now cancelled."""
-        if message is None or message.get("method") != "notifications/cancelled" or "id" in message:
-            return False
-        params = message.get("params")
-        request_id = params.get("requestId") if isinstance(params, dict) else None
+        request_id = cancelled_request_id(message)
         session_id = _header(scope, SESSION_HEADER)
-        if session_id is None or isinstance(request_id, bool) or not isinstance(request_id, int | str):
+        if session_id is None or request_id is None:
             return False
         in_flight = self._in_flight.get(_call_key(session_id, request_id))
         if in_flight is None or in_flight[0] != principal:
@@ -187,9 +165,11 @@ class DirectCalls:
         session_id = _header(scope, SESSION_HEADER)
         assert session_id is not None
         headers = [(SESSION_HEADER.encode(), session_id.encode())]
-        async with self._manager.serving(session_id) as alive:
+        async with self._manager.hold_session_open(session_id) as alive:
             if not alive:  # the session timed out in the meantime: nothing was done
-                await _respond_json(send, 404, _error(message["id"], types.INVALID_REQUEST, "Session not found"))
+                await _respond_json(
+                    send, 404, error_envelope(message["id"], types.INVALID_REQUEST, "Session not found")
+                )
                 return
             key = _call_key(session_id, message["id"])
             streaming = not self._gateway.answers_at_once(message)
@@ -206,7 +186,7 @@ class DirectCalls:
                     if self._in_flight.get(key, (None, None))[1] is cancel_scope:
                         del self._in_flight[key]
             if not streaming:  # cancelled by the agent: nobody reads this, but the request gets its response
-                await _respond_json(send, 200, _cancelled(message["id"]), headers)
+                await _respond_json(send, 200, cancelled_envelope(message["id"]), headers)
 
     async def _stream(self, receive: Receive, send: Send, call: _Call) -> None:
         """An answer that may carry progress, or wait for a person: SSE, with the agent's hang-up noticed. A call
@@ -216,17 +196,17 @@ class DirectCalls:
         answered = False
         self._keep_alive.add(stream)
         try:
-            meta = call.message["params"].get("_meta") or {}
+            token = progress_token(call.message["params"].get("_meta"))
             async with anyio.create_task_group() as group:
                 group.start_soon(stream.watch, receive, call.cancel_scope)
-                await stream.event(await self._answer(call, stream.progress_relay(meta.get("progressToken"))))
+                await stream.event(await self._answer(call, stream.progress_relay(token)))
                 answered = True
                 group.cancel_scope.cancel()
         finally:
             self._keep_alive.discard(stream)
             with anyio.CancelScope(shield=True):
                 if not answered and not stream.hung_up:
-                    await stream.event(_cancelled(call.message["id"]))
+                    await stream.event(cancelled_envelope(call.message["id"]))
                 await stream.close()
 
     async def _answer(self, call: _Call, progress: ProgressRelay | None) -> dict[str, Any]:
@@ -252,14 +232,10 @@ class DirectCalls:
             else:
                 dumped = outcome.model_dump(mode="json", by_alias=True, exclude_none=True)
                 result = serialize_server_result("tools/call", call.facts.version, dumped)
-        except MCPError as exc:
-            return _error(request_id, exc.error.code, exc.error.message)
-        except anyio.get_cancelled_exc_class():
-            raise
-        except Exception:  # an answer the agent can act on, and the details in our log, never a traceback
-            log.exception("tools/call %s failed", params["name"])
-            return _error(request_id, types.INTERNAL_ERROR, "Internal error")
-        return {"jsonrpc": "2.0", "id": request_id, "result": result}
+        except Exception as exc:  # the same answer the SDK's handler gives (protocol.failure_error)
+            error = failure_error(params["name"], exc).error
+            return error_envelope(request_id, error.code, error.message)
+        return result_envelope(request_id, result)
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,23 +316,14 @@ class _EventStream:
             self._closed = True
             await self._send({"type": "http.response.body", "body": b"", "more_body": False})
 
-    def progress_relay(self, token: Any) -> ProgressRelay | None:
-        if token is None or isinstance(token, bool) or not isinstance(token, int | str):
+    def progress_relay(self, token: int | str | None) -> ProgressRelay | None:
+        if token is None:
             return None
-        last = -1.0
 
-        async def relay(progress: float, total: float | None, message: str | None) -> None:
-            nonlocal last
-            value = max(progress, last + 1e-6)  # progress must increase, whatever the upstream sends
-            last = value
-            params: dict[str, Any] = {"progressToken": token, "progress": value}
-            if total is not None:
-                params["total"] = total
-            if message is not None:
-                params["message"] = message
-            await self.event({"jsonrpc": "2.0", "method": "notifications/progress", "params": params})
+        async def report(progress: float, total: float | None, message: str | None) -> None:
+            await self.event(progress_notification(token, progress, total, message))
 
-        return relay
+        return increasing_progress(report)
 
     async def _write(self, chunk: bytes) -> None:
         async with self._lock:
@@ -371,36 +338,10 @@ def _call_key(session_id: str, request_id: int | str) -> tuple[str, str]:
     return session_id, json.dumps(request_id)
 
 
-def _is_json(request: Request) -> bool:
-    """The SDK's Content-Type rule: an exact application/json among the listed types."""
-    declared = request.headers.get("content-type", "").split(";")[0]
-    return any(part.strip() == "application/json" for part in declared.split(","))
-
-
-def _cancelled(request_id: Any) -> dict[str, Any]:
-    return _error(request_id, REQUEST_CANCELLED, "Request cancelled")
-
-
-def _error(request_id: Any, code: int, message: str) -> dict[str, Any]:
-    return {"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": message}}
-
-
 async def _respond_json(
     send: Send, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]] | None = None
 ) -> None:
-    payload = _COMPACT.encode(body).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(payload)).encode()),
-                *(headers or []),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": payload})
+    await send_json(send, status, _COMPACT.encode(body).encode(), headers)
 
 
 def _header(scope: Scope, name: str) -> str | None:

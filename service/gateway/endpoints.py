@@ -3,7 +3,6 @@ entry at /mcp and /mcp/{upstream} that authenticates the grant before the SDK se
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 from contextvars import ContextVar
@@ -16,16 +15,24 @@ from mcp.server import Server, ServerRequestContext
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
 from mcp.server.context import CallNext, HandlerResult, ServerMiddleware
-from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import ValidationError
 from starlette.types import Message, Receive, Scope, Send
 
-from service.errors import NotAuthenticated, Unavailable
-from service.gateway.direct import DirectCalls, facts_from_handshake, is_direct_candidate
+from service.edge import bearer_token, read_at_most, request_chunks, send_error
+from service.errors import AirlockError, NotAuthenticated, NotFound, Unavailable
+from service.gateway.direct import DirectCalls, facts_from_handshake
 from service.gateway.holds import HeldTask, HoldCoordinator
+from service.gateway.protocol import (
+    ProgressRelay,
+    failure_error,
+    increasing_progress,
+    is_direct_candidate,
+    peek_message,
+)
 from service.gateway.relay import RelayedResult
+from service.gateway.sdk_compat import PerRequestSessionManager, answer_sdk_with_json
 from service.gateway.service import CallContext, Gateway
 from service.gateway.tasks import TASKS_EXTENSION, TaskRunner, wants_task
 from service.gateway.tasks_2025 import (
@@ -35,8 +42,6 @@ from service.gateway.tasks_2025 import (
     shape_handshake,
     task_metadata_problem,
 )
-from service.gateway.transport import answer_with_json
-from service.gateway.upstreams import ProgressRelay
 from service.grants.cache import GrantCache
 from service.grants.schemas import AuthenticatedGrant
 
@@ -95,22 +100,24 @@ def _client_name(ctx: ServerRequestContext[Any]) -> str | None:
 
 
 def _progress_relay(ctx: ServerRequestContext[Any]) -> ProgressRelay | None:
-    """Upstream progress, passed on to an agent that asked for progress; kept strictly increasing."""
+    """Upstream progress, passed on to an agent that asked for progress (protocol.increasing_progress)."""
     if not ctx.meta or ctx.meta.get("progress_token") is None:
         return None
-    last = -1.0
-
-    async def relay(progress: float, total: float | None, message: str | None) -> None:
-        nonlocal last
-        value = max(progress, last + 1e-6)
-        last = value
-        await ctx.session.report_progress(value, total, message)
-
-    return relay
+    return increasing_progress(ctx.session.report_progress)
 
 
 def _modern(ctx: ServerRequestContext[Any]) -> bool:
     return ctx.protocol_version in MODERN_PROTOCOL_VERSIONS
+
+
+async def _call_gateway(
+    gateway: Gateway, call: CallContext, params: types.CallToolRequestParams
+) -> types.CallToolResult | RelayedResult | HeldTask:
+    """The gateway's answer to a tools/call; a failure answers as it does on the fast path (protocol.failure_error)."""
+    try:
+        return await gateway.call_tool(call, params.name, dict(params.arguments or {}))
+    except Exception as exc:
+        raise failure_error(params.name, exc) from None
 
 
 def build_mcp_server(gateway: Gateway, tasks: TaskRunner, core_tasks: CoreTasks, *, version: str) -> Server[Any]:
@@ -127,7 +134,7 @@ def build_mcp_server(gateway: Gateway, tasks: TaskRunner, core_tasks: CoreTasks,
         auth = _auth(ctx)
         wants = wants_task(ctx.protocol_version, dict(ctx.meta or {}), ctx.session.client_capabilities)
         call = CallContext(auth.grant, auth.scope, _session_id(ctx), _progress_relay(ctx), _client_name(ctx), wants)
-        outcome = await gateway.call_tool(call, params.name, dict(params.arguments or {}))
+        outcome = await _call_gateway(gateway, call, params)
         if isinstance(outcome, HeldTask):
             return tasks.created(_answering(outcome))
         return outcome.model() if isinstance(outcome, RelayedResult) else outcome
@@ -149,7 +156,7 @@ def build_mcp_server(gateway: Gateway, tasks: TaskRunner, core_tasks: CoreTasks,
         except ValidationError as exc:
             raise MCPError(types.INVALID_PARAMS, "Invalid request parameters", str(exc.errors()[:3])) from None
         call = CallContext(auth.grant, auth.scope, _session_id(ctx), _progress_relay(ctx), _client_name(ctx), True)
-        outcome = await gateway.call_tool(call, params.name, dict(params.arguments or {}))
+        outcome = await _call_gateway(gateway, call, params)
         _answering(outcome)
         return core_tasks.created(auth.grant, outcome.model() if isinstance(outcome, RelayedResult) else outcome)
 
@@ -269,18 +276,29 @@ def _withdraw_unanswered(holds: HoldCoordinator) -> ServerMiddleware[Any]:
     return middleware
 
 
+@dataclass(frozen=True, slots=True)
+class _Admitted:
+    """A request whose grant was checked: who it is, and the principal the SDK binds its session to."""
+
+    grant: AuthenticatedGrant
+    upstream: str | None
+    principal: str
+
+
 class McpEntry:
     """ASGI for /mcp and /mcp/{upstream}: the grant is checked here, before the SDK parses anything, and before the
-    upstream's name is looked up."""
+    upstream's name is looked up. A well-formed tools/call on a known session is served by the fast path
+    (direct.py) unless `fast_path` is off; everything else goes to the SDK."""
 
     def __init__(
         self,
-        manager: StreamableHTTPSessionManager,
+        manager: PerRequestSessionManager,
         grants: GrantCache,
         gateway: Gateway,
         direct: DirectCalls,
         *,
         max_body_bytes: int,
+        fast_path: bool = True,
     ) -> None:
         self._direct = direct
         self._manager = manager
@@ -288,55 +306,74 @@ class McpEntry:
         self._gateway = gateway
         self._upstreams = set(gateway.pool.names())
         self._max_body = max_body_bytes
+        self._fast_path = fast_path
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path: str = scope["path"]
-        upstream = path[len(MCP_PATH) + 1 :].strip("/") or None
-        token = _bearer(scope)
-        if token is None:
-            await _json(send, 401, {"error": "a grant token is required: Authorization: Bearer <token>"}, bearer=True)
-            return
         try:
-            grant = await self._grants.authenticate(token)
-        except NotAuthenticated as exc:
-            await _json(send, 401, {"error": exc.message}, bearer=True)
+            admitted = await self._admit(scope)
+            if scope["method"] != "POST":
+                await self._manager.handle_request(scope, receive, send)
+                return
+            body = await read_at_most(request_chunks(receive), self._max_body)
+        except AirlockError as exc:
+            await send_error(send, exc)
             return
-        except Exception as exc:  # the grant store is down: fail closed with a clear answer
-            # The first line only: a driver's error goes on with the statement and its parameters.
-            log.warning("grant check failed: %s: %s", type(exc).__name__, (str(exc).splitlines() or [""])[0][:200])
-            await _json(send, 503, {"error": "Airlock cannot check grants right now; try again shortly"})
+        message = peek_message(body)
+        if self._fast_path and await self._served_directly(scope, receive, send, message, admitted):
             return
+        answer_sdk_with_json(self._gateway.answers_at_once(message))
+        await self._to_sdk(scope, _replay(body, receive), send, message, admitted.principal)
+
+    async def _admit(self, scope: Scope) -> _Admitted:
+        """The request's grant, and the upstream it may reach; marks the scope for the SDK and our handlers."""
+        token = bearer_token(_authorization(scope))
+        if token is None:
+            raise NotAuthenticated("a grant token is required: Authorization: Bearer <token>")
+        grant = await self._authenticate(token)
+        upstream = scope["path"][len(MCP_PATH) + 1 :].strip("/") or None
         if upstream is not None and (upstream not in self._upstreams or not grant.may_reach(upstream)):
             # One answer for a name that does not exist and one this grant may not reach: names are not told.
-            await _json(send, 404, {"error": f"this grant reaches no upstream named {upstream!r}"})
-            return
+            raise NotFound(f"this grant reaches no upstream named {upstream!r}")
         scope[SCOPE_KEY] = RequestAuth(grant, upstream)
         # The SDK binds each session to the principal that opened it; include the path so a session opened for
         # one upstream cannot be replayed against the aggregate endpoint.
         principal = f"grant:{grant.id}:{upstream or '*'}"
         # No secret here: the grant was verified above, and the SDK only compares principals.
         scope["user"] = AuthenticatedUser(AccessToken(token="-", client_id=principal, scopes=[]))  # noqa: S106
-        if scope["method"] != "POST":
-            await self._manager.handle_request(scope, receive, send)
-            return
-        body = await _read_body(receive, self._max_body)
-        if body is None:
-            await _json(send, 413, {"error": f"request body larger than {self._max_body} bytes"})
-            return
-        message = _peek(body)
+        return _Admitted(grant, upstream, principal)
+
+    async def _authenticate(self, token: str) -> AuthenticatedGrant:
+        try:
+            return await self._grants.authenticate(token)
+        except NotAuthenticated:
+            raise
+        except Exception as exc:  # the grant store is down: fail closed with a clear answer
+            # The first line only: a driver's error goes on with the statement and its parameters.
+            log.warning("grant check failed: %s: %s", type(exc).__name__, (str(exc).splitlines() or [""])[0][:200])
+            raise Unavailable("Airlock cannot check grants right now; try again shortly") from None
+
+    async def _served_directly(
+        self, scope: Scope, receive: Receive, send: Send, message: Mapping[str, Any] | None, admitted: _Admitted
+    ) -> bool:
+        """Serve a tools/call (or the cancellation of one) on the fast path; False leaves the request to the SDK."""
         if is_direct_candidate(message):
             assert message is not None
-            facts = await self._direct.accepts(scope, receive, principal)
-            if facts is not None:
-                await self._direct.serve(scope, receive, send, message, grant, upstream, facts)
-                return
-        elif await self._direct.cancel(scope, receive, message, principal):
-            await send({"type": "http.response.start", "status": 202, "headers": [(b"content-length", b"0")]})
-            await send({"type": "http.response.body", "body": b""})
-            return
-        answer_with_json.set(self._gateway.answers_at_once(message))
-        receive = _replay(body, receive)
-        if message is None or message.get("method") != "initialize":
+            facts = await self._direct.accepts(scope, receive, admitted.principal)
+            if facts is None:
+                return False
+            await self._direct.serve(scope, receive, send, message, admitted.grant, admitted.upstream, facts)
+            return True
+        if not await self._direct.cancel(scope, receive, message, admitted.principal):
+            return False
+        await send({"type": "http.response.start", "status": 202, "headers": [(b"content-length", b"0")]})
+        await send({"type": "http.response.body", "body": b""})
+        return True
+
+    async def _to_sdk(
+        self, scope: Scope, receive: Receive, send: Send, message: Mapping[str, Any] | None, principal: str
+    ) -> None:
+        """Hand the request to the SDK; after a handshake, keep what the fast path needs to know of the session."""
+        if not self._fast_path or message is None or message.get("method") != "initialize":
             await self._manager.handle_request(scope, receive, send)
             return
         opened: list[str] = []
@@ -347,20 +384,11 @@ class McpEntry:
             self._direct.remember(opened[0], facts)
 
 
-async def _read_body(receive: Receive, limit: int) -> bytes | None:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            return b"".join(chunks)
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
+def _authorization(scope: Scope) -> str | None:
+    for key, value in scope["headers"]:
+        if key == b"authorization":
+            return str(value.decode("latin-1"))
+    return None
 
 
 _HANDSHAKE_ANSWER_LIMIT = 64 * 1024
@@ -393,32 +421,3 @@ def _replay(body: bytes, receive: Receive) -> Receive:
         return await receive()
 
     return replayed
-
-
-def _peek(body: bytes) -> Mapping[str, Any] | None:
-    """The JSON-RPC message, if the body is one request object; malformed bodies are left to the SDK, which answers
-    them with a parse error (a body nested too deep for Python's parser is one, too deep for the SDK's as well)."""
-    try:
-        message = json.loads(body)
-    except (ValueError, RecursionError):
-        return None
-    return message if isinstance(message, dict) else None
-
-
-def _bearer(scope: Scope) -> str | None:
-    for key, value in scope["headers"]:
-        if key == b"authorization":
-            text = value.decode("latin-1")
-            if text[:7].lower() == "bearer ":
-                return text[7:].strip() or None
-            return None
-    return None
-
-
-async def _json(send: Send, status: int, body: dict[str, Any], *, bearer: bool = False) -> None:
-    payload = json.dumps(body).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
-    if bearer:
-        headers.append((b"www-authenticate", b'Bearer realm="airlock"'))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": payload})

@@ -25,11 +25,13 @@ from typing import Any, Self
 
 import anyio
 import mcp_types as types
-from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.inbound import MCP_PROTOCOL_VERSION_HEADER
 from mcp.shared.message import ClientMessageMetadata, SessionMessage
 from mcp_types.methods import serialize_server_result
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
+from service.gateway.protocol import ProgressRelay
+from service.gateway.sdk_compat import stream_context
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +178,7 @@ class CallTap:
 
     @property
     def last_context(self) -> Any:
-        return getattr(self._read, "last_context", None)
+        return stream_context(self._read)
 
     async def receive(self) -> Any:
         try:
@@ -256,7 +258,7 @@ class CallTap:
     # -- our calls ---------------------------------------------------------------------------------------
 
     async def call(
-        self, method: str, params: dict[str, Any], *, version: str, progress: ProgressFnT | None, timeout: float
+        self, method: str, params: dict[str, Any], *, version: str, progress: ProgressRelay | None, timeout: float
     ) -> dict[str, Any]:
         """Send one request and wait for its result (a plain dict, unchecked)."""
         if self._closed:
@@ -311,7 +313,7 @@ class CallTap:
                 await self._write.send(SessionMessage(notice))
 
 
-async def _with_progress(updates: asyncio.Queue[tuple[Any, ...]], progress: ProgressFnT) -> dict[str, Any]:
+async def _with_progress(updates: asyncio.Queue[tuple[Any, ...]], progress: ProgressRelay) -> dict[str, Any]:
     while True:
         update = await updates.get()
         if update[0] == "done":

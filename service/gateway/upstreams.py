@@ -21,20 +21,18 @@ import mcp_types as types
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
-from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
 from pydantic import ValidationError
 
 from service.config import UpstreamConfig
 from service.gateway.catalog import normalise_schema
+from service.gateway.protocol import ProgressRelay
 from service.gateway.relay import CallTap, RelayedResult, UpstreamGone, UpstreamUnavailable
+from service.gateway.sdk_compat import raw_request
 
 __all__ = ["ProgressRelay", "UpstreamConnection", "UpstreamState", "UpstreamUnavailable"]
 
 log = logging.getLogger(__name__)
-
-# An async (progress, total, message) callback, as the SDK's client takes it.
-ProgressRelay = ProgressFnT
 
 _HEALTH_INTERVAL_SECONDS = 5.0
 _BACKOFF_FIRST_SECONDS = 0.5
@@ -161,11 +159,12 @@ class UpstreamConnection:
 
     async def _all_tools(self, client: Client) -> list[types.Tool]:
         """Every page of tools/list, read as plain JSON so a schema without "type": "object" can be mended
-        instead of failing the whole listing; a tool that is still invalid is left out and logged."""
+        instead of failing the whole listing (ClientSession.send_request validates every result first); a tool that
+        is still invalid is left out and logged."""
         tools: list[types.Tool] = []
         cursor: str | None = None
         while True:
-            page = await _raw_request(client, "tools/list", {"cursor": cursor} if cursor else None)
+            page = await raw_request(client, "tools/list", {"cursor": cursor} if cursor else None)
             for raw in page.get("tools") or []:
                 try:
                     tools.append(
@@ -261,19 +260,6 @@ class UpstreamConnection:
     async def get_prompt(self, name: str, arguments: dict[str, str] | None) -> types.GetPromptResult:
         client = self._connected_client()
         return await client.get_prompt(name, arguments)
-
-
-async def _raw_request(client: Client, method: str, params: dict[str, Any] | None) -> dict[str, Any]:
-    """A request whose result is not validated against the negotiated revision.
-
-    ClientSession.send_request validates every result before returning it, so one tool with a schema the
-    SDK dislikes would fail the whole tools/list; a gateway has to be able to mend what an upstream sent.
-    This is the dispatcher call send_request itself makes before validating (a private seam of mcp 2.3,
-    kept to this one function).
-    """
-    dispatcher = client.session._dispatcher
-    raw: dict[str, Any] = await dispatcher.send_raw_request(method, params, {})
-    return raw
 
 
 def _describe(exc: BaseException) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -11,6 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from service.api.deps import StateDep
+from service.edge import read_at_most
 from service.errors import InvalidInput, NotAuthenticated, NotFound, TooLarge
 
 router = APIRouter(prefix="/slack", tags=["slack"], include_in_schema=False)
@@ -28,21 +28,10 @@ async def _verified_body(request: Request, state: Any) -> tuple[Any, bytes]:
         raise InvalidInput("Content-Length must be a number")
     if declared is not None and (len(declared) > 12 or int(declared) > MAX_BODY_BYTES):
         raise TooLarge(TOO_LARGE)
-    body = await read_at_most(request.stream(), MAX_BODY_BYTES)
+    body = await read_at_most(request.stream(), MAX_BODY_BYTES, too_large=TOO_LARGE)
     if not slack.verifier.is_from_slack(body, request.headers):
         raise NotAuthenticated("not signed by Slack, or signed too long ago")
     return slack, body
-
-
-async def read_at_most(chunks: AsyncIterator[bytes], limit: int) -> bytes:
-    """The whole body, or TooLarge as soon as it passes `limit`. Nobody is authenticated yet, and a chunked body
-    declares no length, so a sender could otherwise make us hold any amount of memory before the signature check."""
-    body = bytearray()
-    async for chunk in chunks:
-        body += chunk
-        if len(body) > limit:
-            raise TooLarge(TOO_LARGE)
-    return bytes(body)
 
 
 @router.post("/interactions")

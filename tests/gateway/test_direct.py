@@ -301,3 +301,13 @@ async def test_only_the_sessions_own_grant_can_cancel_its_call(tmp_path: Path) -
         assert sse_messages(answers[0].text)[-1]["error"]["code"] == -32800
         async with gw.api("ana") as api:
             assert (await api.get(f"/api/requests/{request_id}")).json()["requester_gone"] is True
+
+
+async def test_each_run_serves_over_the_path_it_names(tmp_path: Path, mcp_path: str) -> None:
+    """The conftest runs every gateway test over both paths: the gateway it starts has the fast path on or off."""
+    with run_gateway(tmp_path, database_url=sqlite_url(tmp_path), policy=fixture("airlock-demo.yaml")) as gw:
+        assert gw.settings.fast_path is (mcp_path == "fast")
+        async with httpx2.AsyncClient(timeout=10) as http:
+            session = await open_session(http, gw, gw.token)
+            answer = await http.post(gw.mcp_url, json=call(2, "get_model_capabilities", {}), headers=session)
+        assert answer.status_code == 200 and "result" in answer.json()

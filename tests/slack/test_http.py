@@ -13,8 +13,9 @@ import anyio
 import httpx2
 import pytest
 
+from service.edge import read_at_most
 from service.errors import TooLarge
-from service.slack.endpoints import MAX_BODY_BYTES, read_at_most
+from service.slack.endpoints import MAX_BODY_BYTES
 from tests.gateway.harness import approve_via_api, mcp_client
 from tests.gateway.test_holds import held_call
 from tests.slack.fake_slack import (
