@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install lint format test smoke bench bench-cluster soak chaos demo migrate clean
+.PHONY: install lint format test test-fast smoke bench bench-cluster soak chaos demo migrate clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ format: $(STAMP)
 
 test: $(STAMP) $(CLIENTS)
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The tests that start no gateway, replica, demo process or browser (the `e2e` marker, set in tests/conftest.py).
+test-fast: $(STAMP)
+	$(BIN)/pytest -m "not e2e" $(PYTEST_ARGS)
 
 # The wheel built from this checkout, installed in a fresh venv in a temporary folder and run from there: the demo,
 # one allowed call, one held call approved through REST, the banner's stdio config (tests/install/wheel_smoke.py).
