@@ -142,3 +142,33 @@ def redis_prefix(redis_client: redis.Redis) -> Iterator[str]:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+# What starts a gateway, replicas, the demo process or a browser. A test module that uses any of them is end to end
+# (`-m e2e`), as is a test that asks for a browser page or a running gateway as a fixture. `make test-fast` runs the
+# rest (`-m "not e2e"`); `make test`, which CI runs, runs everything.
+_E2E_STARTERS = {
+    ("tests.gateway.harness", "run_gateway"),
+    ("tests.slack.helpers", "slack_gateway"),
+    ("tests.cluster.harness", "replicas"),
+    ("tests.cluster.private", "private_postgres"),
+    ("tests.cluster.private", "private_redis"),
+    ("tests.demo_process", "running_demo"),
+}
+_E2E_FIXTURES = {"gw", "browser", "page", "demo"}
+
+
+def _starts_servers(item: pytest.Item) -> bool:
+    if _E2E_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+        return True
+    module = getattr(item, "module", None)
+    return module is not None and any(
+        (getattr(value, "__module__", None), getattr(value, "__name__", None)) in _E2E_STARTERS
+        for value in vars(module).values()
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if _starts_servers(item):
+            item.add_marker(pytest.mark.e2e)

@@ -9,7 +9,6 @@ conditional UPDATE), and only if the policy in force still allows it.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -20,11 +19,12 @@ import mcp_types as types
 from sqlalchemy import Engine
 
 from service.approvals import service as approvals
-from service.approvals.events import EventBus
+from service.approvals.events import EventBus, Waiter
 from service.approvals.models import RequestStatus, ToolCallRequest
 from service.approvals.schemas import ApprovalEvent
 from service.approvals.view import declared_secrets
 from service.arguments import parse_request_id
+from service.clock import SYSTEM_CLOCK, Clock
 from service.config import HoldConfig
 from service.counters import DryRunCounters
 from service.db.engine import reading, unit_of_work
@@ -86,6 +86,31 @@ class HeldTask:
     request: ToolCallRequest
 
 
+@dataclass
+class _Wait:
+    """One blocking wait's bounds, on the coordinator's monotonic clock."""
+
+    started: float
+    deadline: float
+    next_heartbeat: float  # the first one goes out at once
+
+    @classmethod
+    def starting(cls, now: float, budget: float) -> _Wait:
+        return cls(started=now, deadline=now + budget, next_heartbeat=now)
+
+    def wake_at(self, caller: Caller) -> float:
+        """When to look again without news: at the deadline, or at the next heartbeat for a caller that takes them."""
+        return min(self.deadline, self.next_heartbeat) if caller.progress is not None else self.deadline
+
+
+@dataclass(frozen=True)
+class _Look:
+    """What the last look for decisions in other processes saw: the audit chain's head, and whom it checked."""
+
+    mark: int | None
+    checked: set[int]
+
+
 @dataclass(frozen=True)
 class _GiveBack:
     upstream_failed: bool
@@ -107,13 +132,24 @@ class Caller:
 
 
 class HoldCoordinator:
-    def __init__(self, db: Engine, bus: EventBus, pool: UpstreamPool, policy: PolicyHolder, config: HoldConfig) -> None:
+    def __init__(
+        self,
+        db: Engine,
+        bus: EventBus,
+        pool: UpstreamPool,
+        policy: PolicyHolder,
+        config: HoldConfig,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
         self._db = db
         self._bus = bus
         self._pool = pool
         self._policy = policy
         self._config = config
+        self._clock = clock
         self._draining = False
+        self._look = _Look(None, set())
 
     def drain(self) -> None:
         """The process is shutting down: every call held here in blocking mode gets its pending answer now, while
@@ -202,21 +238,27 @@ class HoldCoordinator:
         return await anyio.to_thread.run_sync(self._replayable, grant_id, name, arguments, window)
 
     async def watch_other_processes(self) -> None:
-        """Wake the calls whose request was decided elsewhere: one query per second for all of them, and only for
-        the newly waiting ones while the database has not changed since the last look."""
-        mark: int | None = None
-        checked: set[int] = set()
+        """Wake the calls whose request was decided elsewhere, looking once a second."""
         while True:
             await anyio.sleep(CROSS_PROCESS_CHECK_SECONDS)
-            waiting = self._bus.waiting()
-            if not waiting:
-                continue
-            try:
-                mark, decided = await anyio.to_thread.run_sync(self._decided_since, mark, checked, waiting)
-            except Unavailable:
-                continue
-            checked = set(waiting)
-            self._bus.publish(ApprovalEvent("changed", request_id, "") for request_id in decided)
+            await self.look_for_outside_decisions()
+
+    async def look_for_outside_decisions(self) -> list[int]:
+        """One look for decisions taken in another process: wakes the waiting calls whose request was decided and
+        returns their ids. One query for all of them, and only for the newly waiting ones while the database has
+        not changed since the last look."""
+        waiting = self._bus.waiting()
+        if not waiting:
+            return []
+        try:
+            mark, decided = await anyio.to_thread.run_sync(
+                self._decided_since, self._look.mark, self._look.checked, waiting
+            )
+        except Unavailable:
+            return []
+        self._look = _Look(mark, set(waiting))
+        self._bus.publish(ApprovalEvent("changed", request_id, "") for request_id in decided)
+        return decided
 
     def _decided_since(self, mark: int | None, checked: set[int], waiting: list[int]) -> tuple[int, list[int]]:
         """Thousands of held calls made this query the whole idle cost of holding them. Each decision appends to the
@@ -230,45 +272,58 @@ class HoldCoordinator:
             return now_mark, approvals.decided_among(session, ask) if ask else []
 
     async def wait_and_deliver(self, caller: Caller, request_id: int, budget: float) -> types.CallToolResult:
-        started = time.monotonic()
-        deadline = started + budget
-        heartbeat = 0.0
+        """The request's answer once it is decided (running it if approved), or its pending answer when the budget
+        runs out or the process drains. Progress heartbeats go out meanwhile to a caller that takes them."""
+        wait = _Wait.starting(self._clock.monotonic(), budget)
         heard: ToolCallRequest | None = None
         try:
             while True:
                 listening = self._bus.listen(request_id)
                 try:
-                    request = heard or await anyio.to_thread.run_sync(self._load, request_id)
-                    assert request is not None
-                    from_event, heard = heard is not None, None
+                    from_event = heard is not None
+                    request = heard or await self._read(request_id)
+                    heard = None
                     finished = await self._settle(caller, request)
                     if finished is not None:
                         return finished
                     if from_event:
                         continue  # the event's row only saves a read; before waiting again, read what is current
-                    now = time.monotonic()
-                    if now >= deadline or self._draining:
+                    now = self._clock.monotonic()
+                    if now >= wait.deadline or self._draining:
                         return answers.pending(request)
                     public_id = request.public_id
                     del request  # a held call keeps no row while it waits: memory per held call is the budget
-                    if caller.progress is not None and now >= heartbeat:
-                        heartbeat = now + HEARTBEAT_SECONDS
-                        waited = int(now - started)
-                        await caller.progress(
-                            float(waited + 1),
-                            None,
-                            f"waiting for human approval, {public_id}, {waited // 60}m{waited % 60:02d}s",
-                        )
-                    wake = min(deadline, heartbeat if caller.progress else deadline)
-                    with anyio.move_on_after(wake - now):
-                        await listening.wait()
-                    heard = listening.heard.snapshot if listening.heard is not None else None
+                    await self._heartbeat(caller, public_id, wait, now)
+                    heard = await self._next_event(listening, wait.wake_at(caller) - now)
                 finally:
                     self._bus.forget(request_id, listening)
         except anyio.get_cancelled_exc_class():
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(self._requester_gone, request_id)
             raise
+
+    async def _read(self, request_id: int) -> ToolCallRequest:
+        request = await anyio.to_thread.run_sync(self._load, request_id)
+        assert request is not None
+        return request
+
+    @staticmethod
+    async def _heartbeat(caller: Caller, public_id: str, wait: _Wait, now: float) -> None:
+        """Tell a caller that takes progress that its call still waits, every HEARTBEAT_SECONDS from the start."""
+        if caller.progress is None or now < wait.next_heartbeat:
+            return
+        wait.next_heartbeat = now + HEARTBEAT_SECONDS
+        waited = int(now - wait.started)
+        await caller.progress(
+            float(waited + 1), None, f"waiting for human approval, {public_id}, {waited // 60}m{waited % 60:02d}s"
+        )
+
+    @staticmethod
+    async def _next_event(listening: Waiter, seconds: float) -> ToolCallRequest | None:
+        """The row an event about the request carried, or None when it carried none or `seconds` passed first."""
+        with anyio.move_on_after(seconds):
+            await listening.wait()
+        return listening.heard.snapshot if listening.heard is not None else None
 
     async def wait_settled(self, request_id: int) -> types.CallToolResult:
         """Wait, without running anything, until a task-mode request reaches its final state (the task runner

@@ -22,6 +22,7 @@ from service.audit.schemas import AuditRecord
 from service.audit.writer import AuditWriter
 from service.errors import Unavailable
 from service.gateway import answers
+from service.gateway.catalog import Route
 from service.gateway.holds import STATUS_TOOL, STATUS_TOOL_DEFINITION, Caller, HeldTask, HoldCoordinator
 from service.gateway.pool import UpstreamPool
 from service.gateway.relay import RelayedResult
@@ -100,13 +101,12 @@ class Gateway:
         method = message.get("method")
         if method in _LISTINGS:
             return True
-        if method != "tools/call":
-            return False
-        params = message.get("params")
+        return method == "tools/call" and self._call_answers_at_once(message.get("params"))
+
+    def _call_answers_at_once(self, params: Any) -> bool:
         if not isinstance(params, dict) or not isinstance(params.get("name"), str) or params["name"] == STATUS_TOOL:
             return False
-        meta = params.get("_meta")
-        if isinstance(meta, dict) and meta.get("progressToken") is not None:
+        if _asks_for_progress(params):
             return False
         if isinstance(params.get("task"), dict):
             return True  # a 2025-11-25 task-augmented call is answered at once, held or not
@@ -135,64 +135,112 @@ class Gateway:
         """The answer to a call: the gateway's own result, an allowed call's upstream result as relayed, or (for a
         client that speaks tasks) the task a held call became."""
         started = time.perf_counter()
-        if nests_deeper_than(arguments, MAX_ARGUMENT_DEPTH):  # first: the steps below recurse
-            return await self._refuse_malformed(ctx, name, TOO_DEEP)
         try:
-            # Once per call, for the audit row: it also refuses what no person could be shown nor any upstream run.
-            digest = arguments_digest(arguments)
-        except (ValueError, UnicodeError):
-            return await self._refuse_malformed(ctx, name, answers.MALFORMED_ARGUMENTS)
+            digest = _checked_digest(arguments)
+        except _Malformed as malformed:
+            return await self._refuse_malformed(ctx, name, malformed.reason)
         if name == STATUS_TOOL:
-            # The gateway's own tool skips the policy: it only ever delivers what a person already decided.
-            try:
-                return await self.holds.status(ctx.caller(), arguments)
-            except Unavailable:
-                return answers.not_recorded()
+            return await self._status(ctx, arguments)
         route = self.pool.catalog.route(name)
         if route is None or route.upstream not in self.reachable(ctx.grant, ctx.scope):
             return await self._refuse_unknown(ctx, name, arguments, digest)
         engine = self.policy.current()
-        call = ToolCall(ctx.grant.info, name, arguments, upstream=route.upstream, session_id=ctx.session_id)
-        if engine.may_hold(name):
-            await self.standing.prefetch(ctx.grant.id)  # a standing approval turns a would-be hold into allow
-            # A would-be hold asks the database whether the grant is at its cap on pending requests.
-            decision = await anyio.to_thread.run_sync(engine.evaluate, call)
-        else:
-            decision = engine.evaluate(call)
+        try:
+            decision, replay = await self._admit(ctx, engine, name, route, arguments, digest, started)
+        except Unavailable:
+            return answers.not_recorded()
+        if replay is not None:
+            return answers.replayed(replay)
+        return await self._answer(ctx, engine, name, route, arguments, decision, started)
+
+    async def _status(self, ctx: CallContext, arguments: dict[str, Any]) -> types.CallToolResult:
+        """The gateway's own tool skips the policy: it only ever delivers what a person already decided."""
+        try:
+            return await self.holds.status(ctx.caller(), arguments)
+        except Unavailable:
+            return answers.not_recorded()
+
+    async def _admit(
+        self,
+        ctx: CallContext,
+        engine: PolicyEngine,
+        name: str,
+        route: Route,
+        arguments: dict[str, Any],
+        digest: str,
+        started: float,
+    ) -> tuple[Decision, ToolCallRequest | None]:
+        """The policy's decision, and for a held call the stored result that answers it again, if any; committed to
+        the audit log. Raises Unavailable, with what the call reserved given back, when the database cannot tell or
+        record it."""
+        decision = await self._evaluate(ctx, engine, name, route, arguments)
         decided = time.perf_counter()
-        replay = None
-        if decision.outcome is Outcome.HOLD:
-            try:
-                replay = await self.holds.replayable(ctx.grant.id, name, arguments)
-            except Unavailable:
-                engine.release(decision.reservation, upstream_failed=True)
-                return answers.not_recorded()
-            if replay is not None:  # it runs nothing: it stays counted (it passed the limits) but costs nothing
-                engine.release(decision.reservation, upstream_failed=False)
+        replay = await self._replay(ctx, engine, name, arguments, decision)
         entry = self._decision_record(ctx, name, route.upstream, arguments, digest, decision, decided - started, replay)
         try:
             await self.writer.commit(entry)
         except Unavailable:
             engine.release(decision.reservation, upstream_failed=replay is None)
             self.metrics.calls.labels(name, "unavailable").inc()
-            return answers.not_recorded()
+            raise
         self.metrics.decision_seconds.observe(time.perf_counter() - started)
         self.metrics.calls.labels(name, entry.outcome or decision.outcome.value).inc()
-        if replay is not None:
-            return answers.replayed(replay)
+        return decision, replay
+
+    async def _evaluate(
+        self, ctx: CallContext, engine: PolicyEngine, name: str, route: Route, arguments: dict[str, Any]
+    ) -> Decision:
+        call = ToolCall(ctx.grant.info, name, arguments, upstream=route.upstream, session_id=ctx.session_id)
+        if not engine.may_hold(name):
+            return engine.evaluate(call)
+        await self.standing.prefetch(ctx.grant.id)  # a standing approval turns a would-be hold into allow
+        # A would-be hold asks the database whether the grant is at its cap on pending requests.
+        return await anyio.to_thread.run_sync(engine.evaluate, call)
+
+    async def _replay(
+        self, ctx: CallContext, engine: PolicyEngine, name: str, arguments: dict[str, Any], decision: Decision
+    ) -> ToolCallRequest | None:
+        """The held call whose stored result answers this hold again (hold.replay_window), if any."""
+        if decision.outcome is not Outcome.HOLD:
+            return None
+        try:
+            replay = await self.holds.replayable(ctx.grant.id, name, arguments)
+        except Unavailable:
+            engine.release(decision.reservation, upstream_failed=True)
+            raise
+        if replay is not None:  # it runs nothing: it stays counted (it passed the limits) but costs nothing
+            engine.release(decision.reservation, upstream_failed=False)
+        return replay
+
+    async def _answer(
+        self,
+        ctx: CallContext,
+        engine: PolicyEngine,
+        name: str,
+        route: Route,
+        arguments: dict[str, Any],
+        decision: Decision,
+        started: float,
+    ) -> types.CallToolResult | RelayedResult | HeldTask:
+        """What a recorded decision answers: a refusal, a hold, or the upstream's result."""
         if decision.outcome is Outcome.DENY:
             return answers.denied(decision)
         if decision.outcome is Outcome.RATE_LIMITED:
             return answers.rate_limited(decision)
         if decision.outcome is Outcome.HOLD:
-            try:
-                return await self.holds.hold(
-                    ctx.caller(), name, route.upstream, route.name, arguments, decision, as_task=ctx.wants_task
-                )
-            except Unavailable:  # the queue cannot be written or read: nothing runs now, and the agent is told
-                # The counters stay spent: the request may already be in the queue, and may still be approved.
-                return answers.not_recorded()
+            return await self._hold(ctx, name, route, arguments, decision)
         return await self._forward(ctx, engine, name, route.upstream, route.name, arguments, decision, started)
+
+    async def _hold(
+        self, ctx: CallContext, name: str, route: Route, arguments: dict[str, Any], decision: Decision
+    ) -> types.CallToolResult | HeldTask:
+        try:
+            return await self.holds.hold(
+                ctx.caller(), name, route.upstream, route.name, arguments, decision, as_task=ctx.wants_task
+            )
+        except Unavailable:  # the queue cannot be written or read: nothing runs now, and the agent is told
+            # The counters stay spent: the request may already be in the queue, and may still be approved.
+            return answers.not_recorded()
 
     async def _forward(
         self,
@@ -389,6 +437,28 @@ class Gateway:
             return answers.not_recorded()
         self.metrics.calls.labels("(unknown)", "unknown_tool").inc()
         return answers.unknown_tool(name)
+
+
+class _Malformed(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _checked_digest(arguments: dict[str, Any]) -> str:
+    """The arguments' digest, for the audit row; raises _Malformed for what no person could be shown nor any upstream
+    run (arguments nested too deep, or that are no JSON values)."""
+    if nests_deeper_than(arguments, MAX_ARGUMENT_DEPTH):  # first: the digest recurses
+        raise _Malformed(TOO_DEEP)
+    try:
+        return arguments_digest(arguments)
+    except (ValueError, UnicodeError):
+        raise _Malformed(answers.MALFORMED_ARGUMENTS) from None
+
+
+def _asks_for_progress(params: Mapping[str, Any]) -> bool:
+    meta = params.get("_meta")
+    return isinstance(meta, dict) and meta.get("progressToken") is not None
 
 
 _TASK_OPTIONAL = types.ToolExecution(task_support="optional")

@@ -93,44 +93,64 @@ class SendQueue:
             await anyio.sleep_forever()
 
     async def _drain(self, channel: str, lane: _Lane) -> None:
-        not_before = -math.inf
-        failures = 0  # in a row, whichever jobs failed: while Slack is away the pauses keep growing
+        """Run the lane's jobs in order for ever, each no sooner than the pause the last one left."""
+        pace = _Pace()
         while True:
-            while not lane.jobs:
-                lane.wake = anyio.Event()
-                await lane.wake.wait()
-            pause = not_before - self._clock()
-            if pause > 0:
-                await anyio.sleep(pause)
+            await self._next_job(lane, pace)
             head = lane.jobs[0]
             if head.key is not None:
                 lane.queued.discard(head.key)  # from here on a new job with this key must run again
             try:
                 await head.job()
             except (SlackError, Unavailable) as exc:
-                # Unavailable: our own database is away for a moment; the job reads it, so it waits too.
-                if isinstance(exc, Unavailable) or exc.transient:
-                    failures += 1
-                    delay = exc.retry_after if isinstance(exc, SlackError) else None
-                    if delay is None and isinstance(exc, SlackError):
-                        head.attempts += 1
-                    if head.attempts < self._max_attempts:
-                        if delay is None:
-                            delay = min(self._max_backoff, self._first_backoff * 2 ** (failures - 1))
-                        log.warning("Slack send to %s failed (%s); retrying in %.1fs", channel, exc, delay)
-                        if head.key is not None:
-                            lane.queued.add(head.key)
-                        if head.attempts and head.attempts % self._demote_after == 0 and len(lane.jobs) > 1:
-                            lane.jobs.rotate(-1)  # behind the jobs queued since, which may well go through
-                        not_before = self._clock() + delay
-                        continue
-                    log.error("Slack send to %s failed %d times, given up: %s", channel, head.attempts, exc)
-                    lane.jobs.popleft()
-                    not_before = self._clock() + self._interval
+                if self._retried(channel, lane, head, exc, pace):
                     continue
-                log.error("Slack send to %s failed for good, dropped: %s", channel, exc)
             except Exception:
                 log.exception("Slack send job for %s failed, dropped", channel)
+                pace.failures = 0
+            else:
+                pace.failures = 0  # Slack answered
             lane.jobs.popleft()
-            failures = 0  # Slack answered
-            not_before = self._clock() + self._interval
+            pace.not_before = self._clock() + self._interval
+
+    async def _next_job(self, lane: _Lane, pace: _Pace) -> None:
+        """Wait until the lane has a job, and its pause is over."""
+        while not lane.jobs:
+            lane.wake = anyio.Event()
+            await lane.wake.wait()
+        pause = pace.not_before - self._clock()
+        if pause > 0:
+            await anyio.sleep(pause)
+
+    def _retried(self, channel: str, lane: _Lane, head: _Queued, exc: SlackError | Unavailable, pace: _Pace) -> bool:
+        """Whether the failed job at the head stays queued to be tried again (True), or is dropped (False)."""
+        # Unavailable: our own database is away for a moment; the job reads it, so it waits too.
+        if isinstance(exc, SlackError) and not exc.transient:
+            log.error("Slack send to %s failed for good, dropped: %s", channel, exc)
+            pace.failures = 0  # Slack answered
+            return False
+        pace.failures += 1
+        delay = exc.retry_after if isinstance(exc, SlackError) else None
+        if delay is None and isinstance(exc, SlackError):
+            head.attempts += 1  # only this counts: a rate limit, or our database away, is no fault of the job
+        if head.attempts >= self._max_attempts:
+            log.error("Slack send to %s failed %d times, given up: %s", channel, head.attempts, exc)
+            return False
+        if delay is None:
+            delay = min(self._max_backoff, self._first_backoff * 2 ** (pace.failures - 1))
+        log.warning("Slack send to %s failed (%s); retrying in %.1fs", channel, exc, delay)
+        if head.key is not None:
+            lane.queued.add(head.key)
+        if head.attempts and head.attempts % self._demote_after == 0 and len(lane.jobs) > 1:
+            lane.jobs.rotate(-1)  # behind the jobs queued since, which may well go through
+        pace.not_before = self._clock() + delay
+        return True
+
+
+@dataclass
+class _Pace:
+    """When a lane may run its next job, and its failures in a row, whichever jobs failed: while Slack is away the
+    pauses keep growing."""
+
+    not_before: float = -math.inf
+    failures: int = 0

@@ -41,7 +41,11 @@ async def test_two_replicas_catching_up_at_once_post_one_card(engine: Engine, ha
                 group.start_soon(keeper.outbox.run)
                 group.start_soon(keeper.run)
             await fake.wait_for("chat.postMessage", contains=f"R-{request_id}: ")
-            await anyio.sleep(1.5)  # time for a second post, were there one
+            # The first post was in flight, so its job was queued; once both queues are empty it is saved, and
+            # any job that runs from now on finds the card posted. A second post could only come before that.
+            with anyio.fail_after(10):
+                while any(keeper.outbox.backlog() for keeper in keepers):
+                    await anyio.sleep(0.01)
             group.cancel_scope.cancel()
         assert len(fake.cards()) == 1
         card = await keepers[1].request(request_id)
