@@ -19,11 +19,12 @@ from service.approvals.events import EventBus
 from service.approvals.models import RequestStatus
 from service.approvals.schemas import Approver, Verdict
 from service.config import HoldConfig
+from service.counters import MemoryCounters
 from service.db.engine import reading, unit_of_work
 from service.gateway.holds import HEARTBEAT_SECONDS, Caller, HoldCoordinator
 from service.gateway.pool import UpstreamPool
 from service.grants import service as grants
-from service.policy import MemoryCounters, PolicyEngine
+from service.policy import PolicyEngine
 from service.policy_versions.holder import PolicyHolder
 from service.security import TokenHasher
 from tests.approvals.helpers import ANA, hold
