@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from sqlalchemy import Connection, text
-from sqlmodel import SQLModel
 
 from alembic import context
-from service.db.base import all_models
 from service.db.engine import make_engine
 from service.db.migrate import include_name
+from service.models import metadata
 
-all_models()
-target_metadata = SQLModel.metadata
+target_metadata = metadata
 
 # Any number stays the same across replicas; it only has to be the same for everyone migrating this database.
 _MIGRATION_LOCK = 0x41_49_52_4C  # "AIRL"

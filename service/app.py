@@ -7,15 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import partial
 from importlib.metadata import version as package_version
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import anyio
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 from mcp.server.transport_security import TransportSecuritySettings
 from prometheus_client import generate_latest
@@ -23,17 +22,19 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.api.deps import render_error
+import service.models  # noqa: F401  every table registered before the first session (docs: service/models.py)
+from service.api.deps import StateDep
 from service.approvals import endpoints as approvals_api
 from service.approvals.channel import ApprovalChannel
-from service.approvals.decisions import Decisions
 from service.approvals.events import EventBus
 from service.approvals.pending_cap import PendingCapCheck
 from service.approvals.standing_cache import StandingCache
 from service.approvals.sweeper import sweep_forever
+from service.approvals.verdicts import Verdicts
 from service.audit.writer import AuditWriter
+from service.caches import ProcessCaches
 from service.config import Settings
-from service.db.notify import listen_url
+from service.db.notify import changes_heard, listen_url
 from service.errors import AirlockError
 from service.gateway.direct import DirectCalls
 from service.gateway.endpoints import MCP_PATH, McpEntry, build_mcp_server
@@ -49,6 +50,7 @@ from service.policy_versions.holder import PolicyHolder
 from service.replicas import ReplicaLink
 from service.runtime import Runtime
 from service.slack import endpoints as slack_api
+from service.state import AppState
 from webui import install as install_webui
 from webui import on_start as start_webui
 
@@ -56,20 +58,6 @@ if TYPE_CHECKING:
     from service.slack.service import SlackChannel
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class AppState:
-    runtime: Runtime
-    pool: UpstreamPool
-    gateway: Gateway
-    grants: GrantCache
-    metrics: Metrics
-    writer: AuditWriter
-    mcp: McpEntry
-    bus: EventBus
-    decisions: Decisions
-    slack: SlackChannel | None = None
 
 
 def transport_security(settings: Settings) -> TransportSecuritySettings:
@@ -125,56 +113,51 @@ async def running(settings: Settings) -> AsyncIterator[AppState]:
             max_request_body_size=settings.max_request_bytes,
         )
         manager.session_prefix = f"{settings.replica_name}." if settings.replica_name else ""
-        slack = _slack_channel(settings, runtime, bus, gateway, standing, policy)
+        verdicts = Verdicts(
+            runtime.engine,
+            bus,
+            validate_arguments=gateway.validate_arguments,
+            counters=runtime.counters,
+            policy=policy.current,
+        )
+        slack = _slack_channel(settings, runtime, verdicts)
         channels: list[ApprovalChannel] = [slack] if slack is not None else []
-        async with anyio.create_task_group() as tasks:
-            for channel in channels:
-                bus.subscribe(channel.notify)
-                tasks.start_soon(channel.run)
-            await pool.start(tasks)
-            tasks.start_soon(policy.watch)
-            tasks.start_soon(sweep_forever, runtime.engine, bus, runtime.counters)
-            tasks.start_soon(task_runner.run_forever)
-            replicas_url = listen_url(settings.effective_database_url)
-            if replicas_url is not None:  # PostgreSQL tells us what other processes change
-                tasks.start_soon(ReplicaLink(replicas_url, bus, grants, standing, policy).run)
-            else:  # SQLite: decisions from another process (the CLI) are found by polling
-                tasks.start_soon(holds.watch_other_processes)
-            async with manager.run():
-                direct = DirectCalls(gateway, manager, transport_security(settings))
-                tasks.start_soon(direct.keep_streams_alive)
-                entry = McpEntry(
-                    manager,
-                    grants,
-                    gateway,
-                    direct,
-                    max_body_bytes=settings.max_request_bytes,
-                    fast_path=settings.fast_path,
-                )
-                log.info("airlock ready on %s", MCP_PATH, extra={"upstreams": pool.names()})
-                decisions = Decisions(
-                    runtime.engine,
-                    bus,
-                    validate_arguments=gateway.validate_arguments,
-                    counters=runtime.counters,
-                    policy=policy.current,
-                    on_remembered=standing.invalidate,
-                )
-                yield AppState(runtime, pool, gateway, grants, metrics, writer, entry, bus, decisions, slack)
-            tasks.cancel_scope.cancel()
+        caches = ProcessCaches(grants, standing, policy)
+        # A change committed in this process drops what the caches hold of it (service/caches.py).
+        with changes_heard(runtime.engine, caches.changed_here):
+            async with anyio.create_task_group() as tasks:
+                for channel in channels:
+                    bus.subscribe(channel.notify)
+                    tasks.start_soon(channel.run)
+                await pool.start(tasks)
+                tasks.start_soon(policy.watch)
+                tasks.start_soon(sweep_forever, runtime.engine, bus, runtime.counters)
+                tasks.start_soon(task_runner.run_forever)
+                replicas_url = listen_url(settings.effective_database_url)
+                if replicas_url is not None:  # PostgreSQL tells us what other processes change
+                    tasks.start_soon(ReplicaLink(replicas_url, bus, caches).run)
+                else:  # SQLite: decisions from another process (the CLI) are found by polling
+                    tasks.start_soon(holds.watch_other_processes)
+                async with manager.run():
+                    direct = DirectCalls(gateway, manager, transport_security(settings))
+                    tasks.start_soon(direct.keep_streams_alive)
+                    entry = McpEntry(
+                        manager,
+                        grants,
+                        gateway,
+                        direct,
+                        max_body_bytes=settings.max_request_bytes,
+                        fast_path=settings.fast_path,
+                    )
+                    log.info("airlock ready on %s", MCP_PATH, extra={"upstreams": pool.names()})
+                    yield AppState(runtime, pool, gateway, grants, metrics, writer, entry, bus, verdicts, slack)
+                tasks.cancel_scope.cancel()
     finally:
         writer.stop()
         runtime.close()
 
 
-def _slack_channel(
-    settings: Settings,
-    runtime: Runtime,
-    bus: EventBus,
-    gateway: Gateway,
-    standing: StandingCache,
-    policy: PolicyHolder,
-) -> SlackChannel | None:
+def _slack_channel(settings: Settings, runtime: Runtime, verdicts: Verdicts) -> SlackChannel | None:
     if not settings.slack.enabled:
         if settings.slack.signing_secret or settings.slack.app_token:
             log.warning("Slack is off: slack.bot_token is not set")
@@ -184,34 +167,66 @@ def _slack_channel(
     return SlackChannel(
         settings.slack,
         db=runtime.engine,
-        bus=bus,
         public_url=settings.public_url or f"http://{settings.listen.host}:{settings.listen.port}",
-        validate_arguments=gateway.validate_arguments,
-        counters=runtime.counters,
-        policy=policy.current,
-        on_remembered=standing.invalidate,
+        verdicts=verdicts,
     )
 
 
-def create_app(settings: Settings) -> ASGIApp:
+class AirlockApp:
     """The whole process as one ASGI app. MCP requests skip FastAPI's routing: they are the hot path."""
-    holder: dict[str, AppState] = {}
-    loops: list[asyncio.AbstractEventLoop] = []
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._state: AppState | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.api = _build_api(self._lifespan)
+
+    @property
+    def state(self) -> AppState:
+        """The running state (for tests and the demo command); only between start-up and shutdown."""
+        if self._state is None:
+            raise RuntimeError("Airlock is not running")
+        return self._state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan_without_traceback(self.api, scope, receive, send)
+            return
+        if scope["type"] == "http":
+            path: str = scope["path"]
+            if path == MCP_PATH or path.startswith(MCP_PATH + "/"):
+                if self._state is None:
+                    await _not_ready(send)
+                    return
+                await self._state.mcp(scope, receive, send)
+                return
+        await self.api(scope, receive, send)
+
+    def drain(self) -> None:
+        """Shutdown begins (called from the signal handler, so it only schedules): held calls get their pending
+        answer while uvicorn still lets their responses finish."""
+        if self._state is not None and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._state.gateway.holds.drain)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with running(settings) as state:
-            holder["state"] = state
-            loops[:] = [asyncio.get_running_loop()]
-            app.state.airlock = state
-            start_webui(app, state)
+    async def _lifespan(self, api: FastAPI) -> AsyncIterator[None]:
+        async with running(self._settings) as state:
+            self._state = state
+            self._loop = asyncio.get_running_loop()
+            api.state.airlock = state
+            start_webui(api, state)
             try:
                 yield
             finally:
-                holder.pop("state", None)
+                self._state = None
 
+
+def create_app(settings: Settings) -> AirlockApp:
+    return AirlockApp(settings)
+
+
+def _build_api(lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]]) -> FastAPI:
     api = FastAPI(title="Airlock", version=_version(), lifespan=lifespan)
-    api.add_exception_handler(AirlockError, render_error)
     api.include_router(approvals_api.router)
     api.include_router(slack_api.router)
 
@@ -220,8 +235,7 @@ def create_app(settings: Settings) -> ASGIApp:
         return {"status": "ok"}
 
     @api.get("/readyz")
-    async def readyz(request: Request) -> Response:
-        state: AppState = request.app.state.airlock
+    async def readyz(state: StateDep) -> Response:
         database = await anyio.to_thread.run_sync(_database_ok, state.runtime)
         upstreams = {name: c.state.connected for name, c in state.pool.connections.items()}
         ready = database and all(upstreams.values())
@@ -229,40 +243,16 @@ def create_app(settings: Settings) -> ASGIApp:
         return JSONResponse(body, status_code=200 if ready else 503)
 
     @api.get("/metrics")
-    async def metrics(request: Request) -> Response:
-        state: AppState = request.app.state.airlock
+    async def metrics(state: StateDep) -> Response:
         for name, connection in state.pool.connections.items():
             state.metrics.upstream_up.labels(name).set(1 if connection.state.connected else 0)
             state.metrics.upstream_restarts.labels(name).set(connection.state.restarts)
         return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    install_webui(api)  # after the API's routes: the web UI's pages live under / and render errors as pages
-
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await _lifespan_without_traceback(api, scope, receive, send)
-            return
-        if scope["type"] == "http":
-            path: str = scope["path"]
-            if path == MCP_PATH or path.startswith(MCP_PATH + "/"):
-                state = holder.get("state")
-                if state is None:
-                    await _not_ready(send)
-                    return
-                await state.mcp(scope, receive, send)
-                return
-        await api(scope, receive, send)
-
-    def drain() -> None:
-        """Shutdown begins (called from the signal handler, so it only schedules): held calls get their pending
-        answer while uvicorn still lets their responses finish."""
-        state = holder.get("state")
-        if state is not None and loops:
-            loops[0].call_soon_threadsafe(state.gateway.holds.drain)
-
-    app.api = api  # type: ignore[attr-defined]
-    app.drain = drain  # type: ignore[attr-defined]
-    return app
+    # After the API's routes: the web UI's pages live under /. It installs the one set of error handlers, which
+    # answer the API and Slack's callbacks in JSON and people with pages.
+    install_webui(api)
+    return api
 
 
 async def _lifespan_without_traceback(api: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
@@ -302,8 +292,3 @@ def _version() -> str:
         return package_version("airlock")
     except Exception:  # running from a source tree without metadata
         return "0.0.0"
-
-
-def state_of(app: Any) -> AppState:
-    """The running state behind an app made by create_app (for tests and the demo command)."""
-    return app.api.state.airlock  # type: ignore[no-any-return]

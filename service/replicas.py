@@ -11,24 +11,18 @@ import anyio
 
 from service.approvals.events import EventBus
 from service.approvals.schemas import ApprovalEvent
-from service.approvals.standing_cache import StandingCache
+from service.caches import ProcessCaches
 from service.db.notify import CHANGES, EVENTS, listen_forever
 from service.errors import AirlockError
-from service.grants.cache import GrantCache
-from service.policy_versions.holder import PolicyHolder
 
 log = logging.getLogger(__name__)
 
 
 class ReplicaLink:
-    def __init__(
-        self, url: str, bus: EventBus, grants: GrantCache, standing: StandingCache, policy: PolicyHolder
-    ) -> None:
+    def __init__(self, url: str, bus: EventBus, caches: ProcessCaches) -> None:
         self._url = url
         self._bus = bus
-        self._grants = grants
-        self._standing = standing
-        self._policy = policy
+        self._caches = caches
         self._policy_changed = anyio.Event()
 
     async def run(self) -> None:
@@ -41,21 +35,13 @@ class ReplicaLink:
             request_id, kind, status = message.get("r"), message.get("k"), message.get("s")
             if isinstance(request_id, int) and isinstance(kind, str) and isinstance(status, str):
                 self._bus.publish([ApprovalEvent(kind, request_id, status, origin=str(message.get("o")))])
-        elif channel == CHANGES:
-            what = message.get("what")
-            if what == "grants":
-                self._grants.clear()
-            elif what == "standing":
-                grant = message.get("grant")
-                self._standing.invalidate(grant if isinstance(grant, int) else None)
-            elif what == "policy":
-                self._policy_changed.set()
+        elif channel == CHANGES and self._caches.drop_stale(message):
+            self._policy_changed.set()
 
     def _connected(self) -> None:
         """After a (re)connection anything may have been missed: forget the caches, re-read the policy, and let
         every waiting call look at its request again."""
-        self._grants.clear()
-        self._standing.invalidate()
+        self._caches.drop_all()
         self._policy_changed.set()
         self._bus.publish(
             ApprovalEvent("changed", request_id, "", origin="reconnect") for request_id in self._bus.waiting()
@@ -66,6 +52,6 @@ class ReplicaLink:
             await self._policy_changed.wait()
             self._policy_changed = anyio.Event()
             try:
-                await anyio.to_thread.run_sync(self._policy.load)
+                await anyio.to_thread.run_sync(self._caches.policy.load)
             except AirlockError as exc:
                 log.error("policy reload failed, the policy in force stays: %s", exc.message)

@@ -8,14 +8,13 @@ one error hierarchy (service/errors.py) into friendly pages. No SQL and no busin
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.errors import AirlockError
+from service.state import AppState
 from webui import errors, live
 from webui.pages import dashboard, grants, history, login, queue, requests, rules, users
 from webui.rendering import SecurityHeaders, static_dir
@@ -34,6 +33,6 @@ def install(api: FastAPI) -> None:
     api.mount("/static", StaticFiles(directory=static_dir()), name="static")
 
 
-def on_start(api: FastAPI, state: Any) -> None:
+def on_start(api: FastAPI, state: AppState) -> None:
     """What needs the running state: the hub that feeds open queue pages from the approval events."""
     api.state.live_hub = live.LiveHub.listening_to(state.bus)

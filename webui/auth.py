@@ -1,23 +1,25 @@
 """Who is using the web UI: the session cookie, the roles a page or action needs, and the CSRF check on every form.
 
 Viewers read, approvers decide, admins configure. Whether a person may decide a particular request is not decided
-here: that rule lives in approvals.service.may_decide, and the UI only asks it.
+here: that rule lives in approvals.deciders.decider_refusal, and the UI only asks it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
 import anyio
 from fastapi import Depends, Request
 from starlette.datastructures import FormData
 
 from service.api.deps import StateDep
+from service.approvals.deciders import has_deciding_role
 from service.db.engine import unit_of_work
 from service.errors import Forbidden, NotAuthenticated
 from service.security import same_secret
+from service.state import AppState
 from service.users import service as users
 from service.users.models import Role, User
 from webui.sessions import SESSION_COOKIE, SessionSigner, WebSession
@@ -40,25 +42,24 @@ class WebUser:
         return self.user.role
 
     @property
-    def may_decide(self) -> bool:
-        return self.user.role in (Role.ADMIN, Role.APPROVER)
+    def has_deciding_role(self) -> bool:
+        return has_deciding_role(self.user.role)
 
     @property
     def is_admin(self) -> bool:
         return self.user.role is Role.ADMIN
 
 
-def signer_for(state: Any) -> SessionSigner:
+def signer_for(state: AppState) -> SessionSigner:
     return SessionSigner.from_hasher(state.runtime.hasher)
 
 
-def secure_cookies(state: Any) -> bool:
+def secure_cookies(public_url: str | None) -> bool:
     """Secure cookies whenever Airlock is reached over https; the demo runs on plain http on localhost."""
-    public_url: str | None = state.runtime.settings.public_url
     return bool(public_url and public_url.lower().startswith("https://"))
 
 
-async def load_user(state: Any, cookie: str | None) -> WebUser | None:
+async def load_user(state: AppState, cookie: str | None) -> WebUser | None:
     signer = signer_for(state)
     session = signer.read(cookie)
     if session is None:

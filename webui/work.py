@@ -11,6 +11,7 @@ from sqlmodel import Session
 from service.approvals import queries
 from service.approvals.schemas import Approver, Remember, RequestPublic, Verdict
 from service.db.engine import unit_of_work
+from service.state import AppState
 from webui.auth import WebUser
 
 T = TypeVar("T")
@@ -18,7 +19,7 @@ T = TypeVar("T")
 WEB_CHANNEL = "web"
 
 
-async def in_session(state: Any, work: Callable[[Session], T]) -> T:
+async def in_session(state: AppState, work: Callable[[Session], T]) -> T:
     """Run `work` in one transaction (committed when it returns, rolled back when it raises), in a worker thread."""
 
     def run() -> T:
@@ -34,7 +35,7 @@ def approver_of(web_user: WebUser) -> Approver:
 
 
 async def decide_from_web(
-    state: Any,
+    state: AppState,
     web_user: WebUser,
     request_id: int,
     verdict: Verdict,
@@ -44,8 +45,8 @@ async def decide_from_web(
     remember: Remember | None = None,
     seen_digest: str | None = None,
 ) -> RequestPublic:
-    """The same decision point as every other channel (approvals.service.decide), then the events, after commit."""
-    public: RequestPublic = await state.decisions.decide(
+    """The same decision point as every other channel (approvals.service.apply_verdict); events after the commit."""
+    public: RequestPublic = await state.verdicts.submit(
         request_id,
         approver_of(web_user),
         verdict,

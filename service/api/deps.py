@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated
 
 import anyio
 from fastapi import Depends, Path, Request
@@ -11,11 +11,9 @@ from fastapi.responses import JSONResponse
 from service.db.engine import reading, unit_of_work
 from service.edge import bearer_token, error_body, error_headers
 from service.errors import AirlockError, NotAuthenticated
+from service.state import AppState
 from service.users import service as users
 from service.users.models import User
-
-if TYPE_CHECKING:
-    from service.app import AppState
 
 
 def app_state(request: Request) -> AppState:
@@ -23,8 +21,7 @@ def app_state(request: Request) -> AppState:
     return state
 
 
-# Any, not AppState: FastAPI evaluates these annotations at import, before the app module can be imported.
-StateDep = Annotated[Any, Depends(app_state)]
+StateDep = Annotated[AppState, Depends(app_state)]
 
 
 async def current_user(request: Request, state: StateDep) -> User:

@@ -2,7 +2,7 @@
 
 A channel hears every approval event and does its own slow work (posting, updating, retrying) in the background;
 the process builds it at start-up and never imports what is behind it. A channel takes decisions only through
-`approvals.service.decide`.
+`approvals.service.apply_verdict`.
 """
 
 from __future__ import annotations

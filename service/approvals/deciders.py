@@ -47,12 +47,19 @@ def spec_from_json(data: Mapping[str, Any]) -> ApprovalSpec:
     )
 
 
-def may_decide(request: ToolCallRequest, approver: Approver) -> str | None:
-    """None when `approver` may decide this request; otherwise why not (the rule lives here, nowhere else)."""
-    return may_decide_under(request.approval, approver)
+def has_deciding_role(role: Role) -> bool:
+    """The role check: whether a role may decide requests at all (viewers only read). Whether a person may decide a
+    given request is the rule check, `decider_refusal`."""
+    return role in (Role.ADMIN, Role.APPROVER)
 
 
-def may_decide_under(approval: Mapping[str, Any], approver: Approver) -> str | None:
+def decider_refusal(request: ToolCallRequest, approver: Approver) -> str | None:
+    """The rule check: None when `approver` may decide this request; otherwise why not (the rule lives here, nowhere
+    else)."""
+    return decider_refusal_under(request.approval, approver)
+
+
+def decider_refusal_under(approval: Mapping[str, Any], approver: Approver) -> str | None:
     """The same, under a rule's stored approval spec (a request's, or the one an edit would move it under)."""
     spec = spec_from_json(approval)
     owner = approval.get("owner")
@@ -60,7 +67,7 @@ def may_decide_under(approval: Mapping[str, Any], approver: Approver) -> str | N
         return "you own this agent's grant, and this rule does not allow self-approval"
     if approver.role is Role.ADMIN:
         return None
-    if approver.role is Role.VIEWER:
+    if not has_deciding_role(approver.role):
         return "viewers may not decide requests"
     allowed = spec.approvers
     if (

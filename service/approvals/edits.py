@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from service.approvals.deciders import may_decide_under, spec_to_json
+from service.approvals.deciders import decider_refusal_under, spec_to_json
 from service.approvals.models import ToolCallRequest
 from service.approvals.records import request_event
 from service.approvals.schemas import Approver
@@ -172,7 +172,7 @@ def edit(
         approval = request.approval
         if revision.decision.approval is not None:  # still held: by the rule it now falls under
             approval = spec_to_json(revision.decision.approval, request.approval.get("owner"))
-            refusal = may_decide_under(approval, approver)
+            refusal = decider_refusal_under(approval, approver)
             if refusal is not None:
                 raise Forbidden(f"the edit moves R-{request.id} under {revision.decision.rule}, and {refusal}")
         details = {

@@ -141,7 +141,7 @@ async def _decide(
     digest: str | None,
 ) -> RequestPublic:
     approver = approver_for(user)
-    public: RequestPublic = await state.decisions.decide(
+    public: RequestPublic = await state.verdicts.submit(
         request_id,
         approver,
         verdict,

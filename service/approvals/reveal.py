@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from service.approvals.deciders import may_decide
+from service.approvals.deciders import decider_refusal
 from service.approvals.records import request_event
 from service.approvals.schemas import Approver
 from service.approvals.service import arguments_view, get
@@ -19,7 +19,7 @@ def reveal(session: Session, request_id: int, viewer: Approver, pointer: str) ->
     """The exact value at `pointer` of the arguments under review, which the view masks; recorded in the audit log
     (who, which pointer, from which channel; never the value)."""
     request = get(session, request_id)
-    refusal = may_decide(request, viewer)
+    refusal = decider_refusal(request, viewer)
     if refusal is not None:
         raise Forbidden(refusal)
     if pointer not in arguments_view(request, viewer).masked:

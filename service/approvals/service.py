@@ -1,6 +1,6 @@
 """The approval queue and the single place where a person's decision changes a request.
 
-Web UI, Slack, the REST API and the CLI all call `decide`. It enforces who may decide, no self-approval by the
+Web UI, Slack, the REST API and the CLI all call `apply_verdict`. It enforces who may decide, no self-approval by the
 grant's owner (unless the rule allows it), a quorum of distinct approvers, legal transitions only, and answers
 "already decided by X at T" to a late second decision. Every change is an audit event in the same transaction;
 the events for subscribers are returned, to be published once the transaction has committed.
@@ -17,7 +17,7 @@ from sqlmodel import Session
 
 from service.approvals import votes
 from service.approvals.deadlines import next_reminder
-from service.approvals.deciders import may_decide, spec_from_json, spec_to_json
+from service.approvals.deciders import decider_refusal, spec_from_json, spec_to_json
 from service.approvals.edits import ArgumentValidator, edit
 from service.approvals.models import ApprovalVote, RequestStatus, ToolCallRequest
 from service.approvals.records import after_commit, emit, give_back_budget, request_event
@@ -98,7 +98,7 @@ def open_request(
     return request, emit(session, [ApprovalEvent("created", request.id, RequestStatus.PENDING.value)])
 
 
-def decide(
+def apply_verdict(
     session: Session,
     request_id: int,
     approver: Approver,
@@ -127,7 +127,7 @@ def decide(
     if now >= request.deadline:
         # The sweeper records the expiry (raising here rolls this transaction back); nothing may run.
         raise Conflict(f"R-{request.id} expired at {request.deadline.isoformat(timespec='seconds')}; nothing ran")
-    refusal = may_decide(request, approver)
+    refusal = decider_refusal(request, approver)
     if refusal is not None:
         raise Forbidden(refusal)
     if seen_digest is not None and seen_digest != request.review_digest:
@@ -329,7 +329,7 @@ def arguments_view(
     request: ToolCallRequest, viewer: Approver | None, arguments: Mapping[str, Any] | None = None
 ) -> ArgumentsView:
     """How `viewer` sees the arguments under review (or `arguments`): in full when they may decide the request."""
-    full = viewer is not None and may_decide(request, viewer) is None
+    full = viewer is not None and decider_refusal(request, viewer) is None
     shown = request.review_arguments if arguments is None else arguments
     return render(shown, secrets_of(request.approval), full=full)
 

@@ -229,7 +229,7 @@ def _indent(text: str) -> str:
 
 
 def render(arguments: Mapping[str, Any], secrets: Secrets, *, full: bool) -> ArgumentsView:
-    """`full` for a person who may decide (`approvals.service.may_decide`); else the logged view."""
+    """`full` for a person who may decide (`approvals.deciders.decider_refusal`); else the logged view."""
     digest = arguments_digest(arguments)
     if not full:
         logged = logged_view(arguments, secrets)

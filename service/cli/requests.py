@@ -140,7 +140,7 @@ def approve(
             )
             raise typer.Exit(1)
         seen = request.review_digest if request.review_digest.startswith(digest.lower()) else digest
-        decided, _events = service.decide(
+        decided, _events = service.apply_verdict(
             session, request.id or 0, approver, Verdict.APPROVE, reason=comment, counters=rt.counters, seen_digest=seen
         )
     typer.echo(f"{decided.public_id} {decided.status.value} by {as_user}")
@@ -172,7 +172,7 @@ def _decide(
 ) -> None:
     with runtime(config, data_dir=data_dir) as rt, unit_of_work(rt.engine) as session:
         approver = _approver(session, username)
-        request, _events = service.decide(
+        request, _events = service.apply_verdict(
             session, _id(request_id), approver, verdict, reason=reason, counters=rt.counters
         )
     typer.echo(f"{request.public_id} {request.status.value} by {username}")

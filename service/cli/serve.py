@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import shlex
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Annotated
@@ -25,7 +24,6 @@ def _run(settings: Settings) -> None:
     from service.app import create_app
 
     app = create_app(settings)
-    drain: Callable[[], None] = app.drain  # type: ignore[attr-defined]
     config = uvicorn.Config(
         app,
         host=settings.listen.host,
@@ -41,7 +39,7 @@ def _run(settings: Settings) -> None:
 
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:
             super().handle_exit(sig, frame)  # first: whatever happens next, the signal is not lost
-            drain()
+            app.drain()
 
     server = DrainingServer(config)
     with contextlib.suppress(KeyboardInterrupt):

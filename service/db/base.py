@@ -1,4 +1,5 @@
-"""The metadata every table registers on, with the naming convention applied before any table is defined."""
+"""The metadata every table registers on, with the naming convention applied before any table is defined. Which
+tables there are is service/models.py's to say, not the core's."""
 
 from __future__ import annotations
 
@@ -7,13 +8,3 @@ from sqlmodel import SQLModel
 from service.db.types import apply_naming_convention
 
 apply_naming_convention(SQLModel.metadata)
-
-
-def all_models() -> None:
-    """Import every table module so that the metadata is complete (Alembic and tests call this)."""
-    import service.approvals.models
-    import service.audit.models
-    import service.grants.models
-    import service.policy_versions.models
-    import service.slack.models
-    import service.users.models  # noqa: F401

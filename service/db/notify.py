@@ -5,6 +5,10 @@ Two channels: `airlock_events` (a request changed: held calls on other replicas 
 next poll) and `airlock_changes` (grants, policy versions, standing approvals or users changed: caches drop what
 they hold). Every message names the process that sent it, so a replica ignores its own. SQLite has no NOTIFY and
 needs none: it serves one process.
+
+A change is also heard in the process that made it, once its transaction commits (`changes_heard`): that is how
+the caches of this process (grant lookups, standing approvals, the policy in force) follow a change made by any
+handler, without the handler knowing which caches there are.
 """
 
 from __future__ import annotations
@@ -12,12 +16,15 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import anyio
 import psycopg
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Engine, text
+from sqlalchemy import event as orm_event
 from sqlmodel import Session
 
 log = logging.getLogger(__name__)
@@ -30,14 +37,51 @@ PROCESS_ID = uuid.uuid4().hex[:12]
 Handler = Callable[[str, dict[str, Any]], None]
 """(channel, message) for a notification from another process."""
 
+ChangeListener = Callable[[dict[str, Any]], None]
+"""A CHANGES message, heard in this process once the transaction that announced it has committed."""
+
+_listeners: weakref.WeakKeyDictionary[Engine, list[ChangeListener]] = weakref.WeakKeyDictionary()
+
 
 def announce(session: Session | Connection, channel: str, message: dict[str, Any]) -> None:
-    """Queue a notification in the caller's transaction (PostgreSQL only; a no-op on SQLite)."""
+    """Queue a notification in the caller's transaction: for the other replicas (PostgreSQL only), and, for a change
+    made through a Session, for this process's listeners once it commits."""
+    if channel == CHANGES and isinstance(session, Session):
+        _tell_listeners_after_commit(session, message)
     dialect = session.dialect if isinstance(session, Connection) else session.get_bind().dialect
     if dialect.name != "postgresql":
         return
     payload = json.dumps({**message, "o": PROCESS_ID}, separators=(",", ":"))
     session.execute(text("SELECT pg_notify(:channel, :payload)"), {"channel": channel, "payload": payload})
+
+
+@contextmanager
+def changes_heard(engine: Engine, listener: ChangeListener) -> Iterator[None]:
+    """While inside, `listener` hears every change announced in this process on `engine`'s database, after commit
+    (in the thread that committed)."""
+    listeners = _listeners.setdefault(engine, [])
+    listeners.append(listener)
+    try:
+        yield
+    finally:
+        listeners.remove(listener)
+
+
+def _tell_listeners_after_commit(session: Session, message: dict[str, Any]) -> None:
+    bind = session.get_bind()
+    listeners = _listeners.get(bind.engine)
+    if not listeners:
+        return
+    heard = list(listeners)
+
+    def tell(_session: Session) -> None:
+        for listener in heard:
+            try:
+                listener(message)
+            except Exception:  # committed all the same: one failed listener must not fail the request
+                log.exception("a listener of %s failed", message)
+
+    orm_event.listen(session, "after_commit", tell, once=True)
 
 
 def listen_url(database_url: str) -> str | None:

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from service.api.deps import StateDep
 from service.edge import read_at_most
 from service.errors import InvalidInput, NotAuthenticated, NotFound, TooLarge
+from service.state import AppState
 
 router = APIRouter(prefix="/slack", tags=["slack"], include_in_schema=False)
 
@@ -19,7 +20,7 @@ MAX_BODY_BYTES = 1024 * 1024
 TOO_LARGE = "a Slack request is at most 1 MiB"
 
 
-async def _verified_body(request: Request, state: Any) -> tuple[Any, bytes]:
+async def _verified_body(request: Request, state: AppState) -> tuple[Any, bytes]:
     slack = getattr(state, "slack", None)
     if slack is None or slack.verifier is None:
         raise NotFound("Slack over HTTP is not configured here (slack.bot_token and slack.signing_secret)")

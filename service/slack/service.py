@@ -1,6 +1,6 @@
 """The Slack approval channel: decisions taken from buttons and modals, and the cards (card_keeper.py).
 
-A click is acknowledged at once and decided in the background through `approvals.service.decide`, which alone
+A click is acknowledged at once and decided in the background through `approvals.service.apply_verdict`, which alone
 knows who may decide. The two things Slack wants inside the acknowledgement itself, a modal's validation errors,
 are checked before answering; `views.open` is called right after the ack, while the click's trigger_id is valid.
 """
@@ -8,7 +8,7 @@ are checked before answering; `views.open` is called right after the ack, while 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Coroutine, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -17,15 +17,12 @@ from anyio.abc import TaskGroup
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from service.approvals.deciders import may_decide
-from service.approvals.decisions import Decisions
-from service.approvals.edits import ArgumentValidator
-from service.approvals.events import EventBus
+from service.approvals.deciders import decider_refusal
 from service.approvals.models import RequestStatus, ToolCallRequest
 from service.approvals.schemas import ApprovalEvent, Remember, Verdict
+from service.approvals.verdicts import Verdicts
 from service.config import SlackConfig
 from service.errors import AirlockError
-from service.policy import CounterStore, PolicyEngine
 from service.slack import cards, edit_form, interactions
 from service.slack.card_keeper import CardKeeper
 from service.slack.client import SlackClient, SlackError
@@ -53,12 +50,8 @@ class SlackChannel:
         config: SlackConfig,
         *,
         db: Engine,
-        bus: EventBus,
         public_url: str,
-        validate_arguments: ArgumentValidator,
-        counters: CounterStore | None,
-        policy: Callable[[], PolicyEngine],
-        on_remembered: Callable[[], None],
+        verdicts: Verdicts,
         send_interval_seconds: float = 1.0,
     ) -> None:
         assert config.bot_token is not None
@@ -68,15 +61,7 @@ class SlackChannel:
         self.verifier = RequestVerifier(secret) if secret.strip() else None
         self.directory = SlackDirectory(db, self.client, match_email=config.match_email)
         self.outbox = SendQueue(interval_seconds=send_interval_seconds)
-        self._validate = validate_arguments
-        self._decisions = Decisions(
-            db,
-            bus,
-            validate_arguments=validate_arguments,
-            counters=counters,
-            policy=policy,
-            on_remembered=on_remembered,
-        )
+        self._verdicts = verdicts
         self.keeper = CardKeeper(
             db=db,
             client=self.client,
@@ -146,7 +131,7 @@ class SlackChannel:
         if approver is None:
             await self._ephemeral(click.channel_id, click.user_id, NOT_LINKED)
             return
-        refusal = _not_decidable(request) or may_decide(request, approver)
+        refusal = _not_decidable(request) or decider_refusal(request, approver)
         if refusal is not None:
             await self._ephemeral(click.channel_id, click.user_id, _sentence(refusal))
             return
@@ -185,7 +170,7 @@ class SlackChannel:
         request = await self.keeper.request(submission.request_id)
         if request is None:
             return {"response_action": "errors", "errors": {cards.ARGUMENTS_BLOCK: "This request no longer exists."}}
-        patch, errors = edit_form.read_patch(submission, request, self._validate)
+        patch, errors = edit_form.read_patch(submission, request, self._verdicts.validate_arguments)
         if errors:
             return {"response_action": "errors", "errors": errors}
         self._background(
@@ -222,7 +207,7 @@ class SlackChannel:
             return
 
         try:
-            await self._decisions.decide(
+            await self._verdicts.submit(
                 request_id,
                 approver,
                 verdict,

@@ -77,5 +77,5 @@ def decide(
     engine: Engine, request_id: int, approver: Approver, verdict: Verdict = Verdict.APPROVE, **kwargs: Any
 ) -> ToolCallRequest:
     with unit_of_work(engine) as session:
-        request, _events = service.decide(session, request_id, approver, verdict, **kwargs)
+        request, _events = service.apply_verdict(session, request_id, approver, verdict, **kwargs)
     return request

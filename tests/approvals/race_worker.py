@@ -25,7 +25,7 @@ def main(url: str, request_id: int, tag: str) -> None:
         start.wait()
         try:
             with unit_of_work(engine) as session:
-                service.decide(session, request_id, approver, verdict, reason="race")
+                service.apply_verdict(session, request_id, approver, verdict, reason="race")
             won = True
         except Conflict:
             won = False

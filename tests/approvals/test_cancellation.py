@@ -150,7 +150,7 @@ def test_an_approval_racing_the_revocation_is_cancelled_too(engine: Engine, hash
 
     thread = threading.Thread(target=revoker)
     with unit_of_work(engine) as session:
-        service.decide(session, request_id, ANA, Verdict.APPROVE)
+        service.apply_verdict(session, request_id, ANA, Verdict.APPROVE)
         thread.start()  # on PostgreSQL it starts, then waits for this transaction's locks
         if engine.dialect.name == "postgresql":
             _wait_until_a_backend_waits_for_a_lock(engine)

@@ -232,7 +232,7 @@ class ApprovalContract(RuleBasedStateMachine):
         refused: AirlockError | None = None
         try:
             with unit_of_work(self.world.db) as session:
-                request, _ = approvals.decide(
+                request, _ = approvals.apply_verdict(
                     session,
                     held.id,
                     approver,
@@ -321,7 +321,9 @@ class ApprovalContract(RuleBasedStateMachine):
             assert not approvals.arguments_view(approvals.get(session, held.id), owner).full
         live = held.status is RequestStatus.PENDING and self.world.clock.now < held.deadline
         with pytest.raises(Forbidden if live else Conflict), unit_of_work(self.world.db) as session:
-            approvals.decide(session, held.id, owner, Verdict.APPROVE, seen_digest=held.digest, now=self.world.now)
+            approvals.apply_verdict(
+                session, held.id, owner, Verdict.APPROVE, seen_digest=held.digest, now=self.world.now
+            )
 
     # -- the gateway releases approved calls -----------------------------------------------------------------------
 

@@ -56,7 +56,7 @@ def expire(session: Session, request_id: int, counters: WitnessedCounters) -> No
 
 
 def reject(session: Session, request_id: int, counters: WitnessedCounters) -> None:
-    service.decide(session, request_id, ANA, Verdict.REJECT, reason="too dear", counters=counters)
+    service.apply_verdict(session, request_id, ANA, Verdict.REJECT, reason="too dear", counters=counters)
 
 
 def revoke(session: Session, request_id: int, counters: WitnessedCounters) -> None:

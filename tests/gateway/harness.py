@@ -19,11 +19,12 @@ import uvicorn
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from service.app import AppState, create_app, state_of
+from service.app import AirlockApp, create_app
 from service.config import Settings, load_settings
 from service.db.engine import unit_of_work
 from service.grants.service import create_grant
 from service.runtime import Runtime
+from service.state import AppState
 from service.users.models import Role
 from service.users.service import create_user
 
@@ -61,7 +62,7 @@ class RunningGateway:
     token: str
     settings: Settings
     upstream_log: Path
-    app: Any
+    app: AirlockApp
     tokens: dict[str, str] = field(default_factory=dict)
     user_tokens: dict[str, str] = field(default_factory=dict)
 
@@ -77,7 +78,7 @@ class RunningGateway:
 
     @property
     def state(self) -> AppState:
-        return state_of(self.app)
+        return self.app.state
 
     def upstream_calls(self, tool: str | None = None) -> list[dict[str, Any]]:
         """What the upstreams themselves say they executed."""

@@ -95,7 +95,7 @@ class Setting:
     def decide(self, approver: Approver, verdict: Verdict, **kwargs: Any) -> None:
         """A decision taken in this process: the waiting call hears of it through the bus."""
         with unit_of_work(self.db) as session:
-            _request, events = approvals.decide(session, self.request_id, approver, verdict, **kwargs)
+            _request, events = approvals.apply_verdict(session, self.request_id, approver, verdict, **kwargs)
         self.bus.publish(events)
 
     def status(self) -> RequestStatus:

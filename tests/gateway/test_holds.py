@@ -414,7 +414,7 @@ async def test_a_decision_taken_in_another_process_wakes_the_waiting_call(tmp_pa
             async with held_call(gw, client, "generate_image", DEAR) as (request_id, results):
                 engine = make_engine(sqlite_url(tmp_path))
                 with unit_of_work(engine) as session:  # not through the server: no event reaches its bus
-                    approvals.decide(session, request_id, Approver("ana", Role.APPROVER, "cli"), Verdict.APPROVE)
+                    approvals.apply_verdict(session, request_id, Approver("ana", Role.APPROVER, "cli"), Verdict.APPROVE)
                 engine.dispose()
                 decided = anyio.current_time()
                 with anyio.fail_after(5):

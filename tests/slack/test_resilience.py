@@ -203,7 +203,9 @@ async def test_a_decision_taken_by_another_process_reaches_the_card(
                 assert "approval pending" in str(answer.content[0].model_dump().get("text"))
             channel, ts = await card_of(fake, 1)
             with unit_of_work(gw.state.runtime.engine) as session:  # as the CLI does it: no event in this process
-                approvals.decide(session, 1, Approver("root", Role.ADMIN, "cli"), Verdict.REJECT, reason="from the CLI")
+                approvals.apply_verdict(
+                    session, 1, Approver("root", Role.ADMIN, "cli"), Verdict.REJECT, reason="from the CLI"
+                )
             update = (await fake.wait_for("chat.update", contains="from the CLI"))[0]
             assert (update.args["channel"], update.args["ts"]) == (channel, ts)
             assert not has_buttons(update.args)
@@ -232,7 +234,9 @@ async def test_cards_and_clicks_that_only_read_do_not_wait_for_another_processs_
             channel, ts = await card_of(fake, 1)
             pressed = await fake.press("U0STRANGER", "approve", 1)  # on the card as it was before the CLI decided
             with unit_of_work(gw.state.runtime.engine) as session:
-                approvals.decide(session, 1, Approver("root", Role.ADMIN, "cli"), Verdict.REJECT, reason="from the CLI")
+                approvals.apply_verdict(
+                    session, 1, Approver("root", Role.ADMIN, "cli"), Verdict.REJECT, reason="from the CLI"
+                )
             with another_process_writing(tmp_path / "airlock.db"):
                 # SQLite would keep a writer waiting up to its 30 s busy timeout; readers in WAL mode never wait.
                 with anyio.fail_after(10):

@@ -9,7 +9,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import httpx2
@@ -440,9 +439,6 @@ def test_the_request_page_says_via_which_channel_it_was_decided(gw: RunningGatew
 
 
 def test_cookies_are_secure_when_airlock_is_reached_over_https() -> None:
-    def state(public_url: str | None) -> SimpleNamespace:
-        return SimpleNamespace(runtime=SimpleNamespace(settings=SimpleNamespace(public_url=public_url)))
-
-    assert secure_cookies(state("https://airlock.example.com"))
-    assert not secure_cookies(state("http://127.0.0.1:8080"))
-    assert not secure_cookies(state(None))
+    assert secure_cookies("https://airlock.example.com")
+    assert not secure_cookies("http://127.0.0.1:8080")
+    assert not secure_cookies(None)

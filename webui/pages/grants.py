@@ -90,8 +90,8 @@ async def create(request: Request, form: CheckedForm, state: StateDep, user: Adm
 @router.post("/grants/{name}/labels")
 async def set_labels(name: str, form: CheckedForm, state: StateDep, user: Admin) -> Response:
     labels = _labels(field(form, "labels"))
+    # Committed, the change drops this process's cached lookups of the grant (service/caches.py).
     await in_session(state, lambda s: grants.set_labels(s, name, labels, actor=f"user:{user.username}"))
-    state.grants.clear()  # this process's next call of the grant reads the new labels (other replicas are told)
     shown = ", ".join(f"{k}={v}" for k, v in labels.items()) or "none"
     return redirect_with_flash("/grants", f"Grant {name} now has the labels: {shown}.")
 
@@ -100,7 +100,6 @@ async def set_labels(name: str, form: CheckedForm, state: StateDep, user: Admin)
 async def revoke(name: str, form: CheckedForm, state: StateDep, user: Admin) -> Response:
     cancellation = await in_session(state, lambda s: grants.revoke_grant(s, name, actor=f"user:{user.username}"))
     cancellation.settle(state.runtime.counters, state.bus)  # committed: budgets back, held calls and pages told
-    state.grants.clear()
     count = len(cancellation.cancelled)
     cancelled = f" {count} call(s) that had not run were cancelled." if count else ""
     return redirect_with_flash("/grants", f"Grant {name} is revoked: its token no longer works.{cancelled}")
@@ -119,5 +118,4 @@ async def standing_page(request: Request, state: StateDep, user: Viewer) -> Resp
 @router.post("/approvals/standing/{standing_id}/revoke")
 async def revoke_standing(standing_id: RowId, form: CheckedForm, state: StateDep, user: Approver) -> Response:
     await in_session(state, lambda s: standing.revoke_standing(s, standing_id, actor=f"user:{user.username}"))
-    state.gateway.standing.invalidate()
     return redirect_with_flash("/approvals/standing", f"Standing approval {standing_id} is revoked.")

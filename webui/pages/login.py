@@ -32,7 +32,13 @@ def _login_page(request: Request, state: StateDep, *, error: str | None, usernam
     }
     response = render_html(request, "login.html", context, status)
     response.set_cookie(
-        LOGIN_COOKIE, nonce, max_age=3600, httponly=True, samesite="strict", secure=secure_cookies(state), path="/login"
+        LOGIN_COOKIE,
+        nonce,
+        max_age=3600,
+        httponly=True,
+        samesite="strict",
+        secure=secure_cookies(state.runtime.settings.public_url),
+        path="/login",
     )
     return response
 
@@ -76,7 +82,7 @@ async def login(request: Request, state: StateDep) -> Response:
         max_age=SESSION_SECONDS,
         httponly=True,
         samesite="lax",
-        secure=secure_cookies(state),
+        secure=secure_cookies(state.runtime.settings.public_url),
         path="/",
     )
     response.delete_cookie(LOGIN_COOKIE, path="/login")
@@ -89,5 +95,11 @@ async def logout(request: Request, form: CheckedForm, web_user: Viewer, state: S
     await in_session(state, lambda session: users.end_sessions(session, web_user.username))
     sessions_changed(request, web_user.username)
     response = RedirectResponse("/login", status_code=303)
-    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax", secure=secure_cookies(state))
+    response.delete_cookie(
+        SESSION_COOKIE,
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=secure_cookies(state.runtime.settings.public_url),
+    )
     return response

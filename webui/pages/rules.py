@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from sqlmodel import Session
@@ -14,7 +13,7 @@ from sqlmodel import Session
 from service.api.deps import RowId, StateDep
 from service.errors import InvalidInput, NotFound, PolicyInvalid, Problem
 from service.grants import service as grants
-from service.policy import load_policy
+from service.policy import EstimatorRegistry, load_policy
 from service.policy_versions import service as versions
 from service.policy_versions.simulate import Simulation, simulate_call
 from webui.auth import Admin, CheckedForm, Viewer, field
@@ -31,7 +30,7 @@ def _text(value: object) -> str:
     return str(value or "").replace("\r\n", "\n") if isinstance(value, str) else ""
 
 
-def _problems(source: str, registry: Any) -> list[Problem]:
+def _problems(source: str, registry: EstimatorRegistry) -> list[Problem]:
     try:
         load_policy(source, registry)
     except PolicyInvalid as exc:
@@ -111,7 +110,6 @@ async def apply(request: Request, form: CheckedForm, state: StateDep, user: Admi
     except InvalidInput as exc:
         problem = Problem("", exc.message)
         return await _rules_page(request, state, source=source, comment=comment, problems=[problem], status=400)
-    await _reload_policy(state)
     return redirect_with_flash("/rules", f"Policy version {version.id} is now in force.")
 
 
@@ -170,10 +168,4 @@ async def rollback(version_id: RowId, form: CheckedForm, state: StateDep, user: 
         state,
         lambda s: versions.rollback(s, version_id, registry, actor=f"user:{user.username}", comment=comment),
     )
-    await _reload_policy(state)
     return redirect_with_flash("/rules", f"Rolled back: version {version.id} (a copy of {version_id}) is now in force.")
-
-
-async def _reload_policy(state: Any) -> None:
-    """This process applies the new version at once; other replicas pick it up within their watch interval."""
-    await anyio.to_thread.run_sync(state.gateway.policy.load)

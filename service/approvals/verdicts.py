@@ -1,7 +1,7 @@
-"""The decision point as the running channels use it (REST, web UI, Slack): `service.decide` in a transaction of its
-own, off the event loop, with the policy in force (which evaluates an edit again); then, once it has committed, the
-standing-approval cache told about an "approve and remember" and the events published, so waiting calls wake and read
-the new state."""
+"""The decision point as the running channels use it (REST, web UI, Slack): `service.apply_verdict` in a transaction of
+its own, off the event loop, with the policy in force (which evaluates an edit again); then, once it has committed,
+the events published, so waiting calls wake and read the new state. (An "approve and remember" announces its standing
+approval in that transaction, and the caches hear of it when it commits: service/db/notify.py.)"""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from service.policy import CounterStore, PolicyEngine
 T = TypeVar("T")
 
 
-class Decisions:
+class Verdicts:
     def __init__(
         self,
         db: Engine,
@@ -32,16 +32,14 @@ class Decisions:
         validate_arguments: ArgumentValidator,
         counters: CounterStore | None,
         policy: Callable[[], PolicyEngine],
-        on_remembered: Callable[[], None],
     ) -> None:
         self._db = db
         self._bus = bus
-        self._validate = validate_arguments
+        self.validate_arguments = validate_arguments
         self._counters = counters
         self._policy = policy
-        self._on_remembered = on_remembered
 
-    async def decide(
+    async def submit(
         self,
         request_id: int,
         approver: Approver,
@@ -53,11 +51,11 @@ class Decisions:
         remember: Remember | None = None,
         seen_digest: str | None = None,
     ) -> T:
-        """Decide, and return `view` of the decided request, read in the same transaction."""
+        """Apply a person's verdict, and return `view` of the decided request, read in the same transaction."""
 
         def run() -> tuple[T, list[ApprovalEvent]]:
             with unit_of_work(self._db) as session:
-                request, events = service.decide(
+                request, events = service.apply_verdict(
                     session,
                     request_id,
                     approver,
@@ -65,7 +63,7 @@ class Decisions:
                     reason=reason,
                     patch=patch,
                     remember=remember,
-                    validate_arguments=self._validate,
+                    validate_arguments=self.validate_arguments,
                     counters=self._counters,
                     policy=self._policy(),
                     seen_digest=seen_digest,
@@ -73,7 +71,5 @@ class Decisions:
                 return view(session, request), events
 
         shown, events = await anyio.to_thread.run_sync(run)
-        if remember is not None:
-            self._on_remembered()
         self._bus.publish(events)  # after the commit: waiting calls wake and read the new state
         return shown

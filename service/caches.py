@@ -1,0 +1,46 @@
+"""What this process caches of the database (grant lookups, standing approvals, the policy in force), and the one
+place that drops it when a change commits: in this process (service/db/notify.py tells it after the commit) or on
+another replica (service/replicas.py). So a handler that changes a grant, a policy or a standing approval calls its
+service and nothing else."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from service.approvals.standing_cache import StandingCache
+from service.errors import AirlockError
+from service.grants.cache import GrantCache
+from service.policy_versions.holder import PolicyHolder
+
+log = logging.getLogger(__name__)
+
+
+class ProcessCaches:
+    def __init__(self, grants: GrantCache, standing: StandingCache, policy: PolicyHolder) -> None:
+        self._grants = grants
+        self._standing = standing
+        self.policy = policy
+
+    def drop_stale(self, message: dict[str, Any]) -> bool:
+        """Drop what a CHANGES message makes stale; True when the policy in force must be read again."""
+        what = message.get("what")
+        if what == "grants":
+            self._grants.clear()
+        elif what == "standing":
+            grant = message.get("grant")
+            self._standing.invalidate(grant if isinstance(grant, int) else None)
+        return what == "policy"
+
+    def drop_all(self) -> None:
+        self._grants.clear()
+        self._standing.invalidate()
+
+    def changed_here(self, message: dict[str, Any]) -> None:
+        """A change this process committed (in the thread that committed it, off the event loop): the policy is read
+        again before the handler answers, so the page it redirects to shows the version in force."""
+        if self.drop_stale(message):
+            try:
+                self.policy.load()
+            except AirlockError as exc:
+                log.error("policy reload failed, the policy in force stays: %s", exc.message)
