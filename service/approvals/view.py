@@ -147,27 +147,40 @@ class Blob:
 
 def decode_media(value: str) -> tuple[str, bytes] | None:
     """(media type, bytes) when `value` really is binary; None for anything that is, or may be read as, text."""
+    decoded = _decoded_base64(value)
+    if decoded is None:
+        return None
+    data_url, data = decoded
+    media_type = _media_type(data, data_url)
+    return (media_type, data) if media_type is not None else None
+
+
+def _decoded_base64(value: str) -> tuple[re.Match[str] | None, bytes] | None:
+    """The data URL (if it is one) and the bytes of a long base64 value that holds no readable text."""
     if len(value) < _BLOB_MIN_CHARS:
         return None
-    found = _DATA_URL.fullmatch(value)
-    payload = found.group(3) if found else value
+    data_url = _DATA_URL.fullmatch(value)
+    payload = data_url.group(3) if data_url else value
     if not _BASE64.fullmatch(payload):
         return None
     try:
         data = base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError):
         return None
-    if _carries_text(data):
-        return None
+    return None if _carries_text(data) else (data_url, data)
+
+
+def _media_type(data: bytes, data_url: re.Match[str] | None) -> str | None:
+    """What the bytes' signature says, or a data URL's declared type that is not text; None when neither holds."""
     for signature, offset, media_type in _SIGNATURES:
         if data.startswith(signature, offset):
-            return (media_type, data) if media_type not in IMAGE_TYPES or _decodes_as_image(data) else None
-    if found is None:
+            return media_type if media_type not in IMAGE_TYPES or _decodes_as_image(data) else None
+    if data_url is None:
         return None
-    declared = (found.group(1) or "application/octet-stream").lower()
-    if declared.startswith("text/") or "charset=" in found.group(2).lower():
+    declared = (data_url.group(1) or "application/octet-stream").lower()
+    if declared.startswith("text/") or "charset=" in data_url.group(2).lower():
         return None
-    return declared, data
+    return declared
 
 
 # Compressed media has a run of 40 printable ASCII bytes about once in 10^17 positions; text has little else. Such a
@@ -257,21 +270,10 @@ def _render_value(
     if path and secrets.covers(path):
         masked.append(_pointer(path))
         return MASKED
-    pad = "  " * (indent + 1)
     if isinstance(value, Mapping):
-        if not value:
-            return "{}"
-        parts = [
-            f"{pad}{json.dumps(str(k), ensure_ascii=False)}: "
-            + _render_value(v, [*path, str(k)], secrets, masked, blobs, indent + 1)
-            for k, v in value.items()
-        ]
-        return "{\n" + ",\n".join(parts) + "\n" + "  " * indent + "}"
+        return _render_mapping(value, path, secrets, masked, blobs, indent)
     if isinstance(value, list):
-        if not value:
-            return "[]"
-        parts = [pad + _render_value(v, [*path, i], secrets, masked, blobs, indent + 1) for i, v in enumerate(value)]
-        return "[\n" + ",\n".join(parts) + "\n" + "  " * indent + "]"
+        return _render_list(value, path, secrets, masked, blobs, indent)
     if isinstance(value, str):
         media = decode_media(value)
         if media is not None:
@@ -279,6 +281,30 @@ def _render_value(
             blobs.append(blob)
             return blob.placeholder
     return _dumps(value)
+
+
+def _render_mapping(
+    value: Mapping[Any, Any], path: list[str | int], secrets: Secrets, masked: list[str], blobs: list[Blob], indent: int
+) -> str:
+    if not value:
+        return "{}"
+    pad = "  " * (indent + 1)
+    parts = [
+        f"{pad}{json.dumps(str(k), ensure_ascii=False)}: "
+        + _render_value(v, [*path, str(k)], secrets, masked, blobs, indent + 1)
+        for k, v in value.items()
+    ]
+    return "{\n" + ",\n".join(parts) + "\n" + "  " * indent + "}"
+
+
+def _render_list(
+    value: list[Any], path: list[str | int], secrets: Secrets, masked: list[str], blobs: list[Blob], indent: int
+) -> str:
+    if not value:
+        return "[]"
+    pad = "  " * (indent + 1)
+    parts = [pad + _render_value(v, [*path, i], secrets, masked, blobs, indent + 1) for i, v in enumerate(value)]
+    return "[\n" + ",\n".join(parts) + "\n" + "  " * indent + "]"
 
 
 def _key(key: object) -> str:

@@ -106,21 +106,26 @@ def _problem(tool: types.Tool, arguments: dict[str, Any]) -> str | None:
         spec = properties.get(name)
         if spec is None:
             return f"unexpected argument: {name}"
-        if value is None:
-            continue
-        options = spec.get("anyOf", [spec])
-        base = next((o for o in options if o.get("type") != "null"), spec)
-        kind = base.get("type")
-        if kind == "string" and not isinstance(value, str):
-            return f"{name} must be a string"
-        if kind == "integer" and (
-            isinstance(value, bool) or not isinstance(value, int) or value < base.get("minimum", value)
-        ):
-            return f"{name} must be an integer of at least {base.get('minimum', 0)}"
-        if kind == "array" and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
-            return f"{name} must be a list of strings"
-        if "enum" in base and value not in base["enum"]:
-            return f"{name} must be one of {', '.join(base['enum'])}"
+        problem = _value_problem(name, spec, value) if value is not None else None
+        if problem is not None:
+            return problem
+    return None
+
+
+def _value_problem(name: str, spec: dict[str, Any], value: Any) -> str | None:
+    options = spec.get("anyOf", [spec])
+    base = next((o for o in options if o.get("type") != "null"), spec)
+    kind = base.get("type")
+    if kind == "string" and not isinstance(value, str):
+        return f"{name} must be a string"
+    if kind == "integer" and (
+        isinstance(value, bool) or not isinstance(value, int) or value < base.get("minimum", value)
+    ):
+        return f"{name} must be an integer of at least {base.get('minimum', 0)}"
+    if kind == "array" and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+        return f"{name} must be a list of strings"
+    if "enum" in base and value not in base["enum"]:
+        return f"{name} must be one of {', '.join(base['enum'])}"
     return None
 
 

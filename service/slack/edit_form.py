@@ -59,31 +59,47 @@ def read_patch(
 ) -> tuple[dict[str, Any] | None, dict[str, str]]:
     """The merge patch the person's edit makes, or the modal's errors by block id."""
     form = form_for(request)
-    if submission.digest is None or submission.digest != form.digest:
-        return None, _error(
-            f"R-{request.id}'s arguments changed after this form was opened (someone else edited them). "
-            "Cancel, and press Edit again to start from the arguments under review now."
-        )
+    try:
+        if submission.digest is None or submission.digest != form.digest:
+            raise _FormError(
+                f"R-{request.id}'s arguments changed after this form was opened (someone else edited them). "
+                "Cancel, and press Edit again to start from the arguments under review now."
+            )
+        edited = _edited_object(submission)
+        try:
+            patch = patch_from_edit(form.shown, edited)
+            arguments = apply_patch(request.review_arguments, patch)
+        except InvalidInput as exc:
+            raise _FormError(f"{exc.message[:1].upper()}{exc.message[1:]}.") from None
+        problems = validate(request.tool, arguments)
+        if problems:
+            raise _FormError(("Does not fit the tool: " + "; ".join(problems))[:1900])
+    except _FormError as exc:
+        return None, _error(exc.text)
+    return patch, {}
+
+
+class _FormError(Exception):
+    """What the modal says under the arguments field."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+
+def _edited_object(submission: Submission) -> Mapping[str, Any]:
     text = submission.value(cards.ARGUMENTS_BLOCK)
     if text is None:
-        return None, _error("Give the arguments as a JSON object.")
+        raise _FormError("Give the arguments as a JSON object.")
     try:
         edited = json.loads(text)
     except json.JSONDecodeError as exc:
-        return None, _error(f"Not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).")
+        raise _FormError(f"Not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).") from None
     except RecursionError:
-        return None, _error("Not valid JSON: nested too deeply.")
+        raise _FormError("Not valid JSON: nested too deeply.") from None
     if not isinstance(edited, Mapping):
-        return None, _error("The arguments must be a JSON object: {...}.")
-    try:
-        patch = patch_from_edit(form.shown, edited)
-        arguments = apply_patch(request.review_arguments, patch)
-    except InvalidInput as exc:
-        return None, _error(f"{exc.message[:1].upper()}{exc.message[1:]}.")
-    problems = validate(request.tool, arguments)
-    if problems:
-        return None, _error(("Does not fit the tool: " + "; ".join(problems))[:1900])
-    return patch, {}
+        raise _FormError("The arguments must be a JSON object: {...}.")
+    return edited
 
 
 def _error(text: str) -> dict[str, str]:

@@ -109,52 +109,61 @@ class SlackChannel:
         # The acknowledgement went out just now; Slack's trigger_id for a modal is good for 3 s from the click.
         trigger_expires_at = anyio.current_time() + TRIGGER_ID_SECONDS
         if click.action in (cards.APPROVE, cards.APPROVE_REMEMBER):
-            remember = REMEMBER if click.action == cards.APPROVE_REMEMBER else None
-            if click.digest is None:  # a card that left values out has no Approve; a forged click gets this
-                text = f"Open R-{click.request_id} in Airlock to see every value before approving."
-                await self._ephemeral(click.channel_id, click.user_id, text)
-                return
-            await self._decide(
-                click.user_id,
-                click.channel_id,
-                click.request_id,
-                Verdict.APPROVE,
-                remember=remember,
-                seen_digest=click.digest,
-            )
+            await self._approve_click(click)
             return
-        request = await self.keeper.request(click.request_id)
-        if request is None:
-            await self._ephemeral(click.channel_id, click.user_id, f"There is no request R-{click.request_id}.")
-            return
-        approver = await self.directory.approver(click.user_id, _named_groups(request))
-        if approver is None:
-            await self._ephemeral(click.channel_id, click.user_id, NOT_LINKED)
-            return
-        refusal = _not_decidable(request) or decider_refusal(request, approver)
-        if refusal is not None:
-            await self._ephemeral(click.channel_id, click.user_id, _sentence(refusal))
-            return
-        assert request.id is not None
-        if click.action == cards.REJECT:
-            view = cards.reject_modal(request.id, click.channel_id, self.config.reject_presets)
-        else:
-            edit_view = edit_form.modal(request, click.channel_id)
-            if edit_view is None:
-                link = self.keeper.link(request.id)
-                text = (
-                    f"R-{request.id}'s arguments are longer than Slack's {edit_form.EDIT_INPUT_CHARS:,} characters "
-                    f"for a text field, so they cannot be edited here; edit them in the web UI: {link}"
-                )
-                await self._ephemeral(click.channel_id, click.user_id, text)
-                return
-            view = edit_view
-        if click.trigger_id is None:
+        request = await self._request_they_may_decide(click)
+        view = await self._modal_for(click, request) if request is not None else None
+        if view is None or click.trigger_id is None:
             return
         try:
             await self.client.open_view(click.trigger_id, view, expires_at=trigger_expires_at)
         except SlackError as exc:
-            log.warning("views.open for R-%s failed: %s", request.id, exc)
+            log.warning("views.open for R-%s failed: %s", click.request_id, exc)
+
+    async def _approve_click(self, click: Click) -> None:
+        if click.digest is None:  # a card that left values out has no Approve; a forged click gets this
+            text = f"Open R-{click.request_id} in Airlock to see every value before approving."
+            await self._ephemeral(click.channel_id, click.user_id, text)
+            return
+        await self._decide(
+            click.user_id,
+            click.channel_id,
+            click.request_id,
+            Verdict.APPROVE,
+            remember=REMEMBER if click.action == cards.APPROVE_REMEMBER else None,
+            seen_digest=click.digest,
+        )
+
+    async def _request_they_may_decide(self, click: Click) -> ToolCallRequest | None:
+        """The clicked request, or None once the person has been told why they may not decide it."""
+        request = await self.keeper.request(click.request_id)
+        if request is None:
+            await self._ephemeral(click.channel_id, click.user_id, f"There is no request R-{click.request_id}.")
+            return None
+        approver = await self.directory.approver(click.user_id, _named_groups(request))
+        if approver is None:
+            await self._ephemeral(click.channel_id, click.user_id, NOT_LINKED)
+            return None
+        refusal = _not_decidable(request) or decider_refusal(request, approver)
+        if refusal is not None:
+            await self._ephemeral(click.channel_id, click.user_id, _sentence(refusal))
+            return None
+        return request
+
+    async def _modal_for(self, click: Click, request: ToolCallRequest) -> dict[str, Any] | None:
+        """The reject or edit modal, or None when the arguments do not fit Slack's edit field (the person is told)."""
+        assert request.id is not None
+        if click.action == cards.REJECT:
+            return cards.reject_modal(request.id, click.channel_id, self.config.reject_presets)
+        edit_view = edit_form.modal(request, click.channel_id)
+        if edit_view is None:
+            link = self.keeper.link(request.id)
+            text = (
+                f"R-{request.id}'s arguments are longer than Slack's {edit_form.EDIT_INPUT_CHARS:,} characters "
+                f"for a text field, so they cannot be edited here; edit them in the web UI: {link}"
+            )
+            await self._ephemeral(click.channel_id, click.user_id, text)
+        return edit_view
 
     async def _on_submission(self, submission: Submission) -> dict[str, Any] | None:
         if submission.view == cards.REJECT_VIEW:

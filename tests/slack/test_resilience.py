@@ -141,7 +141,8 @@ async def test_cards_owed_when_the_process_stopped_are_posted_after_a_restart(tm
                     answer = await client.call_tool("generate_image", {**DEAR, "prompt": prompt})
                     assert "approval pending" in str(answer.content[0].model_dump().get("text"))
             await fake.wait_for("chat.postMessage", count=2)
-        with unit_of_work(first.state.runtime.engine) as session:  # as if it stopped before the second card's row
+            engine = first.state.runtime.engine  # the state is there only while the process runs
+        with unit_of_work(engine) as session:  # as if it stopped before the second card's row
             session.execute(text("DELETE FROM slack_cards WHERE request_id = 2"))
         fake.down = False
         with slack_gateway(tmp_path, fake, hold={"max_wait": "1s"}, reuse=first) as second:
