@@ -13,7 +13,16 @@ import yaml
 
 from bench.stats import print_table, run_interleaved
 from service.counters import MemoryCounters, RedisCounters
-from service.policy import CounterStore, Decision, EstimatorRegistry, GrantInfo, PolicyEngine, ToolCall, load_policy
+from service.policy import (
+    CounterStore,
+    Decision,
+    EstimatorRegistry,
+    GiveBack,
+    GrantInfo,
+    PolicyEngine,
+    ToolCall,
+    load_policy,
+)
 
 DEMO_POLICY = Path(__file__).resolve().parents[1] / "service" / "demo" / "policy.yaml"
 REDIS_URL = os.environ.get("AIRLOCK_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -58,7 +67,7 @@ def evaluating(policy_engine: PolicyEngine, call: ToolCall) -> Callable[[], Deci
     def run() -> Decision:
         decision = policy_engine.evaluate(call)
         if decision.reservation is not None:
-            policy_engine.release(decision.reservation, upstream_failed=True)
+            policy_engine.release(decision.reservation, GiveBack.NOT_COUNTED)
         return decision
 
     return run

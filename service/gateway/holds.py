@@ -34,7 +34,7 @@ from service.gateway.pool import UpstreamPool
 from service.gateway.upstreams import ProgressRelay, UpstreamUnavailable
 from service.grants import service as grants
 from service.grants.schemas import AuthenticatedGrant
-from service.policy import Decision, Outcome, PolicyEngine, Reservation, ToolCall
+from service.policy import Decision, GiveBack, Outcome, PolicyEngine, Reservation, ToolCall
 from service.policy_versions.holder import PolicyHolder
 
 log = logging.getLogger(__name__)
@@ -111,12 +111,6 @@ class _Look:
     checked: set[int]
 
 
-@dataclass(frozen=True)
-class _GiveBack:
-    upstream_failed: bool
-    """True: every counter comes back (the call failed); False: budgets only, as for a rejection."""
-
-
 def _always() -> bool:
     return True
 
@@ -186,7 +180,7 @@ class HoldCoordinator:
         existing = await anyio.to_thread.run_sync(self._find_open, caller.grant.id, name, arguments)
         if existing is not None:
             # The same call again attaches to the open request: it is not a second request, nor counted twice.
-            engine.release(decision.reservation, upstream_failed=True)
+            engine.release(decision.reservation, GiveBack.NOT_COUNTED)
             request_id = existing
             if as_task:  # a task is answered by the task runner, so the request it attached to becomes one
                 await anyio.to_thread.run_sync(self._as_task, existing)
@@ -202,7 +196,7 @@ class HoldCoordinator:
                 "task" if as_task else "blocking",
             )
             if opened is None:  # the grant was revoked while this call was on its way: nothing is queued
-                engine.release(decision.reservation, upstream_failed=False)
+                engine.release(decision.reservation, GiveBack.RAN_NOTHING)
                 return answers.grant_revoked()
             request_id = opened
         if as_task:
@@ -392,26 +386,26 @@ class HoldCoordinator:
             delivered = delivered and caller.present()
             await anyio.to_thread.run_sync(self._finish, request, succeeded, result, delivered)
             if give_back is not None:  # only once the request's end is committed
-                self._policy.current().release(_reservation(request), upstream_failed=give_back.upstream_failed)
+                self._policy.current().release(_reservation(request), give_back)
             status = RequestStatus.SUCCEEDED if succeeded else RequestStatus.FAILED
             self._bus.publish([ApprovalEvent("executed", request.id, status.value)])
         return result
 
     async def _run_claimed(
         self, caller: Caller, request: ToolCallRequest
-    ) -> tuple[types.CallToolResult, bool, _GiveBack | None]:
+    ) -> tuple[types.CallToolResult, bool, GiveBack | None]:
         """The result, whether it succeeded, and what of its reservation comes back once its end is committed."""
         arguments = request.edited_arguments if request.edited_arguments is not None else request.arguments
         engine = self._policy.current()
         recheck = self._recheck(engine, caller, request, arguments)
         if recheck is not None:
-            return answers.denied(recheck), False, _GiveBack(upstream_failed=False)  # as a rejection: the budget
+            return answers.denied(recheck), False, GiveBack.RAN_NOTHING  # as a rejection: the budget
         try:
             result = await self._pool.get(request.upstream).call_tool(
                 request.upstream_tool or request.tool, arguments, progress=_while_present(caller)
             )
         except UpstreamUnavailable as exc:
-            return answers.upstream_failed(str(exc)), False, _GiveBack(upstream_failed=True)
+            return answers.upstream_failed(str(exc)), False, GiveBack.NOT_COUNTED
         return result, True, None
 
     def _recheck(

@@ -29,7 +29,7 @@ from service.gateway.relay import RelayedResult
 from service.gateway.upstreams import ProgressRelay, UpstreamUnavailable
 from service.grants.schemas import AuthenticatedGrant
 from service.metrics import Metrics
-from service.policy import Decision, Outcome, PolicyEngine, ToolCall
+from service.policy import Decision, GiveBack, Outcome, PolicyEngine, ToolCall
 from service.policy_versions.holder import PolicyHolder
 
 log = logging.getLogger(__name__)
@@ -180,7 +180,8 @@ class Gateway:
         try:
             await self.writer.commit(entry)
         except Unavailable:
-            engine.release(decision.reservation, upstream_failed=replay is None)
+            if replay is None:  # a replay gave its budget back already; its count stays, erring toward less budget
+                engine.release(decision.reservation, GiveBack.NOT_COUNTED)
             self.metrics.calls.labels(name, "unavailable").inc()
             raise
         self.metrics.decision_seconds.observe(time.perf_counter() - started)
@@ -206,10 +207,10 @@ class Gateway:
         try:
             replay = await self.holds.replayable(ctx.grant.id, name, arguments)
         except Unavailable:
-            engine.release(decision.reservation, upstream_failed=True)
+            engine.release(decision.reservation, GiveBack.NOT_COUNTED)
             raise
         if replay is not None:  # it runs nothing: it stays counted (it passed the limits) but costs nothing
-            engine.release(decision.reservation, upstream_failed=False)
+            engine.release(decision.reservation, GiveBack.RAN_NOTHING)
         return replay
 
     async def _answer(
@@ -257,7 +258,7 @@ class Gateway:
         try:
             result = await self.pool.get(upstream).relay_tool(upstream_name, arguments, progress=ctx.progress)
         except UpstreamUnavailable as exc:
-            engine.release(decision.reservation, upstream_failed=True)
+            engine.release(decision.reservation, GiveBack.NOT_COUNTED)
             self._outcome(ctx, name, upstream, "upstream_error", started, forwarded, {"error": str(exc)})
             return answers.upstream_failed(str(exc))
         self.metrics.upstream_seconds.labels(upstream).observe(time.perf_counter() - forwarded)

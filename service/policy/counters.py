@@ -8,9 +8,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any, Protocol
 
 from service.errors import Unavailable
+
+
+class GiveBack(Enum):
+    """Why a call gives back what it reserved, which says how much comes back."""
+
+    NOT_COUNTED = "not_counted"
+    """It does not count as made: its decision was not recorded, the upstream failed, or it joined an open request
+    for the same call. Every counter comes back."""
+    RAN_NOTHING = "ran_nothing"
+    """It was made and stays counted, so a looping agent stays capped, but it ran nothing: rejected, refused on
+    recheck, its grant revoked on the way, or answered by a replay. Its budgets come back."""
 
 
 @dataclass(slots=True)
@@ -32,8 +44,8 @@ class CounterItem(ReservedItem):
 class Reservation:
     items: tuple[ReservedItem, ...]
 
-    def for_upstream_failure(self) -> list[ReservedItem]:
-        return list(self.items)
+    def to_give_back(self, why: GiveBack) -> list[ReservedItem]:
+        return list(self.items) if why is GiveBack.NOT_COUNTED else self.for_rejection()
 
     def for_rejection(self) -> list[ReservedItem]:
         """A rejected, expired or withdrawn call keeps its count (a looping agent stays capped)."""

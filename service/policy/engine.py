@@ -30,7 +30,7 @@ from service.policy.compiler import (
 from service.policy.conditions import ConditionError, resolve_path
 from service.policy.cost import CostError
 from service.policy.counter_keys import counter_key, counter_slot, owner_for
-from service.policy.counters import CounterItem, CounterStore, CounterStoreUnavailable, Reservation
+from service.policy.counters import CounterItem, CounterStore, CounterStoreUnavailable, GiveBack, Reservation
 from service.policy.decision import ApprovalSpec, ArgumentProblem, Decision, Outcome, ToolCall
 
 
@@ -219,11 +219,11 @@ class PolicyEngine:
             return self._finish(Outcome.ALLOW, rule.pointer if rule else "/default", None, ev, reservation)
         return self._hold_or_cap(ev, reservation, hold)
 
-    def release(self, reservation: Reservation | None, *, upstream_failed: bool) -> None:
-        """Give counters back: all of them when the upstream call failed, budgets only on a rejection."""
+    def release(self, reservation: Reservation | None, why: GiveBack) -> None:
+        """Give counters back, as much as `why` says."""
         if reservation is None:
             return
-        items = reservation.for_upstream_failure() if upstream_failed else reservation.for_rejection()
+        items = reservation.to_give_back(why)
         if items:
             self.counters.release(items)
 

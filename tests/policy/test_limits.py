@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from service.counters import MemoryCounters, RedisCounters
-from service.policy import CounterStore, Outcome
+from service.policy import CounterStore, GiveBack, Outcome
 from service.policy.counters import CounterStoreUnavailable
 from service.policy.windows import parse_window
 from tests.policy.helpers import IMAGE, T0, Clock, call, engine_for, fixture
@@ -72,9 +72,9 @@ def test_rate_limited_calls_do_not_count(counters: CounterStore) -> None:
 def test_upstream_failure_gives_the_count_back_but_rejection_does_not(counters: CounterStore) -> None:
     engine = engine_for(LIMITED, counters=counters)
     first = engine.evaluate(call("gen"))
-    engine.release(first.reservation, upstream_failed=True)
+    engine.release(first.reservation, GiveBack.NOT_COUNTED)
     second = engine.evaluate(call("gen"))
-    engine.release(second.reservation, upstream_failed=False)  # a rejection keeps the count
+    engine.release(second.reservation, GiveBack.RAN_NOTHING)  # a rejection keeps the count
     outcomes = [engine.evaluate(call("gen")).outcome for _ in range(3)]
     assert outcomes == [Outcome.ALLOW, Outcome.ALLOW, Outcome.RATE_LIMITED]
 
@@ -128,7 +128,7 @@ def test_budget_reserves_cost_and_gives_it_back_on_rejection(counters: CounterSt
     # The whole day's budget is reserved by the held call...
     assert engine.evaluate(call("generate_image", **IMAGE, quality="draft")).outcome is Outcome.RATE_LIMITED
     # ...and a rejection gives it back.
-    engine.release(held.reservation, upstream_failed=False)
+    engine.release(held.reservation, GiveBack.RAN_NOTHING)
     cheap = engine.evaluate(call("generate_image", **IMAGE, quality="draft"))
     assert cheap.outcome is Outcome.ALLOW
     refused = engine.evaluate(call("generate_image", **big))
