@@ -10,6 +10,7 @@ from service.approvals import queries, service
 from service.approvals.models import ToolCallRequest
 from service.approvals.schemas import Approver, RequestPublic, Verdict
 from service.approvals.view import ArgumentsView, escape_invisible
+from service.arguments import parse_request_id
 from service.cli.common import (
     CLI_ACTOR,
     ConfigOption,
@@ -35,12 +36,12 @@ _DIGEST_PREFIX = 12
 
 
 def _id(text: str) -> int:
-    raw = text.strip().upper().removeprefix("R-")
-    if not raw.isdigit():
+    request_id = parse_request_id(text)
+    if request_id is None:
         from service.errors import InvalidInput
 
         raise InvalidInput(f"{text!r} is not a request id such as R-123")
-    return int(raw)
+    return request_id
 
 
 @app.command("list")

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from service.arguments import parse_request_id
 from service.slack import cards
 
 DECISION_ACTIONS = {cards.APPROVE, cards.APPROVE_REMEMBER, cards.REJECT, cards.EDIT}
@@ -118,11 +119,10 @@ def parse(payload: Mapping[str, Any]) -> Click | Submission | None:
 def _request_id(raw: Any) -> int:
     if isinstance(raw, int) and not isinstance(raw, bool) and 0 < raw < 2**63:  # our private_metadata holds a number
         return raw
-    text = raw.removeprefix("R-") if isinstance(raw, str) else ""
-    # ASCII digits only: "²" and other Unicode digits pass str.isdigit() but not int(), and no id is that long.
-    if not (text.isascii() and text.isdigit() and len(text) <= 18):
+    request_id = parse_request_id(raw)
+    if request_id is None:
         raise BadPayload(f"not a request id: {raw!r}")
-    return int(text)
+    return request_id
 
 
 def rejection_reason(submission: Submission) -> tuple[str | None, dict[str, str]]:
