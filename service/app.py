@@ -178,14 +178,16 @@ class AirlockApp:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._state: AppState | None = None
+        self._serving: AppState | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.api = _build_api(self._lifespan)
 
     @property
     def state(self) -> AppState:
-        """The running state (for tests and the demo command); only between start-up and shutdown."""
+        """The state built at start-up (for tests and the demo command); it stays readable after shutdown, as a
+        stopped process's database and settings."""
         if self._state is None:
-            raise RuntimeError("Airlock is not running")
+            raise RuntimeError("Airlock has not started")
         return self._state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -195,30 +197,30 @@ class AirlockApp:
         if scope["type"] == "http":
             path: str = scope["path"]
             if path == MCP_PATH or path.startswith(MCP_PATH + "/"):
-                if self._state is None:
+                if self._serving is None:
                     await _not_ready(send)
                     return
-                await self._state.mcp(scope, receive, send)
+                await self._serving.mcp(scope, receive, send)
                 return
         await self.api(scope, receive, send)
 
     def drain(self) -> None:
         """Shutdown begins (called from the signal handler, so it only schedules): held calls get their pending
         answer while uvicorn still lets their responses finish."""
-        if self._state is not None and self._loop is not None:
-            self._loop.call_soon_threadsafe(self._state.gateway.holds.drain)
+        if self._serving is not None and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._serving.gateway.holds.drain)
 
     @asynccontextmanager
     async def _lifespan(self, api: FastAPI) -> AsyncIterator[None]:
         async with running(self._settings) as state:
-            self._state = state
+            self._state = self._serving = state
             self._loop = asyncio.get_running_loop()
             api.state.airlock = state
             start_webui(api, state)
             try:
                 yield
             finally:
-                self._state = None
+                self._serving = None
 
 
 def create_app(settings: Settings) -> AirlockApp:
