@@ -16,6 +16,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import socket
+import ssl
 import string
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -142,14 +143,18 @@ async def fetch_client_metadata(
     *,
     cache: ClientMetadataCache | None = None,
     resolve: Resolver = resolve_host,
+    verify: ssl.SSLContext | None = None,
 ) -> ClientMetadataDocument:
-    """The checked metadata document at `client_id`, from the cache when it holds one; raises ClientMetadataRefused."""
+    """The checked metadata document at `client_id`, from the cache when it holds one; raises ClientMetadataRefused.
+
+    `resolve` and `verify` (the certificates to trust; None trusts the usual public authorities) are seams for tests.
+    """
     if cache is not None and (cached := cache.get(client_id)) is not None:
         return cached
     url = check_client_id_url(client_id, settings)
     try:
         with anyio.fail_after(settings.timeout.total_seconds()):
-            body, max_age = await _fetch(client_id, url, settings, resolve)
+            body, max_age = await _fetch(client_id, url, settings, resolve, verify)
     except TimeoutError:
         raise ClientMetadataRefused(client_id, f"the fetch took longer than {_seconds(settings.timeout)}") from None
     document = parse_client_metadata(client_id, body)
@@ -192,7 +197,7 @@ def check_client_id_url(client_id: str, settings: ClientMetadataSettings) -> htt
 
 
 async def _fetch(
-    client_id: str, url: httpx2.URL, settings: ClientMetadataSettings, resolve: Resolver
+    client_id: str, url: httpx2.URL, settings: ClientMetadataSettings, resolve: Resolver, verify: ssl.SSLContext | None
 ) -> tuple[bytes, timedelta]:
     def refuse(reason: str) -> ClientMetadataRefused:
         return ClientMetadataRefused(client_id, reason)
@@ -213,7 +218,7 @@ async def _fetch(
     extensions = {} if _is_ip_literal(host) else {"sni_hostname": host}
     try:
         async with (
-            httpx2.AsyncClient(trust_env=False, follow_redirects=False, timeout=None) as client,
+            httpx2.AsyncClient(verify=verify or True, trust_env=False, follow_redirects=False, timeout=None) as client,
             client.stream("GET", target, headers=headers, extensions=extensions) as response,
         ):
             if 300 <= response.status_code < 400:

@@ -4,11 +4,15 @@ connection it accepts and every request it reads, so a test can prove a refused 
 from __future__ import annotations
 
 import json
+import shutil
+import ssl
+import subprocess
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from socket import socket
 from typing import Any
 
@@ -35,15 +39,25 @@ class SeenRequest:
 
 
 class MetadataServer:
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self.routes: dict[str, Reply] = {}
         self.requests: list[SeenRequest] = []
+        self.server_names: list[str | None] = []
+        """The name each TLS client asked for (SNI)."""
         self.connections = 0
         self.closing = threading.Event()
         self._lock = threading.Lock()
         self._http = _RecordingServer(self)
         self.port = self._http.server_address[1]
         self.base = f"http://127.0.0.1:{self.port}"
+        if tls is not None:
+            tls.sni_callback = self._record_server_name
+            self._http.socket = tls.wrap_socket(self._http.socket, server_side=True)
+            self.base = f"https://127.0.0.1:{self.port}"
+
+    def _record_server_name(self, _socket: ssl.SSLObject, name: str | None, _context: ssl.SSLContext) -> None:
+        with self._lock:
+            self.server_names.append(name)
 
     def serve_json(self, path: str, document: dict[str, Any], **reply: Any) -> str:
         """Serve `document` at `path`; the URL it is served at."""
@@ -130,9 +144,28 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(reply.body)
 
 
+def make_certificate(folder: Path, host: str) -> tuple[ssl.SSLContext, ssl.SSLContext] | None:
+    """A self-signed certificate for `host`, as a server context and a client context that trusts only it; None
+    without the openssl command."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        return None
+    key, cert = folder / "key.pem", folder / "cert.pem"
+    new_key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"]
+    subject = ["-subj", f"/CN={host}", "-addext", f"subjectAltName=DNS:{host}"]
+    subprocess.run(
+        [openssl, "req", "-x509", *new_key, "-keyout", str(key), "-out", str(cert), *subject],
+        check=True,
+        capture_output=True,
+    )
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(cert, key)
+    return server, ssl.create_default_context(cafile=str(cert))
+
+
 @contextmanager
-def metadata_server() -> Iterator[MetadataServer]:
-    server = MetadataServer()
+def metadata_server(tls: ssl.SSLContext | None = None) -> Iterator[MetadataServer]:
+    server = MetadataServer(tls)
     server.start()
     try:
         yield server

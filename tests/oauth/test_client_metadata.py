@@ -10,6 +10,7 @@ import json
 import time
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,7 +25,8 @@ from service.oauth.client_metadata import (
     parse_client_metadata,
 )
 from tests.clock import MovableClock
-from tests.oauth.metadata_server import JSON, MetadataServer, Reply, metadata_server
+from tests.conftest import skip_or_fail
+from tests.oauth.metadata_server import JSON, MetadataServer, Reply, make_certificate, metadata_server
 
 pytestmark = pytest.mark.anyio
 
@@ -494,3 +496,34 @@ def test_settings_read_durations_as_people_write_them() -> None:
 
     assert settings.timeout == timedelta(seconds=2)
     assert settings.cache_max_age == timedelta(0)
+
+
+# --- https ----------------------------------------------------------------------------------------------------------
+
+
+async def test_over_tls_the_certificate_is_checked_against_the_name_not_the_address(tmp_path: Path) -> None:
+    host = "metadata.test"
+    contexts = make_certificate(tmp_path, host)
+    if contexts is None:
+        skip_or_fail("the openssl command is not installed")
+        return
+    server_tls, trusts_only_it = contexts
+    with metadata_server(server_tls) as tls_server:
+        client_id = f"https://{host}:{tls_server.port}/client.json"
+        tls_server.serve_json("/client.json", document(client_id))
+
+        fetched = await fetch_client_metadata(
+            client_id, LOOPBACK, resolve=resolver_to("127.0.0.1"), verify=trusts_only_it
+        )
+
+        assert fetched.client_id == client_id
+        assert tls_server.server_names == [host]
+        assert [(seen.path, seen.host) for seen in tls_server.requests] == [
+            ("/client.json", f"{host}:{tls_server.port}")
+        ]
+
+        # The same server reached under another name presents a certificate that does not match it.
+        other = f"https://other.test:{tls_server.port}/client.json"
+        tls_server.serve_json("/client.json", document(other))
+        reason = await refused(other, resolve=resolver_to("127.0.0.1"), verify=trusts_only_it)
+        assert "could not be fetched" in reason
