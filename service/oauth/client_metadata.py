@@ -178,10 +178,16 @@ def check_client_id_url(client_id: str, settings: ClientMetadataSettings) -> htt
         raise refuse("the client_id must be an https URL")
     if "#" in client_id:
         raise refuse("the client_id must not have a fragment")
-    parts = urlsplit(client_id)
+    if not client_id.isascii():
+        raise refuse("the client_id must be ASCII (percent-encode other characters, punycode host names)")
+    try:
+        parts = urlsplit(client_id)
+        hostname, _ = parts.hostname, parts.port  # reading the port checks it is a number from 0 to 65535
+    except ValueError:
+        raise refuse("the client_id is not a valid URL") from None
     if "@" in parts.netloc:
         raise refuse("the client_id must not have a user name or password")
-    if not parts.hostname:
+    if not hostname:
         raise refuse("the client_id has no host")
     if not parts.path:
         raise refuse("the client_id must have a path")
@@ -252,7 +258,7 @@ async def _checked_address(
     else:
         try:
             texts = await resolve(host, port)
-        except OSError:
+        except (OSError, UnicodeError):  # UnicodeError: a name the IDNA codec cannot encode
             raise ClientMetadataRefused(client_id, "the client_id's host name does not resolve") from None
     if not texts:
         raise ClientMetadataRefused(client_id, "the client_id's host name does not resolve")
@@ -274,7 +280,7 @@ def parse_client_metadata(client_id: str, body: bytes) -> ClientMetadataDocument
 
     try:
         data = json.loads(body.decode("utf-8"), object_pairs_hook=_refuse_duplicate_members)
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError; deep nesting recurses
         detail = str(exc) if isinstance(exc, _DuplicateMember) else "not valid JSON"
         raise refuse(f"the document is {detail}") from None
     if not isinstance(data, dict):
@@ -286,7 +292,7 @@ def parse_client_metadata(client_id: str, body: bytes) -> ClientMetadataDocument
             raise refuse(f"the document has a {member}; a metadata document cannot hold a shared secret")
     method = data.get("token_endpoint_auth_method")
     if isinstance(method, str) and (method in _SHARED_SECRET_METHODS or method.startswith("client_secret")):
-        raise refuse(f"token_endpoint_auth_method {method} uses a shared secret, which a metadata document cannot")
+        raise refuse(f"token_endpoint_auth_method {method[:40]} uses a shared secret, which a metadata document cannot")
     if _has_private_key(data.get("jwks")):
         raise refuse("the document's jwks holds private key material")
     redirect_uris = data.get("redirect_uris")

@@ -218,6 +218,7 @@ async def test_a_compressed_document_is_refused(server: MetadataServer) -> None:
         (b"{not json", "not valid JSON"),
         (b"\xff\xfe{}", "not valid JSON"),
         (b"[]", "not a JSON object"),
+        (b"[" * 2500 + b"]" * 2500, "not valid JSON"),  # nested past the recursion limit
         (b'{"client_id": "a", "client_id": "b"}', "appears twice"),
     ],
 )
@@ -302,6 +303,11 @@ def test_public_keys_and_native_redirects_are_accepted() -> None:
         ("ftp://app.example.com/client.json", "https URL"),
         ("app.example.com/client.json", "https URL"),
         ("https://app.example.com/" + "a" * 2100, "longer than"),
+        ("https://[::1/client.json", "not a valid URL"),
+        ("https://[zz]/client.json", "not a valid URL"),
+        ("https://app.example.com:99999/client.json", "not a valid URL"),
+        ("https://app.example.com:abc/client.json", "not a valid URL"),
+        ("https://app.example.com/clïent.json", "must be ASCII"),
     ],
 )
 def test_a_client_id_that_breaks_the_url_rules_is_refused(client_id: str, reason: str) -> None:
