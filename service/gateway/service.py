@@ -23,7 +23,8 @@ from service.audit.writer import AuditWriter
 from service.errors import Unavailable
 from service.gateway import answers
 from service.gateway.catalog import Route
-from service.gateway.holds import STATUS_TOOL, STATUS_TOOL_DEFINITION, Caller, HeldTask, HoldCoordinator
+from service.gateway.client_waits import STATUS_TOOL, STATUS_TOOL_DEFINITION
+from service.gateway.holds import Caller, HeldTask, HoldCoordinator
 from service.gateway.pool import UpstreamPool
 from service.gateway.relay import RelayedResult
 from service.gateway.upstreams import ProgressRelay, UpstreamUnavailable
