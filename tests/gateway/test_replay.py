@@ -16,6 +16,7 @@ from sqlalchemy import Engine, text
 from service.audit.service import export
 from service.db.engine import make_engine, unit_of_work
 from service.gateway.answers import REPLAY_OF
+from service.gateway.sdk_compat import raw_request
 from tests.gateway.harness import RunningGateway, approve_via_api, mcp_client, run_gateway
 from tests.gateway.test_gateway import db_url
 from tests.gateway.test_holds import DEAR, DENY_IMAGES, USERS, denial_rule, held_call, image_spend, pending_request_id
@@ -27,10 +28,12 @@ pytestmark = pytest.mark.anyio
 async def give_up_after(client: Client, seconds: float, arguments: dict[str, Any]) -> None:
     """A tools/call whose caller stops waiting without cancelling it or closing its stream."""
     with pytest.raises(MCPError):
-        await client.session._dispatcher.send_raw_request(
+        await raw_request(
+            client,
             "tools/call",
             {"name": "generate_image", "arguments": arguments},
-            {"timeout": seconds, "cancel_on_abandon": False},
+            timeout=seconds,
+            cancel_on_abandon=False,
         )
 
 
