@@ -35,7 +35,8 @@ from service.audit.writer import AuditWriter
 from service.caches import ProcessCaches
 from service.config import Settings
 from service.db.notify import changes_heard, listen_url
-from service.errors import AirlockError
+from service.edge import send_error
+from service.errors import AirlockError, Unavailable
 from service.gateway.direct import DirectCalls
 from service.gateway.endpoints import MCP_PATH, McpEntry, build_mcp_server
 from service.gateway.holds import HoldCoordinator
@@ -198,7 +199,7 @@ class AirlockApp:
             path: str = scope["path"]
             if path == MCP_PATH or path.startswith(MCP_PATH + "/"):
                 if self._serving is None:
-                    await _not_ready(send)
+                    await send_error(send, Unavailable("Airlock is starting"))
                     return
                 await self._serving.mcp(scope, receive, send)
                 return
@@ -281,12 +282,6 @@ def _database_ok(runtime: Runtime) -> bool:
         log.warning("readiness: database unreachable", exc_info=True)
         return False
     return True
-
-
-async def _not_ready(send: Send) -> None:
-    body = b'{"error": "Airlock is starting"}'
-    await send({"type": "http.response.start", "status": 503, "headers": [(b"content-type", b"application/json")]})
-    await send({"type": "http.response.body", "body": body})
 
 
 def _version() -> str:

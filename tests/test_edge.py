@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import MutableMapping
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from service.app import create_app
+from service.config import load_settings
 from service.edge import bearer_token, read_at_most, request_chunks, send_error
 from service.errors import NotAuthenticated, NotFound, TooLarge
+from service.gateway.endpoints import MCP_PATH
 
 pytestmark = pytest.mark.anyio
 
@@ -80,3 +84,19 @@ async def test_errors_are_json_with_the_reason_and_a_challenge_on_401() -> None:
     assert sent[2]["status"] == 404 and b"www-authenticate" not in second
     assert second[b"content-type"] == b"application/json"
     assert json.loads(sent[3]["body"]) == {"error": "no such upstream"}
+
+
+async def test_an_mcp_request_before_start_up_is_a_503_json_error(tmp_path: Path) -> None:
+    settings = load_settings(None, data_dir=str(tmp_path), secret_key="test-secret-key-0123456789abcdef")
+    app = create_app(settings)  # not started: no lifespan has run
+    sent: list[MutableMapping[str, Any]] = []
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message)
+
+    receive, _ = asgi_body(b"{}")
+    await app({"type": "http", "path": MCP_PATH, "method": "POST", "headers": []}, receive, send)
+
+    assert sent[0]["status"] == 503
+    assert dict(sent[0]["headers"])[b"content-type"] == b"application/json"
+    assert json.loads(sent[1]["body"]) == {"error": "Airlock is starting"}

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.api.deps import render_error
+from service.edge import error_body
 from service.errors import AirlockError, NotAuthenticated
 from webui.rendering import render_html
 
@@ -46,7 +47,7 @@ def wants_json(request: Request) -> bool:
 
 def error_page(request: Request, status_code: int, message: str) -> Response:
     if wants_json(request):
-        return JSONResponse({"error": message}, status_code=status_code)
+        return JSONResponse(error_body(message), status_code=status_code)
     title = _TITLES.get(status_code, "Something went wrong")
     return render_html(request, "error.html", {"title": title, "message": message, "status": status_code}, status_code)
 
@@ -81,5 +82,5 @@ async def unexpected_error(request: Request, exc: Exception) -> Response:
     """A bug: logged with its traceback (that is what a traceback in the log means), shown as a plain apology."""
     log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
     if _is_api(request):
-        return JSONResponse({"error": "internal error"}, status_code=500)
+        return JSONResponse(error_body("internal error"), status_code=500)
     return error_page(request, 500, "Airlock hit an unexpected error. It has been logged; please try again.")

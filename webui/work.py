@@ -30,8 +30,7 @@ async def in_session(state: AppState, work: Callable[[Session], T]) -> T:
 
 
 def approver_of(web_user: WebUser) -> Approver:
-    user = web_user.user
-    return Approver(user.username, user.role, WEB_CHANNEL, slack_user_id=user.slack_user_id)
+    return Approver.of_user(web_user.user, WEB_CHANNEL)
 
 
 async def decide_from_web(

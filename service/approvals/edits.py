@@ -21,6 +21,7 @@ from service.approvals.models import ToolCallRequest
 from service.approvals.records import request_event
 from service.approvals.schemas import Approver
 from service.arguments import MAX_ARGUMENT_DEPTH, TOO_DEEP, arguments_digest, nests_deeper_than
+from service.audit.schemas import user_actor
 from service.errors import Conflict, Forbidden, InvalidInput, Unavailable
 from service.grants.service import authenticated_by_id
 from service.policy import CounterStore, Decision, GrantInfo, Outcome, PolicyEngine, Reservation, ToolCall
@@ -195,7 +196,7 @@ def edit(
             request.approval = approval
         session.add(request)
         session.flush()
-        request_event(session, request, f"user:{approver.username}", "request.edited", "pending", None, details)
+        request_event(session, request, user_actor(approver.username), "request.edited", "pending", None, details)
     except BaseException:
         revision.abandon()
         raise

@@ -67,10 +67,6 @@ class RejectBody(StrictBody):
     reason: str = Field(min_length=1, max_length=2000)
 
 
-def approver_for(user: User, channel: str = "api") -> Approver:
-    return Approver(user.username, user.role, channel, slack_user_id=user.slack_user_id)
-
-
 @router.get("", response_model=RequestPage)
 async def list_requests(
     state: StateDep,
@@ -86,7 +82,13 @@ async def list_requests(
     def load() -> RequestPage:
         with reading(state.runtime.engine) as session:
             return queries.page(
-                session, status=status, tool=tool, grant=grant, limit=limit, cursor=cursor, viewer=approver_for(user)
+                session,
+                status=status,
+                tool=tool,
+                grant=grant,
+                limit=limit,
+                cursor=cursor,
+                viewer=Approver.of_user(user, "api"),
             )
 
     return await anyio.to_thread.run_sync(load)
@@ -96,7 +98,7 @@ async def list_requests(
 async def show_request(request_id: RowId, state: StateDep, user: CurrentUser) -> RequestDetail:
     def load() -> RequestDetail:
         with reading(state.runtime.engine) as session:
-            return queries.detail(session, request_id, approver_for(user))
+            return queries.detail(session, request_id, Approver.of_user(user, "api"))
 
     return await anyio.to_thread.run_sync(load)
 
@@ -107,7 +109,9 @@ async def reveal_value(request_id: RowId, body: RevealBody, state: StateDep, use
 
     def run() -> Revealed:
         with unit_of_work(state.runtime.engine) as session:
-            return Revealed(pointer=body.pointer, value=reveal(session, request_id, approver_for(user), body.pointer))
+            return Revealed(
+                pointer=body.pointer, value=reveal(session, request_id, Approver.of_user(user, "api"), body.pointer)
+            )
 
     return await anyio.to_thread.run_sync(run)
 
@@ -140,7 +144,7 @@ async def _decide(
     remember: Remember | None,
     digest: str | None,
 ) -> RequestPublic:
-    approver = approver_for(user)
+    approver = Approver.of_user(user, "api")
     public: RequestPublic = await state.verdicts.submit(
         request_id,
         approver,

@@ -61,6 +61,30 @@ def release_budget(counters: CounterStore, items: Sequence[ReservedItem]) -> Non
         log.warning("a budget could not be given back (%s); it stays spent", exc)
 
 
+def request_record(
+    request: ToolCallRequest,
+    actor: str,
+    action: str,
+    outcome: str,
+    reason: str | None,
+    details: dict[str, Any],
+) -> AuditRecord:
+    """What the audit chain keeps of a state change of a request."""
+    return AuditRecord(
+        kind="request",
+        action=action,
+        actor=actor,
+        grant_id=request.grant_id,
+        upstream=request.upstream,
+        tool=request.tool,
+        outcome=outcome,
+        rule=request.rule,
+        reason=reason,
+        request_id=request.id,
+        details=details,
+    )
+
+
 def request_event(
     session: Session,
     request: ToolCallRequest,
@@ -71,19 +95,4 @@ def request_event(
     details: dict[str, Any],
 ) -> None:
     """A state change of a request, as an event in the audit chain (in the same transaction as the change)."""
-    record(
-        session,
-        AuditRecord(
-            kind="request",
-            action=action,
-            actor=actor,
-            grant_id=request.grant_id,
-            upstream=request.upstream,
-            tool=request.tool,
-            outcome=outcome,
-            rule=request.rule,
-            reason=reason,
-            request_id=request.id,
-            details=details,
-        ),
-    )
+    record(session, request_record(request, actor, action, outcome, reason, details))

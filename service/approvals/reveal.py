@@ -12,6 +12,7 @@ from service.approvals.records import request_event
 from service.approvals.schemas import Approver
 from service.approvals.service import arguments_view, get
 from service.approvals.view import value_at
+from service.audit.schemas import user_actor
 from service.errors import Forbidden, InvalidInput
 
 
@@ -28,7 +29,7 @@ def reveal(session: Session, request_id: int, viewer: Approver, pointer: str) ->
     request_event(
         session,
         request,
-        f"user:{viewer.username}",
+        user_actor(viewer.username),
         "request.revealed",
         "revealed",
         None,

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from service.approvals.models import ToolCallRequest
-from service.users.models import Role
+from service.users.models import Role, User
 
 
 class Verdict(StrEnum):
@@ -25,6 +25,25 @@ class Approver:
     channel: str
     slack_user_id: str | None = None
     slack_groups: frozenset[str] = frozenset()
+
+    @classmethod
+    def of_user(
+        cls,
+        user: User,
+        channel: str,
+        *,
+        slack_user_id: str | None = None,
+        slack_groups: frozenset[str] = frozenset(),
+    ) -> Approver:
+        """The one way to make an approver of a stored user. `slack_user_id` is the clicking Slack user's id when
+        the channel knows it (a user matched by e-mail has none stored); otherwise the user's own."""
+        return cls(
+            user.username,
+            user.role,
+            channel,
+            slack_user_id=slack_user_id or user.slack_user_id,
+            slack_groups=slack_groups,
+        )
 
 
 @dataclass(frozen=True)

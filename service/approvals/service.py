@@ -9,6 +9,7 @@ the events for subscribers are returned, to be published once the transaction ha
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,13 +21,13 @@ from service.approvals.deadlines import next_reminder
 from service.approvals.deciders import decider_refusal, spec_from_json, spec_to_json
 from service.approvals.edits import ArgumentValidator, edit
 from service.approvals.models import ApprovalVote, RequestStatus, ToolCallRequest
-from service.approvals.records import after_commit, emit, give_back_budget, request_event
+from service.approvals.records import after_commit, emit, give_back_budget, request_event, request_record
 from service.approvals.repository import ApprovalRepository
 from service.approvals.schemas import ApprovalEvent, Approver, BlobPublic, Remember, RequestPublic, Verdict
 from service.approvals.standing import check_remember, remember_for
 from service.approvals.view import ArgumentsView, Secrets, logged_view, masked_copy, render, secrets_of
 from service.arguments import arguments_digest
-from service.audit.schemas import AuditRecord
+from service.audit.schemas import agent_actor, user_actor
 from service.audit.service import audit_head_seq, record
 from service.db.types import utcnow
 from service.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -75,24 +76,23 @@ def open_request(
         )
     )
     assert request.id is not None
+    created = request_record(
+        request,
+        agent_actor(grant_name),
+        "request.created",
+        "pending",
+        request.reason,
+        {"hold_mode": hold_mode, "deadline": request.deadline.isoformat()},
+    )
+    # The event that opens a request also names the grant and the call it holds.
     record(
         session,
-        AuditRecord(
-            kind="request",
-            action="request.created",
-            actor=f"agent:{grant_name}",
-            grant_id=grant_id,
+        replace(
+            created,
             grant_name=grant_name,
-            upstream=upstream,
-            tool=tool,
-            outcome="pending",
-            rule=decision.rule,
-            reason=decision.reason,
             cost_micros=request.cost_micros,
             argument_keys=sorted(arguments),
             arguments_digest=request.arguments_digest,
-            request_id=request.id,
-            details={"hold_mode": hold_mode, "deadline": request.deadline.isoformat()},
         ),
     )
     return request, emit(session, [ApprovalEvent("created", request.id, RequestStatus.PENDING.value)])
@@ -277,7 +277,7 @@ def _audit(
     reason: str | None,
     details: dict[str, Any],
 ) -> None:
-    request_event(session, request, f"user:{approver.username}", action, outcome, reason, details)
+    request_event(session, request, user_actor(approver.username), action, outcome, reason, details)
 
 
 def find(session: Session, request_id: int) -> ToolCallRequest | None:

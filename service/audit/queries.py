@@ -17,7 +17,7 @@ from sqlmodel import Session
 
 from service.audit.models import AuditEvent
 from service.audit.repository import HistoryRepository, UsageRepository
-from service.audit.schemas import HistoryWhere
+from service.audit.schemas import HistoryWhere, user_actor
 from service.audit.service import as_row, format_rows
 from service.errors import InvalidInput
 from service.grants.repository import GrantRepository
@@ -70,7 +70,7 @@ def _where(session: Session, filters: HistoryFilter) -> HistoryWhere | None:
         tool=filters.tool or None,
         grant_id=grant_id,
         outcome=filters.outcome or None,
-        actor=f"user:{filters.approver}" if filters.approver else None,
+        actor=user_actor(filters.approver) if filters.approver else None,
         channel=filters.channel or None,
         text=filters.text or None,
     )

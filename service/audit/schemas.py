@@ -5,6 +5,16 @@ from datetime import datetime
 from typing import Any
 
 
+def agent_actor(grant_name: str) -> str:
+    """The actor of what an agent's call caused, as the audit log names it."""
+    return f"agent:{grant_name}"
+
+
+def user_actor(username: str) -> str:
+    """The actor of what a person did, as the audit log names it (the history's approver filter matches it)."""
+    return f"user:{username}"
+
+
 @dataclass
 class AuditRecord:
     """What a caller knows about an event; the service adds time, sequence and hashes."""

@@ -165,7 +165,7 @@ def reject(
 
 def _approver(session: Session, username: str) -> Approver:
     user = get_user(session, username)
-    return Approver(user.username, user.role, "cli", slack_user_id=user.slack_user_id)
+    return Approver.of_user(user, "cli")
 
 
 def _decide(

@@ -30,6 +30,7 @@ from service.counters import DryRunCounters
 from service.db.engine import reading, unit_of_work
 from service.errors import Unavailable
 from service.gateway import answers
+from service.gateway.client_waits import client_budget, status_wait_seconds
 from service.gateway.pool import UpstreamPool
 from service.gateway.upstreams import ProgressRelay, UpstreamUnavailable
 from service.grants import service as grants
@@ -44,39 +45,7 @@ HEARTBEAT_SECONDS = 10.0
 # often; on PostgreSQL, replicas hear them at once (service/replicas.py). In-process decisions wake the waiter at
 # once through the event bus.
 CROSS_PROCESS_CHECK_SECONDS = 1.0
-STATUS_TOOL = "airlock_approval_status"
 _UNSETTLED = (RequestStatus.PENDING, RequestStatus.APPROVED, RequestStatus.EXECUTING)
-# How long known clients wait on one tools/call before giving up (docs/architecture.md#how-long-clients-wait), minus a
-# margin; matched on the client's own name, lower-cased. Config (hold.client_budgets) adds to and overrides it.
-KNOWN_CLIENT_BUDGETS = {
-    "openai-agents": 3.0,
-    "claude-ai": 45.0,
-    "claude-desktop": 45.0,
-    "codex": 50.0,
-    "claude-code": 110.0,
-    "cursor": 270.0,
-    "visual studio code": 270.0,
-    "vscode": 270.0,
-}
-
-STATUS_TOOL_DEFINITION = types.Tool(
-    name=STATUS_TOOL,
-    description=(
-        "Wait for a held call's approval and get its result. Give the request_id (R-123) from a pending answer; "
-        "wait_seconds bounds this wait. Returns the call's real result once approved, or why it was not made. "
-        "Without a request_id it lists your latest requests and their states."
-    ),
-    input_schema={
-        "type": "object",
-        "properties": {
-            "request_id": {
-                "type": "string",
-                "description": "The id from the pending answer, such as R-123; leave it out to list your requests.",
-            },
-            "wait_seconds": {"type": "number", "minimum": 0, "description": "How long to wait for the decision."},
-        },
-    },
-)
 
 
 @dataclass(frozen=True)
@@ -154,15 +123,6 @@ class HoldCoordinator:
         self._draining = True
         self._bus.wake_all()
 
-    def budget(self, client_name: str | None) -> float:
-        name = (client_name or "").lower()
-        configured = {k.lower(): v.total_seconds() for k, v in self._config.client_budgets.items()}
-        for table in (configured, KNOWN_CLIENT_BUDGETS):
-            for key, seconds in table.items():
-                if key and key in name:
-                    return seconds
-        return self._config.max_wait.total_seconds()
-
     async def hold(
         self,
         caller: Caller,
@@ -203,7 +163,7 @@ class HoldCoordinator:
             request = await anyio.to_thread.run_sync(self._load, request_id)
             assert request is not None
             return HeldTask(request)
-        return await self.wait_and_deliver(caller, request_id, self.budget(caller.client_name))
+        return await self.wait_and_deliver(caller, request_id, client_budget(self._config, caller.client_name))
 
     async def status(self, caller: Caller, arguments: Mapping[str, Any]) -> types.CallToolResult:
         """The gateway's own tool: no policy, bound to the grant that made the request, its own wait bound."""
@@ -212,13 +172,7 @@ class HoldCoordinator:
         request_id = parse_request_id(arguments.get("request_id"))
         if request_id is None:
             return answers.error_result("[NOT FOUND] request_id must look like R-123.")
-        budget = self.budget(caller.client_name)
-        wait = arguments.get("wait_seconds", budget)
-        wait_seconds = (
-            budget
-            if not isinstance(wait, int | float) or isinstance(wait, bool)
-            else min(max(0.0, float(wait)), budget)
-        )
+        wait_seconds = status_wait_seconds(arguments, client_budget(self._config, caller.client_name))
         request = await anyio.to_thread.run_sync(self._load, request_id)
         if request is None or request.grant_id != caller.grant.id:
             return answers.error_result(f"[NOT FOUND] No request R-{request_id} for this agent.")

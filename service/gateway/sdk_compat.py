@@ -31,6 +31,7 @@ from mcp import Client
 from mcp.server.auth.middleware.bearer_auth import AuthorizationContext
 from mcp.server.streamable_http import StreamableHTTPServerTransport
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp.shared.dispatcher import CallOptions
 from starlette.requests import Request
 
 SDK_SERIES = (2, 3)
@@ -159,10 +160,21 @@ class PerRequestSessionManager(StreamableHTTPSessionManager):
 # -- the client side ----------------------------------------------------------------------------------------
 
 
-async def raw_request(client: Client, method: str, params: dict[str, Any] | None) -> dict[str, Any]:
+async def raw_request(
+    client: Client,
+    method: str,
+    params: dict[str, Any] | None,
+    *,
+    timeout: float | None = None,
+    cancel_on_abandon: bool = True,
+) -> dict[str, Any]:
     """A request whose result is not validated against the negotiated revision: the dispatcher call that
-    ClientSession.send_request itself makes before validating."""
-    raw: dict[str, Any] = await client.session._dispatcher.send_raw_request(method, params, {})
+    ClientSession.send_request itself makes before validating. `timeout`: seconds to wait for the result before
+    raising; `cancel_on_abandon=False` then stops waiting without telling the server, as some clients do."""
+    options: CallOptions = {"cancel_on_abandon": cancel_on_abandon}
+    if timeout is not None:
+        options["timeout"] = timeout
+    raw: dict[str, Any] = await client.session._dispatcher.send_raw_request(method, params, options)
     return raw
 
 

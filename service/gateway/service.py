@@ -18,12 +18,13 @@ from mcp.shared.exceptions import MCPError
 from service.approvals.models import ToolCallRequest
 from service.approvals.standing_cache import StandingCache
 from service.arguments import MAX_ARGUMENT_DEPTH, TOO_DEEP, arguments_digest, nests_deeper_than, storable_text
-from service.audit.schemas import AuditRecord
+from service.audit.schemas import AuditRecord, agent_actor
 from service.audit.writer import AuditWriter
 from service.errors import Unavailable
 from service.gateway import answers
 from service.gateway.catalog import Route
-from service.gateway.holds import STATUS_TOOL, STATUS_TOOL_DEFINITION, Caller, HeldTask, HoldCoordinator
+from service.gateway.client_waits import STATUS_TOOL, STATUS_TOOL_DEFINITION
+from service.gateway.holds import Caller, HeldTask, HoldCoordinator
 from service.gateway.pool import UpstreamPool
 from service.gateway.relay import RelayedResult
 from service.gateway.upstreams import ProgressRelay, UpstreamUnavailable
@@ -303,15 +304,12 @@ class Gateway:
             details["session"] = ctx.session_id
         if replay is not None:
             details["replay_of"] = replay.public_id
-        return AuditRecord(
-            kind="call",
-            action=_call_action(decision, replay),
-            actor=f"agent:{ctx.grant.info.name}",
-            grant_id=ctx.grant.id,
-            grant_name=ctx.grant.info.name,
+        return _call_record(
+            ctx,
+            _call_action(decision, replay),
+            name,
+            decision.outcome.value if replay is None else "replayed",
             upstream=upstream,
-            tool=name,
-            outcome=decision.outcome.value if replay is None else "replayed",
             rule=decision.rule,
             reason=decision.reason,
             cost_micros=round(decision.cost_usd * 1_000_000) if decision.cost_usd is not None else None,
@@ -337,15 +335,12 @@ class Gateway:
             "upstream_ms": round((now - forwarded) * 1000, 3),
         }
         self.writer.append(
-            AuditRecord(
-                kind="call",
-                action="call.completed" if outcome in ("succeeded", "error_result") else "call.failed",
-                actor=f"agent:{ctx.grant.info.name}",
-                grant_id=ctx.grant.id,
-                grant_name=ctx.grant.info.name,
+            _call_record(
+                ctx,
+                "call.completed" if outcome in ("succeeded", "error_result") else "call.failed",
+                name,
+                outcome,
                 upstream=upstream,
-                tool=name,
-                outcome=outcome,
                 details=details,
             )
         )
@@ -401,16 +396,7 @@ class Gateway:
     async def _refuse_malformed(self, ctx: CallContext, name: str, reason: str) -> types.CallToolResult:
         """Arguments that are no JSON values, or nest too deep: refused before the policy (nothing is counted or
         reserved), audited without their keys or digest, which cannot be written either."""
-        entry = AuditRecord(
-            kind="call",
-            action="call.invalid_arguments",
-            actor=f"agent:{ctx.grant.info.name}",
-            grant_id=ctx.grant.id,
-            grant_name=ctx.grant.info.name,
-            tool=storable_text(name[:255]),
-            outcome="deny",
-            reason=reason,
-        )
+        entry = _call_record(ctx, "call.invalid_arguments", storable_text(name[:255]), "deny", reason=reason)
         try:
             await self.writer.commit(entry)
         except Unavailable:
@@ -421,14 +407,11 @@ class Gateway:
     async def _refuse_unknown(
         self, ctx: CallContext, name: str, arguments: dict[str, Any], digest: str
     ) -> types.CallToolResult:
-        entry = AuditRecord(
-            kind="call",
-            action="call.unknown_tool",
-            actor=f"agent:{ctx.grant.info.name}",
-            grant_id=ctx.grant.id,
-            grant_name=ctx.grant.info.name,
-            tool=storable_text(name[:255]),
-            outcome="unknown_tool",
+        entry = _call_record(
+            ctx,
+            "call.unknown_tool",
+            storable_text(name[:255]),
+            "unknown_tool",
             argument_keys=sorted(arguments)[:50],
             arguments_digest=digest,
         )
@@ -438,6 +421,22 @@ class Gateway:
             return answers.not_recorded()
         self.metrics.calls.labels("(unknown)", "unknown_tool").inc()
         return answers.unknown_tool(name)
+
+
+def _call_record(ctx: CallContext, action: str, tool: str, outcome: str, **fields: Any) -> AuditRecord:
+    """What the audit log keeps of an agent's tool call: the agent is the actor, and its grant what the event is about.
+    `fields`: the rest of the record (AuditRecord's names), as far as this step of the call knows it."""
+    name = ctx.grant.info.name
+    return AuditRecord(
+        kind="call",
+        action=action,
+        actor=agent_actor(name),
+        grant_id=ctx.grant.id,
+        grant_name=name,
+        tool=tool,
+        outcome=outcome,
+        **fields,
+    )
 
 
 class _Malformed(Exception):

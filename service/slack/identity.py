@@ -44,7 +44,7 @@ class SlackDirectory:
         if user is None or user.disabled_at is not None:
             return None
         groups = frozenset([g for g in named_groups if slack_user_id in await self.group_members(g)])
-        return Approver(user.username, user.role, "slack", slack_user_id=slack_user_id, slack_groups=groups)
+        return Approver.of_user(user, "slack", slack_user_id=slack_user_id, slack_groups=groups)
 
     async def group_members(self, group_id: str) -> frozenset[str]:
         """Cached for five minutes. When Slack will not say (a free plan has no user groups, a scope is missing),

@@ -11,14 +11,15 @@ import anyio
 import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from service.audit.service import export
-from service.db.engine import unit_of_work
+from service.db.engine import make_engine, unit_of_work
 from service.gateway.answers import REPLAY_OF
+from service.gateway.sdk_compat import raw_request
 from tests.gateway.harness import RunningGateway, approve_via_api, mcp_client, run_gateway
 from tests.gateway.test_gateway import db_url
-from tests.gateway.test_holds import DEAR, DENY_IMAGES, USERS, denial_rule, pending_request_id
+from tests.gateway.test_holds import DEAR, DENY_IMAGES, USERS, denial_rule, held_call, image_spend, pending_request_id
 from tests.policy.helpers import fixture
 
 pytestmark = pytest.mark.anyio
@@ -27,10 +28,12 @@ pytestmark = pytest.mark.anyio
 async def give_up_after(client: Client, seconds: float, arguments: dict[str, Any]) -> None:
     """A tools/call whose caller stops waiting without cancelling it or closing its stream."""
     with pytest.raises(MCPError):
-        await client.session._dispatcher.send_raw_request(
+        await raw_request(
+            client,
             "tools/call",
             {"name": "generate_image", "arguments": arguments},
-            {"timeout": seconds, "cancel_on_abandon": False},
+            timeout=seconds,
+            cancel_on_abandon=False,
         )
 
 
@@ -136,4 +139,39 @@ async def test_with_the_replay_window_at_zero_the_same_call_is_a_new_request(tmp
             await give_up_after(client, 1.0, DEAR)
             assert await pending_request_id(gw) != first
         assert await request_count(gw) == 2
+        assert len(gw.upstream_calls("generate_image")) == 1
+
+
+def refuse_to_record(database_url: str, action: str) -> None:
+    """From now on the database refuses to store one kind of audit record, as a full disk would refuse the write."""
+    engine = make_engine(database_url)
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                f"CREATE TRIGGER refuse_{action.replace('.', '_')} BEFORE INSERT ON audit_events"
+                f" WHEN NEW.action = '{action}' BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+            )
+        )
+    engine.dispose()
+
+
+async def test_a_replay_whose_decision_cannot_be_recorded_gives_its_budget_back_once(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/airlock.db"
+    with run_gateway(tmp_path, database_url=url, policy=fixture("airlock-demo.yaml"), users=USERS) as gw:
+        async with mcp_client(gw.mcp_url, gw.token) as client:
+            async with held_call(gw, client, "generate_image", DEAR) as (request_id, results):
+                async with gw.api("ana") as api:
+                    assert (await approve_via_api(api, request_id)).status_code == 200
+            assert not results[0].is_error
+            spent = image_spend(gw)
+            assert spent > 0
+
+            refuse_to_record(url, "call.replayed")
+            again = await client.call_tool("generate_image", DEAR)
+
+        # The replay was decided (it reserved the call's cost, then gave its budget back: it runs nothing) but not
+        # recorded; giving the budget back a second time would leave the first call's cost unspent.
+        assert again.is_error
+        assert again.content[0].text.startswith("[UNAVAILABLE]")  # type: ignore[union-attr]
+        assert image_spend(gw) == spent
         assert len(gw.upstream_calls("generate_image")) == 1

@@ -11,6 +11,7 @@ import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 
+from service.gateway.sdk_compat import raw_request
 from tests.gateway.harness import RunningGateway, approve_via_api, run_gateway
 from tests.gateway.tasks_client import core_tasks_client
 from tests.gateway.test_holds import DEAR, USERS, pending_request_id, sqlite_url
@@ -23,8 +24,7 @@ RELATED_TASK = "io.modelcontextprotocol/related-task"
 
 
 async def raw(client: Client, method: str, params: dict[str, Any]) -> dict[str, Any]:
-    result: dict[str, Any] = await client.session._dispatcher.send_raw_request(method, params, {})
-    return result
+    return await raw_request(client, method, params)
 
 
 async def call_as_task(client: Client, name: str, arguments: dict[str, Any]) -> dict[str, Any]:

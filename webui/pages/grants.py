@@ -12,6 +12,7 @@ from sqlmodel import Session
 from service.api.deps import RowId, StateDep
 from service.approvals import standing, stats
 from service.audit import queries as audit_queries
+from service.audit.schemas import user_actor
 from service.grants import service as grants
 from service.grants.client_configs import client_configs
 from service.users import service as users
@@ -73,7 +74,7 @@ async def create(request: Request, form: CheckedForm, state: StateDep, user: Adm
             session,
             state.runtime.hasher,
             name=name,
-            actor=f"user:{user.username}",
+            actor=user_actor(user.username),
             owner=field(form, "owner") or None,
             labels=_labels(field(form, "labels")),
             upstreams=upstreams or None,
@@ -91,14 +92,14 @@ async def create(request: Request, form: CheckedForm, state: StateDep, user: Adm
 async def set_labels(name: str, form: CheckedForm, state: StateDep, user: Admin) -> Response:
     labels = _labels(field(form, "labels"))
     # Committed, the change drops this process's cached lookups of the grant (service/caches.py).
-    await in_session(state, lambda s: grants.set_labels(s, name, labels, actor=f"user:{user.username}"))
+    await in_session(state, lambda s: grants.set_labels(s, name, labels, actor=user_actor(user.username)))
     shown = ", ".join(f"{k}={v}" for k, v in labels.items()) or "none"
     return redirect_with_flash("/grants", f"Grant {name} now has the labels: {shown}.")
 
 
 @router.post("/grants/{name}/revoke")
 async def revoke(name: str, form: CheckedForm, state: StateDep, user: Admin) -> Response:
-    cancellation = await in_session(state, lambda s: grants.revoke_grant(s, name, actor=f"user:{user.username}"))
+    cancellation = await in_session(state, lambda s: grants.revoke_grant(s, name, actor=user_actor(user.username)))
     cancellation.settle(state.runtime.counters, state.bus)  # committed: budgets back, held calls and pages told
     count = len(cancellation.cancelled)
     cancelled = f" {count} call(s) that had not run were cancelled." if count else ""
@@ -117,5 +118,5 @@ async def standing_page(request: Request, state: StateDep, user: Viewer) -> Resp
 
 @router.post("/approvals/standing/{standing_id}/revoke")
 async def revoke_standing(standing_id: RowId, form: CheckedForm, state: StateDep, user: Approver) -> Response:
-    await in_session(state, lambda s: standing.revoke_standing(s, standing_id, actor=f"user:{user.username}"))
+    await in_session(state, lambda s: standing.revoke_standing(s, standing_id, actor=user_actor(user.username)))
     return redirect_with_flash("/approvals/standing", f"Standing approval {standing_id} is revoked.")

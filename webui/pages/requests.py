@@ -21,6 +21,7 @@ from service.approvals.schemas import Remember, RequestDetail, Verdict
 from service.approvals.view import ArgumentsView, decode_media, escape_invisible, patch_from_edit, value_at
 from service.arguments import MAX_ARGUMENT_DEPTH, TOO_DEEP, nests_deeper_than
 from service.durations import parse_duration
+from service.edge import error_body
 from service.errors import Conflict, InvalidInput, NotFound
 from service.policy_versions.simulate import explain_cost
 from webui.auth import Approver, CheckedForm, Viewer, WebUser, field
@@ -208,5 +209,5 @@ def _patch(session: Session, request_id: int, user: WebUser, edited: dict[str, A
 def _already_decided(request: Request, request_id: int, exc: Conflict) -> Response:
     """A late second decision (a double click, or Slack got there first) is news, not an error page."""
     if wants_json(request):
-        return JSONResponse({"error": exc.message}, status_code=exc.status_code)
+        return JSONResponse(error_body(exc.message), status_code=exc.status_code)
     return redirect_with_flash(f"/requests/{request_id}", exc.message)

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlmodel import Session
 
 from service.api.deps import RowId, StateDep
+from service.audit.schemas import user_actor
 from service.errors import InvalidInput, NotFound, PolicyInvalid, Problem
 from service.grants import service as grants
 from service.policy import EstimatorRegistry, load_policy
@@ -102,7 +103,7 @@ async def apply(request: Request, form: CheckedForm, state: StateDep, user: Admi
         version = await in_session(
             state,
             lambda s: versions.apply(
-                s, source, registry, origin=WEB_ORIGIN, actor=f"user:{user.username}", comment=comment
+                s, source, registry, origin=WEB_ORIGIN, actor=user_actor(user.username), comment=comment
             ),
         )
     except PolicyInvalid as exc:
@@ -166,6 +167,6 @@ async def rollback(version_id: RowId, form: CheckedForm, state: StateDep, user: 
     registry = state.runtime.registry
     version = await in_session(
         state,
-        lambda s: versions.rollback(s, version_id, registry, actor=f"user:{user.username}", comment=comment),
+        lambda s: versions.rollback(s, version_id, registry, actor=user_actor(user.username), comment=comment),
     )
     return redirect_with_flash("/rules", f"Rolled back: version {version.id} (a copy of {version_id}) is now in force.")

@@ -9,6 +9,7 @@ from fastapi.responses import Response
 from sqlmodel import Session
 
 from service.api.deps import RowId, StateDep
+from service.audit.schemas import user_actor
 from service.users import service as users
 from service.users.models import Role
 from service.users.schemas import UserCreated
@@ -31,7 +32,7 @@ async def _users_page(request: Request, state: StateDep, *, secret: dict[str, st
 
 
 def _actor(user: Any) -> str:
-    return f"user:{user.username}"
+    return user_actor(user.username)
 
 
 @router.get("/users")
