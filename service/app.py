@@ -33,6 +33,7 @@ from service.approvals.sweeper import sweep_forever
 from service.approvals.verdicts import Verdicts
 from service.audit.writer import AuditWriter
 from service.caches import ProcessCaches
+from service.clock import SYSTEM_CLOCK, Clock
 from service.config import Settings
 from service.db.notify import changes_heard, listen_url
 from service.edge import send_error
@@ -82,9 +83,10 @@ def transport_security(settings: Settings) -> TransportSecuritySettings:
 
 
 @asynccontextmanager
-async def running(settings: Settings) -> AsyncIterator[AppState]:
-    """Build everything, start the upstreams and background tasks, and take it all down again."""
-    runtime = await anyio.to_thread.run_sync(partial(Runtime.build, settings, serving=True))
+async def running(settings: Settings, clock: Clock = SYSTEM_CLOCK) -> AsyncIterator[AppState]:
+    """Build everything, start the upstreams and background tasks, and take it all down again. `clock`: what
+    every part reads when time decides what it does (service/clock.py)."""
+    runtime = await anyio.to_thread.run_sync(partial(Runtime.build, settings, serving=True, clock=clock))
     writer = AuditWriter(runtime.engine)
     try:  # from here on, a failed start-up still stops the runtime's threads (the WAL checkpointer, the writer)
         metrics = Metrics()
@@ -100,10 +102,11 @@ async def running(settings: Settings) -> AsyncIterator[AppState]:
             standing_approvals=standing,
             pending_cap=PendingCapCheck(runtime.engine, settings.hold.pending_cap, settings.hold.replay_window),
             argument_check=pool.catalog,  # calls the policy may hold are checked against their tool's inputSchema
+            clock=clock,
         )
         await anyio.to_thread.run_sync(policy.load)
         bus = EventBus()
-        holds = HoldCoordinator(runtime.engine, bus, pool, policy, settings.hold)
+        holds = HoldCoordinator(runtime.engine, bus, pool, policy, settings.hold, clock=clock)
         gateway = Gateway(pool, policy, writer, metrics, holds, standing)
         task_runner = TaskRunner(runtime.engine, bus, holds, settings.hold.result_retention.total_seconds())
         core_tasks = CoreTasks(task_runner, holds, settings.hold.result_retention.total_seconds())
@@ -120,8 +123,9 @@ async def running(settings: Settings) -> AsyncIterator[AppState]:
             validate_arguments=gateway.validate_arguments,
             counters=runtime.counters,
             policy=policy.current,
+            clock=clock,
         )
-        slack = _slack_channel(settings, runtime, verdicts)
+        slack = _slack_channel(settings, runtime, verdicts, clock)
         channels: list[ApprovalChannel] = [slack] if slack is not None else []
         caches = ProcessCaches(grants, standing, policy)
         # A change committed in this process drops what the caches hold of it (service/caches.py).
@@ -132,7 +136,7 @@ async def running(settings: Settings) -> AsyncIterator[AppState]:
                     tasks.start_soon(channel.run)
                 await pool.start(tasks)
                 tasks.start_soon(policy.watch)
-                tasks.start_soon(sweep_forever, runtime.engine, bus, runtime.counters)
+                tasks.start_soon(partial(sweep_forever, runtime.engine, bus, runtime.counters, clock=clock))
                 tasks.start_soon(task_runner.run_forever)
                 replicas_url = listen_url(settings.effective_database_url)
                 if replicas_url is not None:  # PostgreSQL tells us what other processes change
@@ -140,7 +144,7 @@ async def running(settings: Settings) -> AsyncIterator[AppState]:
                 else:  # SQLite: decisions from another process (the CLI) are found by polling
                     tasks.start_soon(holds.watch_other_processes)
                 async with manager.run():
-                    direct = DirectCalls(gateway, manager, transport_security(settings))
+                    direct = DirectCalls(gateway, manager, transport_security(settings), clock=clock)
                     tasks.start_soon(direct.keep_streams_alive)
                     entry = McpEntry(
                         manager,
@@ -158,7 +162,7 @@ async def running(settings: Settings) -> AsyncIterator[AppState]:
         runtime.close()
 
 
-def _slack_channel(settings: Settings, runtime: Runtime, verdicts: Verdicts) -> SlackChannel | None:
+def _slack_channel(settings: Settings, runtime: Runtime, verdicts: Verdicts, clock: Clock) -> SlackChannel | None:
     if not settings.slack.enabled:
         if settings.slack.signing_secret or settings.slack.app_token:
             log.warning("Slack is off: slack.bot_token is not set")
@@ -170,14 +174,16 @@ def _slack_channel(settings: Settings, runtime: Runtime, verdicts: Verdicts) -> 
         db=runtime.engine,
         public_url=settings.public_url or f"http://{settings.listen.host}:{settings.listen.port}",
         verdicts=verdicts,
+        clock=clock,
     )
 
 
 class AirlockApp:
     """The whole process as one ASGI app. MCP requests skip FastAPI's routing: they are the hot path."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, clock: Clock = SYSTEM_CLOCK) -> None:
         self._settings = settings
+        self._clock = clock
         self._state: AppState | None = None
         self._serving: AppState | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -213,7 +219,7 @@ class AirlockApp:
 
     @asynccontextmanager
     async def _lifespan(self, api: FastAPI) -> AsyncIterator[None]:
-        async with running(self._settings) as state:
+        async with running(self._settings, self._clock) as state:
             self._state = self._serving = state
             self._loop = asyncio.get_running_loop()
             api.state.airlock = state
@@ -224,8 +230,9 @@ class AirlockApp:
                 self._serving = None
 
 
-def create_app(settings: Settings) -> AirlockApp:
-    return AirlockApp(settings)
+def create_app(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> AirlockApp:
+    """`clock`: a test passes one it moves (tests/clock.py); production runs on the system's."""
+    return AirlockApp(settings, clock)
 
 
 def _build_api(lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]]) -> FastAPI:

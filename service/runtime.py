@@ -11,6 +11,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
+from service.clock import SYSTEM_CLOCK, Clock
 from service.config import Settings
 from service.counters import MemoryCounters, RedisCounters
 from service.db import migrate
@@ -30,12 +31,16 @@ class Runtime:
     engine: Engine
     hasher: TokenHasher
     registry: EstimatorRegistry
+    clock: Clock = SYSTEM_CLOCK
+    """The one clock of the process, for whatever time decides (service/clock.py); a test passes one it moves."""
     _counters: CounterStore | None = field(default=None, repr=False)
     _login_throttle: LoginThrottle | None = field(default=None, repr=False)
     _checkpointer: WalCheckpointer | None = field(default=None, repr=False)
 
     @classmethod
-    def build(cls, settings: Settings, *, migrate_sqlite: bool = True, serving: bool = False) -> Runtime:
+    def build(
+        cls, settings: Settings, *, migrate_sqlite: bool = True, serving: bool = False, clock: Clock = SYSTEM_CLOCK
+    ) -> Runtime:
         """`serving`: the long-running process; on SQLite it checkpoints the WAL from a thread of its own."""
         url = settings.effective_database_url
         if settings.is_sqlite:
@@ -48,6 +53,7 @@ class Runtime:
             engine=make_engine(url, wal_autocheckpoint_pages=SAFETY_NET_PAGES if background else None),
             hasher=TokenHasher(load_pepper(settings)),
             registry=EstimatorRegistry.default(settings.prices),
+            clock=clock,
         )
         if background and runtime.engine.url.database not in (None, "", ":memory:"):
             runtime._checkpointer = WalCheckpointer(str(runtime.engine.url.database))
@@ -74,6 +80,7 @@ class Runtime:
                 self.settings.sign_in,
                 redis_url=self.settings.redis_url,
                 redis_prefix=self.settings.counters.redis_prefix + "signin",
+                clock=self.clock,
             )
         return self._login_throttle
 

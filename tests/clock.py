@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 # A fixed, ordinary moment: 2026-11-24T09:00:00Z.
@@ -12,6 +13,11 @@ class MovableClock:
     def __init__(self, at: float = START) -> None:
         self._wall = at
         self._monotonic = 1000.0
+
+    @classmethod
+    def from_now(cls) -> MovableClock:
+        """Starting at the real time: for a whole gateway, whose database also holds rows stamped by the real one."""
+        return cls(time.time())
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self._wall, UTC)

@@ -1,5 +1,6 @@
 """Deadlines of waiting requests, from persisted times and never from timers in memory: the expiry (Airlock never
-approves by itself) and the reminders at 50% and 90% of the timeout. The sweeper runs these."""
+approves by itself) and the reminders at 50% and 90% of the timeout. The sweeper runs these, and tells each one
+`now` from its injected clock (service/clock.py), so a test moves time instead of waiting for it."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from service.approvals.models import RequestStatus, ToolCallRequest
 from service.approvals.records import emit, give_back_budget, request_event
 from service.approvals.repository import ApprovalRepository
 from service.approvals.schemas import ApprovalEvent
-from service.db.types import utcnow
 from service.policy import CounterStore
 
 
@@ -26,9 +26,8 @@ def _expire(
     return emit(session, [ApprovalEvent("expired", request.id, RequestStatus.EXPIRED.value)])
 
 
-def expire_due(session: Session, counters: CounterStore | None, now: datetime | None = None) -> list[ApprovalEvent]:
+def expire_due(session: Session, counters: CounterStore | None, now: datetime) -> list[ApprovalEvent]:
     """What the sweeper runs: a persisted deadline, never a timer in memory. Airlock never approves by itself."""
-    now = now or utcnow()
     events: list[ApprovalEvent] = []
     for request in ApprovalRepository(session).due(now):
         events += _expire(session, request, counters, now)
@@ -45,9 +44,8 @@ def next_reminder(created_at: datetime, deadline: datetime, sent: int) -> dateti
     return created_at + (deadline - created_at) * REMINDER_POINTS[sent]
 
 
-def due_reminders(session: Session, now: datetime | None = None) -> list[ApprovalEvent]:
+def due_reminders(session: Session, now: datetime) -> list[ApprovalEvent]:
     """Reminders at 50% and 90% of the timeout, as events for the channels to post."""
-    now = now or utcnow()
     events = []
     for request in ApprovalRepository(session).reminders_due(now):
         assert request.id is not None
@@ -65,6 +63,6 @@ def due_reminders(session: Session, now: datetime | None = None) -> list[Approva
     return emit(session, events)
 
 
-def sweep_due(session: Session) -> bool:
+def sweep_due(session: Session, now: datetime) -> bool:
     """Whether anything waits for the sweeper (read in a read-only transaction, so an idle sweep writes nothing)."""
-    return ApprovalRepository(session).anything_due(utcnow())
+    return ApprovalRepository(session).anything_due(now)

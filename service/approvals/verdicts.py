@@ -17,6 +17,7 @@ from service.approvals.edits import ArgumentValidator
 from service.approvals.events import EventBus
 from service.approvals.models import ToolCallRequest
 from service.approvals.schemas import ApprovalEvent, Approver, Remember, Verdict
+from service.clock import SYSTEM_CLOCK, Clock
 from service.db.engine import unit_of_work
 from service.policy import CounterStore, PolicyEngine
 
@@ -32,7 +33,9 @@ class Verdicts:
         validate_arguments: ArgumentValidator,
         counters: CounterStore | None,
         policy: Callable[[], PolicyEngine],
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
+        self._clock = clock  # a verdict after the deadline is refused: on the clock the deadlines were set by
         self._db = db
         self._bus = bus
         self.validate_arguments = validate_arguments
@@ -67,6 +70,7 @@ class Verdicts:
                     counters=self._counters,
                     policy=self._policy(),
                     seen_digest=seen_digest,
+                    now=self._clock.now(),
                 )
                 return view(session, request), events
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -31,7 +30,9 @@ from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
+from service.clock import SYSTEM_CLOCK, Clock
 from service.edge import send_json
+from service.gateway.event_stream import KeepAliveTicker
 from service.gateway.holds import HeldTask
 from service.gateway.protocol import (
     ProgressRelay,
@@ -40,8 +41,6 @@ from service.gateway.protocol import (
     error_envelope,
     failure_error,
     handshake_result,
-    increasing_progress,
-    progress_notification,
     progress_token,
     result_envelope,
 )
@@ -53,9 +52,6 @@ from service.grants.schemas import AuthenticatedGrant
 log = logging.getLogger(__name__)
 
 SESSION_HEADER = "mcp-session-id"
-# A comment line on a held call's stream now and then keeps proxies and idle-timeouts from closing it; rarer
-# than the SDK's 15 s, because 5,000 held calls each pinging is the whole idle cost of holding them.
-KEEPALIVE_SECONDS = 25.0
 _CHECKED_HEADERS = ("accept", "content-type", "host", "origin")
 _MAX_VERDICTS = 256
 _COMPACT = json.JSONEncoder(separators=(",", ":"))
@@ -85,7 +81,12 @@ def facts_from_handshake(principal: str, params: Any, answer: bytes) -> SessionF
 
 class DirectCalls:
     def __init__(
-        self, gateway: Gateway, manager: PerRequestSessionManager, security: TransportSecuritySettings
+        self,
+        gateway: Gateway,
+        manager: PerRequestSessionManager,
+        security: TransportSecuritySettings,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._gateway = gateway
         self._manager = manager
@@ -93,7 +94,7 @@ class DirectCalls:
         self._sessions: dict[str, SessionFacts] = {}
         self._in_flight: dict[tuple[str, str], tuple[str, anyio.CancelScope]] = {}
         self._header_verdicts: dict[tuple[str | None, ...], bool] = {}
-        self._keep_alive = _KeepAlive()
+        self._keep_alive = KeepAliveTicker(clock)
 
     async def keep_streams_alive(self) -> None:
         """Run for as long as calls are served: the keep-alive of every waiting call's stream."""
@@ -191,7 +192,7 @@ class DirectCalls:
     async def _stream(self, receive: Receive, send: Send, call: _Call) -> None:
         """An answer that may carry progress, or wait for a person: SSE, with the agent's hang-up noticed. A call
         cancelled by the agent ends with the same error the SDK sends; after a hang-up nothing is sent."""
-        stream = _EventStream(send, [(SESSION_HEADER.encode(), call.session_id.encode())])
+        stream = self._keep_alive.stream(send, [(SESSION_HEADER.encode(), call.session_id.encode())])
         await stream.open()
         answered = False
         self._keep_alive.add(stream)
@@ -246,91 +247,6 @@ class _Call:
     grant: AuthenticatedGrant
     upstream: str | None
     cancel_scope: anyio.CancelScope
-
-
-class _KeepAlive:
-    """One ticker for every open event stream: a stream quiet for KEEPALIVE_SECONDS gets a comment line, so proxies
-    and clients keep it open while its call waits for a person. One timer for all of them, not one per call: with
-    thousands of calls held, a timer each was most of the CPU that holding them cost."""
-
-    def __init__(self) -> None:
-        self._streams: set[_EventStream] = set()
-
-    def add(self, stream: _EventStream) -> None:
-        self._streams.add(stream)
-
-    def discard(self, stream: _EventStream) -> None:
-        self._streams.discard(stream)
-
-    async def run(self) -> None:
-        while True:
-            await anyio.sleep(KEEPALIVE_SECONDS / 5)
-            moment = time.monotonic() - KEEPALIVE_SECONDS
-            for stream in [s for s in self._streams if s.quiet_since(moment)]:
-                try:
-                    with anyio.move_on_after(1):  # an agent that stopped reading holds up no other stream
-                        await stream.keep_alive()
-                except Exception:  # one broken stream must not end the ticker (nor, with it, the app)
-                    log.debug("keep-alive not written", exc_info=True)
-
-
-class _EventStream:
-    """One SSE response, written by the call, its progress and its keep-alive, one event at a time."""
-
-    def __init__(self, send: Send, headers: list[tuple[bytes, bytes]]) -> None:
-        self._send = send
-        self._headers = headers
-        self._lock = anyio.Lock()
-        self._last_write = time.monotonic()
-        self._closed = False
-        self.hung_up = False
-
-    async def open(self) -> None:
-        headers = [
-            (b"content-type", b"text/event-stream"),
-            (b"cache-control", b"no-cache, no-transform"),
-            (b"x-accel-buffering", b"no"),
-            *self._headers,
-        ]
-        await self._send({"type": "http.response.start", "status": 200, "headers": headers})
-
-    async def event(self, body: dict[str, Any]) -> None:
-        await self._write(b"event: message\ndata: " + _COMPACT.encode(body).encode() + b"\n\n")
-
-    async def watch(self, receive: Receive, cancel_scope: anyio.CancelScope) -> None:
-        """Cancel the call when the agent hangs up (a held one then marks its request "requester gone"). No timer:
-        the keep-alive ticker writes to quiet streams."""
-        while (await receive())["type"] != "http.disconnect":
-            pass
-        self.hung_up = True
-        cancel_scope.cancel()
-
-    def quiet_since(self, moment: float) -> bool:
-        return self._last_write <= moment and not self._lock.locked()
-
-    async def keep_alive(self) -> None:
-        await self._write(b": keep-alive\n\n")
-
-    async def close(self) -> None:
-        async with self._lock:
-            self._closed = True
-            await self._send({"type": "http.response.body", "body": b"", "more_body": False})
-
-    def progress_relay(self, token: int | str | None) -> ProgressRelay | None:
-        if token is None:
-            return None
-
-        async def report(progress: float, total: float | None, message: str | None) -> None:
-            await self.event(progress_notification(token, progress, total, message))
-
-        return increasing_progress(report)
-
-    async def _write(self, chunk: bytes) -> None:
-        async with self._lock:
-            # The ticker may pick a stream, then wait on another one's write while this response ends.
-            if not self._closed:
-                await self._send({"type": "http.response.body", "body": chunk, "more_body": True})
-                self._last_write = time.monotonic()
 
 
 def _call_key(session_id: str, request_id: int | str) -> tuple[str, str]:

@@ -385,7 +385,7 @@ class HoldCoordinator:
         self, grant_id: int, name: str, arguments: Mapping[str, Any], window: timedelta
     ) -> ToolCallRequest | None:
         with reading(self._db) as session:
-            return approvals.find_replayable(session, grant_id, name, arguments, window=window)
+            return approvals.find_replayable(session, grant_id, name, arguments, window=window, now=self._clock.now())
 
     def _recent(self, grant_id: int) -> list[ToolCallRequest]:
         with reading(self._db) as session:
@@ -426,6 +426,7 @@ class HoldCoordinator:
                 policy_version_id=self._policy.version_id,
                 hold_mode=mode,
                 secrets=secrets,
+                now=self._clock.now(),  # its deadline and reminders, on the clock the sweeper reads
             )
         assert request.id is not None
         anyio.from_thread.run_sync(self._bus.publish, events)
@@ -450,13 +451,14 @@ class HoldCoordinator:
                 summary=answers.summarise(result.model_dump(mode="json", by_alias=True, exclude_none=True)),
                 retention=self._config.result_retention,
                 delivered=delivered,
+                now=self._clock.now(),  # a delivery starts the replay window (hold.replay_window)
             )
 
     def _delivered(self, request_id: int | None) -> None:
         if request_id is None:
             return
         with unit_of_work(self._db) as session:
-            approvals.mark_delivered(session, request_id)
+            approvals.mark_delivered(session, request_id, self._clock.now())
 
     def _requester_gone(self, request_id: int) -> None:
         try:

@@ -10,6 +10,7 @@ from pathlib import Path
 import anyio
 from sqlalchemy import Engine
 
+from service.clock import SYSTEM_CLOCK, Clock
 from service.db.engine import reading, unit_of_work
 from service.errors import AirlockError
 from service.policy import (
@@ -39,7 +40,9 @@ class PolicyHolder:
         pending_cap: PendingCap | None = None,
         argument_check: ArgumentCheck | None = None,
         on_change: Callable[[CompiledPolicy], None] = lambda _p: None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
+        self._clock = clock  # names the policy's windows (a test moves it instead of waiting for a new minute)
         self._standing = standing_approvals
         self._pending_cap = pending_cap
         self._argument_check = argument_check
@@ -72,6 +75,7 @@ class PolicyHolder:
                 standing_approvals=self._standing,
                 pending_cap=self._pending_cap,
                 argument_check=self._argument_check,
+                clock=self._clock.time,
             )
             self.version_id = new_id
             log.info("policy version %s in force", new_id)

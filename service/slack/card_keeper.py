@@ -24,9 +24,9 @@ from service.approvals import service as approvals
 from service.approvals.models import RequestStatus, ToolCallRequest
 from service.approvals.schemas import ApprovalEvent
 from service.approvals.view import secrets_of
+from service.clock import SYSTEM_CLOCK, Clock
 from service.db.engine import reading, unit_of_work
 from service.db.notify import PROCESS_ID
-from service.db.types import utcnow
 from service.errors import AirlockError, NotFound
 from service.slack import cards
 from service.slack.cards import CardFacts
@@ -60,8 +60,10 @@ class CardKeeper:
         default_channel: str | None,
         public_url: str,
         sender: str = PROCESS_ID,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._sender = sender
+        self._clock = clock  # when a send lease ends (SEND_LEASE)
         self._db = db
         self._client = client
         self.outbox = outbox
@@ -285,7 +287,7 @@ class CardKeeper:
 
     async def _claim(self, request_id: int, target: str, *, image: bool) -> bool:
         def claim() -> bool:
-            now = utcnow()
+            now = self._clock.now()
             with unit_of_work(self._db) as session:
                 return SlackRepository(session).claim_send(
                     request_id, target, self._sender, image=image, now=now, until=now + SEND_LEASE

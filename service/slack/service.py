@@ -21,6 +21,7 @@ from service.approvals.deciders import decider_refusal
 from service.approvals.models import RequestStatus, ToolCallRequest
 from service.approvals.schemas import ApprovalEvent, Remember, Verdict
 from service.approvals.verdicts import Verdicts
+from service.clock import SYSTEM_CLOCK, Clock
 from service.config import SlackConfig
 from service.errors import AirlockError
 from service.slack import cards, edit_form, interactions
@@ -53,6 +54,7 @@ class SlackChannel:
         public_url: str,
         verdicts: Verdicts,
         send_interval_seconds: float = 1.0,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         assert config.bot_token is not None
         self.config = config
@@ -69,6 +71,7 @@ class SlackChannel:
             directory=self.directory,
             default_channel=config.channel,
             public_url=public_url,
+            clock=clock,
         )
         self._tasks: TaskGroup | None = None
 

@@ -20,6 +20,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from service.app import AirlockApp, create_app
+from service.clock import SYSTEM_CLOCK, Clock
 from service.config import Settings, load_settings
 from service.db.engine import unit_of_work
 from service.grants.service import create_grant
@@ -104,8 +105,11 @@ def run_gateway(
     grants: dict[str, list[str] | None] | None = None,
     users: dict[str, str] | None = None,
     reuse: RunningGateway | None = None,
+    clock: Clock = SYSTEM_CLOCK,
     **settings_overrides: Any,
 ) -> Iterator[RunningGateway]:
+    """`clock`: the gateway's (service/clock.py); a test that moves time passes one it moves (tests/clock.py
+    `MovableClock.from_now()`: grants and users are made on the real clock)."""
     log = tmp_path / "upstream.log"
     policy_file = tmp_path / "policy.yaml"
     policy_file.write_text(policy)
@@ -133,7 +137,7 @@ def run_gateway(
                 grant = create_grant(session, runtime.hasher, name=name, actor="test", upstreams=reach, owner="owner")
                 tokens[name] = grant.token
         runtime.close()
-    app = create_app(settings)
+    app = create_app(settings, clock=clock)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False))
 
     def serve() -> None:

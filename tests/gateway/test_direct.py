@@ -11,7 +11,7 @@ import anyio
 import httpx2
 import pytest
 
-from service.gateway import direct
+from service.gateway import event_stream
 from tests.gateway.harness import RunningGateway, approve_via_api, fixture_upstream, run_gateway
 from tests.gateway.test_edges import HEADERS, INIT
 from tests.gateway.test_holds import DEAR, USERS, pending_request_id, sqlite_url
@@ -102,7 +102,7 @@ async def test_a_quiet_held_call_gets_keep_alives_from_the_shared_ticker(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """No progress token, so no heartbeats: only the ticker writes to this stream while the call waits."""
-    monkeypatch.setattr(direct, "KEEPALIVE_SECONDS", 0.4)
+    monkeypatch.setattr(event_stream, "KEEPALIVE_SECONDS", 0.4)
     with run_gateway(
         tmp_path, database_url=sqlite_url(tmp_path), policy=fixture("airlock-demo.yaml"), users=USERS
     ) as gw:
@@ -148,9 +148,11 @@ async def test_an_agent_that_hangs_up_leaves_a_request_that_never_runs(tmp_path:
             with anyio.fail_after(10):
                 while not (await api.get(f"/api/requests/{request_id}")).json()["requester_gone"]:
                     await anyio.sleep(0.05)
+            assert request_id not in gw.state.bus.waiting()  # no call in the gateway waits on it any more
             assert (await approve_via_api(api, request_id)).status_code == 200
-        await anyio.sleep(0.5)
-        assert gw.upstream_calls("generate_image") == []  # approved, but nobody is there to receive it
+            # Approved, but nobody is there to receive it: nothing that could run it heard the approval.
+            assert (await api.get(f"/api/requests/{request_id}")).json()["status"] == "approved"
+        assert gw.upstream_calls("generate_image") == []
 
 
 BUDGET_OF_ONE_CALL = """version: "1"
@@ -295,12 +297,24 @@ async def test_only_the_sessions_own_grant_can_cancel_its_call(tmp_path: Path) -
                 request_id = await pending_request_id(gw)
                 stranger = {**session, "Authorization": f"Bearer {gw.tokens['other']}"}
                 await http.post(gw.mcp_url, json=cancel, headers=stranger)
-                await anyio.sleep(0.3)
-                assert answers == []  # still waiting: a stranger's cancel is not the agent's
+                async with gw.api("ana") as api:
+                    assert (await approve_via_api(api, request_id)).status_code == 200
+            # Still waiting when it was approved, so it ran and answered: a stranger's cancel is not the agent's
+            # (a cancelled call can send nothing more than its cancellation).
+            assert [b["type"] for b in sse_messages(answers[0].text)[-1]["result"]["content"]] == ["image", "image"]
+
+            async def again() -> None:
+                arguments = {**DEAR, "prompt": "another"}
+                answers.append(await http.post(gw.mcp_url, json=call(10, "generate_image", arguments), headers=session))
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(again)
+                second = await pending_request_id(gw)
                 await http.post(gw.mcp_url, json=cancel, headers=session)
-        assert sse_messages(answers[0].text)[-1]["error"]["code"] == -32800
+        assert sse_messages(answers[1].text)[-1]["error"]["code"] == -32800
         async with gw.api("ana") as api:
-            assert (await api.get(f"/api/requests/{request_id}")).json()["requester_gone"] is True
+            assert (await api.get(f"/api/requests/{second}")).json()["requester_gone"] is True
+            assert (await api.get(f"/api/requests/{request_id}")).json()["requester_gone"] is False
 
 
 async def test_each_run_serves_over_the_path_it_names(tmp_path: Path, mcp_path: str) -> None:

@@ -14,8 +14,9 @@ from sqlalchemy import Engine
 
 from service.audit.service import verify
 from service.db.engine import unit_of_work
+from tests.clock import MovableClock
 from tests.gateway.harness import mcp_client, run_gateway
-from tests.policy.helpers import T0, Clock, fixture
+from tests.policy.helpers import fixture
 
 pytestmark = pytest.mark.anyio
 
@@ -72,9 +73,8 @@ async def test_the_31st_call_in_a_minute_is_rate_limited_and_never_reaches_the_u
     engine: Engine, tmp_path: Path
 ) -> None:
     seed = fixture("policylayer-seed.json").replace('"generate_image"', '"get_model_capabilities"')
-    with run_gateway(tmp_path, database_url=db_url(engine), policy=seed) as gw:
-        # Windows are UTC minutes: the engine's clock is held still, so the burst cannot straddle a boundary.
-        gw.state.gateway.policy.current().clock = Clock(T0)
+    # Windows are UTC minutes: the gateway's clock is held still, so the burst cannot straddle a boundary.
+    with run_gateway(tmp_path, database_url=db_url(engine), policy=seed, clock=MovableClock.from_now()) as gw:
         async with mcp_client(gw.mcp_url, gw.token) as client:
             results = [await client.call_tool("get_model_capabilities", {}) for _ in range(31)]
         assert [r.is_error for r in results].count(False) == 30

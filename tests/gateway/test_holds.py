@@ -19,6 +19,7 @@ from mcp import Client
 from service.audit.service import export
 from service.db.engine import reading
 from service.policy import counter_key, grant_owner
+from tests.clock import MovableClock
 from tests.gateway.harness import RunningGateway, approve_via_api, mcp_client, run_gateway
 from tests.policy.helpers import fixture
 
@@ -154,13 +155,22 @@ async def test_pending_answer_then_status_tool_then_stored_result(tmp_path: Path
 
 
 async def test_expiry_never_runs_the_call(tmp_path: Path) -> None:
-    policy = fixture("airlock-demo.yaml").replace("timeout: 15m", "timeout: 2s", 1)
-    with run_gateway(tmp_path, database_url=sqlite_url(tmp_path), policy=policy, users=USERS) as gw:
+    clock = MovableClock.from_now()  # the gateway's: the test moves it past the 15 minutes
+    with run_gateway(
+        tmp_path,
+        database_url=sqlite_url(tmp_path),
+        policy=fixture("airlock-demo.yaml"),
+        users=USERS,
+        hold={"max_wait": "20m"},  # on the same clock: the call is still waiting at the deadline
+        clock=clock,
+    ) as gw:
         async with mcp_client(gw.mcp_url, gw.token) as client:
             with anyio.fail_after(20):
-                result = await client.call_tool("generate_image", DEAR)
+                async with held_call(gw, client, "generate_image", DEAR) as (_, results):
+                    clock.advance(15 * 60 + 1)  # the sweeper's next pass finds the deadline passed
+        result = results[0]
         assert result.is_error
-        assert result.content[0].text.startswith("[EXPIRED] approval timed out, not executed")  # type: ignore[union-attr]
+        assert result.content[0].text.startswith("[EXPIRED] approval timed out, not executed")
         assert gw.upstream_calls() == []
 
 
@@ -205,9 +215,11 @@ async def test_an_agent_that_stops_waiting_leaves_a_decidable_request(tmp_path: 
                         break
                     await anyio.sleep(0.1)
             assert item["status"] == "pending"
+            assert item["id"] not in gw.state.bus.waiting()  # no call in the gateway waits on it any more
             assert (await approve_via_api(api, item["id"])).status_code == 200
-        await anyio.sleep(0.5)
-        assert gw.upstream_calls() == []  # approved, but never run for a caller who left
+            # Approved, but never run for a caller who left: nothing that could run it heard the approval.
+            assert (await api.get(f"/api/requests/{item['id']}")).json()["status"] == "approved"
+        assert gw.upstream_calls() == []
 
 
 async def test_rest_api_needs_a_user_token_and_validates_input(tmp_path: Path) -> None:

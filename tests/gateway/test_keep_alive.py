@@ -1,5 +1,5 @@
-"""The one keep-alive ticker behind every waiting call's event stream (service/gateway/direct.py), against an ASGI
-`send` that refuses what uvicorn refuses: a body after the response has ended."""
+"""The one keep-alive ticker behind every waiting call's event stream (service/gateway/event_stream.py), on a clock
+the test moves, against an ASGI `send` that refuses what uvicorn refuses: a body after the response has ended."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ from typing import Any
 import anyio
 import pytest
 
-from service.gateway import direct
+from service.gateway.event_stream import KEEP_ALIVE, KEEPALIVE_SECONDS, EventStream, KeepAliveTicker
+from tests.clock import MovableClock
 
 pytestmark = pytest.mark.anyio
 
-KEEP_ALIVE = b": keep-alive\n\n"
+END = {"type": "http.response.body", "body": b"", "more_body": False}
 
 
 class Response:
@@ -42,19 +43,63 @@ class Response:
         return sum(1 for m in self.messages if m.get("body") == KEEP_ALIVE)
 
 
-async def test_a_stream_that_ends_while_the_ticker_waits_on_another_gets_nothing_more(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(direct, "KEEPALIVE_SECONDS", 0.05)
-    release = anyio.Event()
+async def opened(ticker: KeepAliveTicker, response: Response) -> EventStream:
+    stream = ticker.stream(response.send, [])
+    await stream.open()
+    ticker.add(stream)
+    return stream
+
+
+async def test_a_stream_gets_a_keep_alive_once_it_has_been_quiet_for_the_interval_and_not_before() -> None:
+    clock, response = MovableClock(), Response()
+    ticker = KeepAliveTicker(clock)
+    stream = await opened(ticker, response)
+    clock.advance(KEEPALIVE_SECONDS - 1)
+    await ticker.tick()
+    assert response.keep_alives() == 0
+    clock.advance(1)
+    await ticker.tick()
+    assert response.keep_alives() == 1
+    await ticker.tick()
+    assert response.keep_alives() == 1  # it was just written to: quiet again only an interval later
+    clock.advance(KEEPALIVE_SECONDS)
+    await ticker.tick()
+    assert response.keep_alives() == 2
+    await stream.close()
+
+
+async def test_an_event_written_meanwhile_puts_the_keep_alive_off() -> None:
+    clock, response = MovableClock(), Response()
+    ticker = KeepAliveTicker(clock)
+    stream = await opened(ticker, response)
+    clock.advance(KEEPALIVE_SECONDS - 1)
+    await stream.event({"jsonrpc": "2.0", "method": "notifications/progress"})  # a heartbeat, say
+    clock.advance(1)
+    await ticker.tick()
+    assert response.keep_alives() == 0  # quiet for one second only
+    clock.advance(KEEPALIVE_SECONDS - 1)
+    await ticker.tick()
+    assert response.keep_alives() == 1
+
+
+async def test_a_stream_that_left_the_ticker_gets_nothing() -> None:
+    clock, response = MovableClock(), Response()
+    ticker = KeepAliveTicker(clock)
+    stream = await opened(ticker, response)
+    ticker.discard(stream)
+    clock.advance(KEEPALIVE_SECONDS)
+    await ticker.tick()
+    assert response.keep_alives() == 0
+
+
+async def test_a_stream_that_ends_while_the_ticker_waits_on_another_gets_nothing_more() -> None:
+    clock, release = MovableClock(), anyio.Event()
+    ticker = KeepAliveTicker(clock)
     responses = [Response(hold_keep_alives=release), Response(hold_keep_alives=release)]
-    ticker = direct._KeepAlive()
-    streams = [direct._EventStream(r.send, []) for r in responses]
-    for stream in streams:
-        await stream.open()
-        ticker.add(stream)
+    streams = [await opened(ticker, r) for r in responses]
+    clock.advance(KEEPALIVE_SECONDS)
     async with anyio.create_task_group() as tasks:
-        tasks.start_soon(ticker.run)
+        tasks.start_soon(ticker.tick)  # picks both as quiet, then waits on the first one it writes to
         with anyio.fail_after(5):
             while not any(r.keep_alive_started.is_set() for r in responses):
                 await anyio.sleep(0.01)
@@ -63,27 +108,18 @@ async def test_a_stream_that_ends_while_the_ticker_waits_on_another_gets_nothing
         ticker.discard(streams[ended])  # what a finished call does: leave the ticker, then end its response
         await streams[ended].close()
         release.set()
-        with anyio.fail_after(5):  # several more ticks, each of which passed the ended stream by
-            while responses[waiting_on].keep_alives() < 3:
-                await anyio.sleep(0.01)
-        tasks.cancel_scope.cancel()
-    assert responses[ended].messages[-1] == {"type": "http.response.body", "body": b"", "more_body": False}
+    assert responses[ended].messages[-1] == END
     assert responses[ended].keep_alives() == 0 and responses[ended].refused == 0
-    assert responses[waiting_on].keep_alives() >= 3  # the ticker lived on
+    assert responses[waiting_on].keep_alives() == 1
 
 
-async def test_a_broken_stream_does_not_stop_the_ticker(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(direct, "KEEPALIVE_SECONDS", 0.05)
-    broken, healthy = Response(broken=True), Response()
-    ticker = direct._KeepAlive()
+async def test_a_broken_stream_does_not_stop_the_ticker() -> None:
+    clock, broken, healthy = MovableClock(), Response(broken=True), Response()
+    ticker = KeepAliveTicker(clock)
     for response in (broken, healthy):
-        stream = direct._EventStream(response.send, [])
-        await stream.open()
-        ticker.add(stream)
-    async with anyio.create_task_group() as tasks:
-        tasks.start_soon(ticker.run)
-        with anyio.fail_after(5):
-            while healthy.keep_alives() < 3:
-                await anyio.sleep(0.01)
-        tasks.cancel_scope.cancel()
+        await opened(ticker, response)
+    for _ in range(3):
+        clock.advance(KEEPALIVE_SECONDS)
+        await ticker.tick()  # would raise if one broken stream could end it
     assert broken.keep_alive_started.is_set() and broken.keep_alives() == 0
+    assert healthy.keep_alives() == 3

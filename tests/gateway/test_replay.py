@@ -17,6 +17,7 @@ from service.audit.service import export
 from service.db.engine import make_engine, unit_of_work
 from service.gateway.answers import REPLAY_OF
 from service.gateway.sdk_compat import raw_request
+from tests.clock import MovableClock
 from tests.gateway.harness import RunningGateway, approve_via_api, mcp_client, run_gateway
 from tests.gateway.test_gateway import db_url
 from tests.gateway.test_holds import DEAR, DENY_IMAGES, USERS, denial_rule, held_call, image_spend, pending_request_id
@@ -106,18 +107,23 @@ async def test_a_replay_passes_the_policy_in_force_first(tmp_path: Path) -> None
 
 
 async def test_after_the_replay_window_the_same_call_is_a_new_request(tmp_path: Path) -> None:
+    clock = MovableClock.from_now()  # the gateway's: the test moves it past the window
     with run_gateway(
         tmp_path,
         database_url=f"sqlite:///{tmp_path}/airlock.db",
         policy=fixture("airlock-demo.yaml"),
         users=USERS,
-        hold={"replay_window": "1s"},
+        hold={"replay_window": "1m"},
+        clock=clock,
     ) as gw:
         async with mcp_client(gw.mcp_url, gw.token) as client:
             await give_up_after(client, 1.0, DEAR)
             first = await pending_request_id(gw)
             await approve_and_await_run(gw, first)
-            await anyio.sleep(1.2)  # not a synchronisation: the window (1 s from the first delivery) must pass
+            clock.advance(59)  # the window counts from the first delivery
+            within = await client.call_tool("generate_image", DEAR)
+            assert (within.meta or {})[REPLAY_OF] == f"R-{first}"
+            clock.advance(2)
             await give_up_after(client, 1.0, DEAR)
             assert await pending_request_id(gw) != first
         assert await request_count(gw) == 2

@@ -21,6 +21,7 @@ from service.db.engine import unit_of_work
 from service.slack import card_keeper
 from service.slack.service import NOT_LINKED
 from service.users.models import Role
+from tests.clock import MovableClock
 from tests.gateway.harness import RunningGateway, approve_via_api, mcp_client
 from tests.gateway.test_holds import held_call, pending_request_id
 from tests.slack.fake_slack import FakeSlack, channel_id, fake_slack
@@ -85,6 +86,7 @@ async def test_a_429_storm_is_waited_out_per_channel_without_slowing_the_gateway
             assert all(r.content[0].text.startswith("[REJECTED]") for r in results)
 
 
+TIMEOUT = 15.0
 REMINDED = """
 version: "1"
 default: deny
@@ -94,7 +96,7 @@ tools:
     require_approval:
       when: "true"
       approvers: {slack_users: [U0ANA], slack_groups: [S0DESIGN], roles: [admin]}
-      # Long enough that the 90% reminder's window (1.5 s) outlasts the sweeper's 1 s period.
+      # Within the held call's wait (hold.max_wait, 50 s on the same clock): the call itself hears its expiry.
       timeout: 15s
   get_model_capabilities:
     require_approval: {when: "true", slack: false}
@@ -102,12 +104,21 @@ tools:
 
 
 async def test_reminders_go_to_the_thread_and_an_expiry_reaches_the_card(tmp_path: Path) -> None:
+    clock = MovableClock.from_now()  # the gateway's: the test moves it through the timeout
     async with fake_slack() as fake:
-        with slack_gateway(tmp_path, fake, policy=REMINDED) as gw:
+        with slack_gateway(tmp_path, fake, policy=REMINDED, clock=clock) as gw:
             async with mcp_client(gw.mcp_url, gw.token) as client:
                 async with held_call(gw, client, "generate_image", DEAR) as (request_id, results):
                     channel, ts = await card_of(fake, request_id)
                     assert channel == channel_id("#airlock")  # the rule names none: the default channel
+                    # Each move is seen by the sweeper's next pass (it sweeps once a second, on the moved clock).
+                    clock.advance(0.5 * TIMEOUT + 1)
+                    assert "50%" in (await fake.wait_for("chat.postMessage", count=2))[-1].args["text"]
+                    clock.advance(0.4 * TIMEOUT)
+                    assert "90%" in (await fake.wait_for("chat.postMessage", count=3))[-1].args["text"]
+                    async with gw.api("ana") as api:
+                        assert (await api.get(f"/api/requests/{request_id}")).json()["status"] == "pending"
+                    clock.advance(0.1 * TIMEOUT)
             assert results[0].content[0].text.startswith("[EXPIRED]")
             replies = [c for c in fake.posts() if c.args.get("thread_ts") == ts]
             assert [("50%" in c.args["text"], "90%" in c.args["text"]) for c in replies] == [
@@ -124,12 +135,16 @@ async def test_a_rule_with_slack_false_gets_no_card(tmp_path: Path) -> None:
         with slack_gateway(tmp_path, fake, policy=REMINDED) as gw:
             async with mcp_client(gw.mcp_url, gw.token) as client:
                 async with held_call(gw, client, "get_model_capabilities", {}) as (request_id, results):
-                    await anyio.sleep(1.5)
-                    assert fake.posts() == []
                     async with gw.api("root") as api:
                         await approve_via_api(api, request_id)
-            assert not results[0].is_error
-            assert fake.posts() == []
+                assert not results[0].is_error
+                # The cards follow the events in order: once a later request's card is posted, every event of the
+                # first one (held, decided, ran) has been followed, and had it owed a card, that card came first.
+                async with held_call(gw, client, "generate_image", DEAR) as (later, _):
+                    await card_of(fake, later)
+                    async with gw.api("root") as api:
+                        await api.post(f"/api/requests/{later}/reject", json={"reason": "end of test"})
+            assert [c.args["text"].split(":")[0] for c in fake.posts()] == [f"R-{later}"]
 
 
 async def test_cards_owed_when_the_process_stopped_are_posted_after_a_restart(tmp_path: Path) -> None:
@@ -162,13 +177,24 @@ async def test_a_channel_that_does_not_exist_is_tried_once_and_the_web_path_deci
             async with mcp_client(gw.mcp_url, gw.token) as client:
                 async with held_call(gw, client, "generate_image", DEAR) as (request_id, results):
                     await fake.wait_for("chat.postMessage")
-                    await anyio.sleep(2)
-                    assert len(fake.posts()) == 1  # channel_not_found will not pass by trying again
+                    # channel_not_found will not pass by trying again: the job left the send queue (one that is
+                    # tried again stays in it until it goes through or is given up).
+                    assert gw.state.slack is not None
+                    with anyio.fail_after(10):
+                        while gw.state.slack.outbox.backlog():
+                            await anyio.sleep(0.05)
+                    assert len(fake.posts()) == 1
                     async with gw.api("root") as api:
                         await approve_via_api(api, request_id)
-            assert not results[0].is_error
-            await anyio.sleep(1.5)
-            assert len(fake.posts()) == 1 and fake.called("chat.update") == []
+                assert not results[0].is_error
+                # A later request's card for the same channel queues behind every job the first one's decision
+                # queued there: once it has been tried, those ran, and updated nothing.
+                async with held_call(gw, client, "generate_image", {**DEAR, "prompt": "later"}) as (later, _):
+                    await fake.wait_for("chat.postMessage", count=2)
+                    async with gw.api("root") as api:
+                        await api.post(f"/api/requests/{later}/reject", json={"reason": "end of test"})
+            assert [c.args["text"].split(":")[0] for c in fake.posts()] == [f"R-{request_id}", f"R-{later}"]
+            assert fake.called("chat.update") == []
 
 
 async def test_an_agent_that_withdraws_its_call_turns_the_card_into_a_withdrawal(tmp_path: Path) -> None:
@@ -263,8 +289,7 @@ async def test_a_card_post_that_keeps_failing_goes_behind_its_image_and_the_imag
             # Failed at once, after 1 s and after 2 s more: the card's post goes behind the image, which has no
             # thread yet.
             await fake.wait_for("chat.postMessage", count=3, timeout=10)
-            await anyio.sleep(0.5)
-            fake.broken.clear()
+            fake.broken.clear()  # the fake failed the third one as it recorded it
             await card_of(fake, request_id)
             await fake.wait_for("files.completeUploadExternal", timeout=15)
             assert len(fake.uploads) == 1
