@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import partial
 from importlib.metadata import version as package_version
@@ -20,6 +20,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy import text
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import service.models  # noqa: F401  every table registered before the first session (docs: service/models.py)
@@ -46,6 +47,10 @@ from service.gateway.tasks import TaskRunner
 from service.gateway.tasks_2025 import CoreTasks
 from service.grants.cache import GrantCache
 from service.metrics import Metrics
+from service.oauth.gate import OAuthGate, OAuthTokenCache
+from service.oauth.provider import AirlockOAuthProvider, ClientMetadataResolver
+from service.oauth.routes import oauth_routes
+from service.oauth.schemas import Lifetimes
 from service.policy_versions.holder import PolicyHolder
 from service.replicas import ReplicaLink
 from service.runtime import Runtime
@@ -81,9 +86,13 @@ def transport_security(settings: Settings) -> TransportSecuritySettings:
 
 
 @asynccontextmanager
-async def running(settings: Settings) -> AsyncIterator[AppState]:
+async def running(settings: Settings, oauth: AirlockOAuthProvider | None = None) -> AsyncIterator[AppState]:
     """Build everything, start the upstreams and background tasks, and take it all down again."""
     runtime = await anyio.to_thread.run_sync(partial(Runtime.build, settings, serving=True))
+    oauth_tokens: OAuthTokenCache | None = None
+    if oauth is not None and settings.oauth.issuer is not None:
+        oauth.attach(runtime.engine, runtime.hasher)
+        oauth_tokens = OAuthTokenCache(runtime.engine, runtime.hasher)
     writer = AuditWriter(runtime.engine)
     try:  # from here on, a failed start-up still stops the runtime's threads (the WAL checkpointer, the writer)
         metrics = Metrics()
@@ -122,7 +131,7 @@ async def running(settings: Settings) -> AsyncIterator[AppState]:
         )
         slack = _slack_channel(settings, runtime, verdicts)
         channels: list[ApprovalChannel] = [slack] if slack is not None else []
-        caches = ProcessCaches(grants, standing, policy)
+        caches = ProcessCaches(grants, standing, policy, oauth_tokens)
         # A change committed in this process drops what the caches hold of it (service/caches.py).
         with changes_heard(runtime.engine, caches.changed_here):
             async with anyio.create_task_group() as tasks:
@@ -148,6 +157,9 @@ async def running(settings: Settings) -> AsyncIterator[AppState]:
                         direct,
                         max_body_bytes=settings.max_request_bytes,
                         fast_path=settings.fast_path,
+                        oauth=OAuthGate(oauth_tokens, settings.oauth.issuer)
+                        if oauth_tokens is not None and settings.oauth.issuer is not None
+                        else None,
                     )
                     log.info("airlock ready on %s", MCP_PATH, extra={"upstreams": pool.names()})
                     yield AppState(runtime, pool, gateway, grants, metrics, writer, entry, bus, verdicts, slack)
@@ -175,12 +187,16 @@ def _slack_channel(settings: Settings, runtime: Runtime, verdicts: Verdicts) -> 
 class AirlockApp:
     """The whole process as one ASGI app. MCP requests skip FastAPI's routing: they are the hot path."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, client_metadata: ClientMetadataResolver | None = None) -> None:
         self._settings = settings
         self._state: AppState | None = None
         self._serving: AppState | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self.api = _build_api(self._lifespan)
+        issuer = settings.oauth.issuer
+        self._oauth = (
+            AirlockOAuthProvider(issuer, Lifetimes.of(settings.oauth), client_metadata) if issuer is not None else None
+        )
+        self.api = _build_api(self._lifespan, oauth_routes(self._oauth) if self._oauth is not None else [])
 
     @property
     def state(self) -> AppState:
@@ -212,7 +228,7 @@ class AirlockApp:
 
     @asynccontextmanager
     async def _lifespan(self, api: FastAPI) -> AsyncIterator[None]:
-        async with running(self._settings) as state:
+        async with running(self._settings, self._oauth) as state:
             self._state = self._serving = state
             self._loop = asyncio.get_running_loop()
             api.state.airlock = state
@@ -223,14 +239,19 @@ class AirlockApp:
                 self._serving = None
 
 
-def create_app(settings: Settings) -> AirlockApp:
-    return AirlockApp(settings)
+def create_app(settings: Settings, *, client_metadata: ClientMetadataResolver | None = None) -> AirlockApp:
+    """`client_metadata` resolves OAuth client_ids that are https URLs (Client ID Metadata Documents); without it
+    only dynamically registered clients can sign in."""
+    return AirlockApp(settings, client_metadata=client_metadata)
 
 
-def _build_api(lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]]) -> FastAPI:
+def _build_api(
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]], oauth: Sequence[BaseRoute] = ()
+) -> FastAPI:
     api = FastAPI(title="Airlock", version=_version(), lifespan=lifespan)
     api.include_router(approvals_api.router)
     api.include_router(slack_api.router)
+    api.router.routes.extend(oauth)  # the SDK's OAuth handlers, when OAuth is configured (service/oauth/routes.py)
 
     @api.get("/healthz")
     async def healthz() -> dict[str, str]:

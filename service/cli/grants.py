@@ -61,7 +61,7 @@ def list_(
             "name": g.name,
             "owner": g.owner,
             "labels": ",".join(f"{k}={v}" for k, v in g.labels.items()) or None,
-            "upstreams": ",".join(g.upstreams) if g.upstreams else "all",
+            "upstreams": "all" if g.upstreams is None else ",".join(g.upstreams) or "none",
             "token": g.token_prefix + "…",
             "state": "revoked" if g.revoked else "active",
         }

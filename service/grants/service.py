@@ -60,7 +60,9 @@ def create_grant(
     labels: Mapping[str, str] | None = None,
     upstreams: Sequence[str] | None = None,
     known_upstreams: Sequence[str] | None = None,
+    unassigned: bool = False,
 ) -> GrantCreated:
+    """`unassigned`: the grant reaches no upstream until an admin assigns some (a grant created at OAuth consent)."""
     if not _NAME.match(name):
         raise InvalidInput("a grant name is 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
     repo = GrantRepository(session)
@@ -84,7 +86,7 @@ def create_grant(
                     name=name,
                     owner_id=owner_id,
                     labels=dict(labels or {}),
-                    upstreams=sorted(set(upstreams)) if upstreams else None,
+                    upstreams=[] if unassigned else sorted(set(upstreams)) if upstreams else None,
                     token_hash=hasher.hash(token),
                     token_prefix=token_prefix(token),
                 )

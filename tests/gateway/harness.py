@@ -104,12 +104,14 @@ def run_gateway(
     grants: dict[str, list[str] | None] | None = None,
     users: dict[str, str] | None = None,
     reuse: RunningGateway | None = None,
+    port: int | None = None,
     **settings_overrides: Any,
 ) -> Iterator[RunningGateway]:
+    """`port`: one chosen beforehand, when a setting must name it (OAuth's issuer)."""
     log = tmp_path / "upstream.log"
     policy_file = tmp_path / "policy.yaml"
     policy_file.write_text(policy)
-    port = free_port()
+    port = port or free_port()
     settings = load_settings(
         None,
         data_dir=str(tmp_path / "data"),
