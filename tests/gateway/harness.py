@@ -105,9 +105,11 @@ def run_gateway(
     users: dict[str, str] | None = None,
     reuse: RunningGateway | None = None,
     port: int | None = None,
+    client_metadata: Any = None,
     **settings_overrides: Any,
 ) -> Iterator[RunningGateway]:
-    """`port`: one chosen beforehand, when a setting must name it (OAuth's issuer)."""
+    """`port`: one chosen beforehand, when a setting must name it (OAuth's issuer). `client_metadata`: what resolves
+    OAuth client_ids that are URLs (create_app)."""
     log = tmp_path / "upstream.log"
     policy_file = tmp_path / "policy.yaml"
     policy_file.write_text(policy)
@@ -135,7 +137,7 @@ def run_gateway(
                 grant = create_grant(session, runtime.hasher, name=name, actor="test", upstreams=reach, owner="owner")
                 tokens[name] = grant.token
         runtime.close()
-    app = create_app(settings)
+    app = create_app(settings, client_metadata=client_metadata)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False))
 
     def serve() -> None:

@@ -67,6 +67,12 @@ class Person:
     web: httpx2.AsyncClient
     username: str
 
+    async def sign_in(self) -> None:
+        form = await self.web.get("/login")
+        data = {"username": self.username, "password": password_of(self.username), "csrf_token": csrf_in(form.text)}
+        signed = await self.web.post("/login", data=data)
+        assert signed.status_code == 303, signed.text[:300]
+
     async def consent_page(self, authorize_url: str) -> httpx2.Response:
         """Open the app's authorize link; sign in through the real sign-in form when asked; land on the consent page."""
         answer = await self.web.get(authorize_url)
