@@ -7,6 +7,7 @@ Documents come in through `ClientMetadataResolver`, the one seam to the fetcher 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from functools import partial
 from typing import Protocol, TypeVar
@@ -35,6 +36,10 @@ from service.security import TokenHasher
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 CONSENT_PATH = "/oauth/consent"
+MAX_CLIENT_ID_LENGTH = 2048
+MAX_STATE_LENGTH = 2048
+# RFC 7636 §4.2: S256 is BASE64URL(SHA256(verifier)) without padding, always 43 characters.
+_S256_CHALLENGE = re.compile(r"^[A-Za-z0-9_-]{43}$")
 
 
 class ClientMetadataResolver(Protocol):
@@ -47,6 +52,10 @@ class ClientMetadataResolver(Protocol):
 
 def is_metadata_document_id(client_id: str) -> bool:
     return client_id.startswith("https://")
+
+
+def is_plausible_client_id(client_id: str) -> bool:
+    return 0 < len(client_id) <= MAX_CLIENT_ID_LENGTH and client_id.isprintable()
 
 
 class AirlockCode(AuthorizationCode):
@@ -94,11 +103,17 @@ class AirlockOAuthProvider:
         return await anyio.to_thread.run_sync(run)
 
     async def get_client(self, client_id: str) -> OAuthClientInformationFull | None:
+        if not is_plausible_client_id(client_id):
+            return None  # ours are UUIDs or https URLs; text a database refuses (NUL) never reaches one
         if not is_metadata_document_id(client_id):
             return await self._run(partial(service.find_client, client_id=client_id))
         if self.resolver is None:
             return None
-        client = await self.resolver(client_id)
+        try:
+            client = await self.resolver(client_id)
+        except Exception as exc:  # a fetcher's failure is the client's problem, not a 500: one line, and no client
+            log.warning("client metadata document %s not resolved: %s: %s", client_id, type(exc).__name__, exc)
+            return None
         if client is None or client.client_id != client_id:
             return None
         # A metadata document names a public client: no secret was ever shared with it.
@@ -110,6 +125,10 @@ class AirlockOAuthProvider:
         await self._run(partial(service.register_dynamic_client, client=client_info, actor="oauth:registration"))
 
     async def authorize(self, client: OAuthClientInformationFull, params: AuthorizationParams) -> str:
+        if not _S256_CHALLENGE.match(params.code_challenge):
+            raise AuthorizeError("invalid_request", "code_challenge must be a base64url SHA-256 digest (43 characters)")
+        if params.state is not None and (len(params.state) > MAX_STATE_LENGTH or "\x00" in params.state):
+            raise AuthorizeError("invalid_request", f"state must be at most {MAX_STATE_LENGTH} characters, without NUL")
         resource = requested_resource(params.resource, self.issuer)
         if resource is None:
             raise AuthorizeError("invalid_target", f"resource must be {self.issuer}/mcp or {self.issuer}/mcp/<name>")

@@ -43,6 +43,7 @@ ACCESS_TOKEN_KIND = "alko"  # noqa: S105 - a prefix, not a secret
 _REFRESH_TOKEN_KIND = "alkr"  # noqa: S105 - a prefix, not a secret
 _CODE_KIND = "alkc"
 _REQUEST_KIND = "alkq"
+MAX_GRANT_NAME_LENGTH = 64
 _ROLE_RANK = {Role.VIEWER: 0, Role.APPROVER: 1, Role.ADMIN: 2}
 UNKNOWN_REQUEST = "this sign-in request is unknown, already answered or expired; start again from the app"
 
@@ -273,6 +274,8 @@ def _chosen_grant(
         grant_name = new_grant_name
     if not grant_name:
         raise InvalidInput("pick the grant this app will act as")
+    if len(grant_name) > MAX_GRANT_NAME_LENGTH or "\x00" in grant_name:
+        raise Forbidden("you own no active grant by that name")
     grant = GrantRepository(session).by_name(grant_name)
     if grant is None or grant.id is None or grant.owner_id != user.id or grant.revoked_at is not None:
         raise Forbidden(f"you own no active grant named {grant_name!r}")
