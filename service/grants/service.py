@@ -74,10 +74,7 @@ def create_grant(
         if user is None:
             raise NotFound(f"no user named {owner!r} to own this grant")
         owner_id = user.id
-    if upstreams and known_upstreams is not None:
-        unknown = sorted(set(upstreams) - set(known_upstreams))
-        if unknown:
-            raise InvalidInput(f"unknown upstream {unknown[0]!r}; configured: {', '.join(known_upstreams) or 'none'}")
+    _check_known(upstreams, known_upstreams)
     token = new_token("alk")
     try:
         with session.begin_nested():
@@ -104,6 +101,13 @@ def create_grant(
         ),
     )
     return GrantCreated(name=name, token=token)
+
+
+def _check_known(upstreams: Sequence[str] | None, known_upstreams: Sequence[str] | None) -> None:
+    if upstreams and known_upstreams is not None:
+        unknown = sorted(set(upstreams) - set(known_upstreams))
+        if unknown:
+            raise InvalidInput(f"unknown upstream {unknown[0]!r}; configured: {', '.join(known_upstreams) or 'none'}")
 
 
 def list_grants(session: Session, *, include_revoked: bool = False) -> list[GrantPublic]:
@@ -149,6 +153,42 @@ def set_labels(session: Session, name: str, labels: Mapping[str, str], *, actor:
         AuditRecord(
             kind="admin",
             action="grant.labels_changed",
+            actor=actor,
+            grant_id=grant.id,
+            grant_name=name,
+            details={"before": before, "after": after},
+        ),
+    )
+
+
+def set_upstreams(
+    session: Session,
+    name: str,
+    upstreams: Sequence[str] | None,
+    *,
+    actor: str,
+    known_upstreams: Sequence[str] | None = None,
+) -> None:
+    """Which upstreams the grant reaches: None every one, a list only those, an empty list none (as a grant made at
+    OAuth consent starts). Audited with what it replaced, and announced like a revoke so every replica's cached
+    lookups see it at once."""
+    grant = GrantRepository(session).by_name(name)
+    if grant is None:
+        raise NotFound(f"no grant named {name!r}")
+    if grant.revoked_at is not None:
+        raise InvalidInput(f"grant {name!r} is revoked: it reaches nothing")
+    _check_known(upstreams, known_upstreams)
+    before, after = grant.upstreams, None if upstreams is None else sorted(set(upstreams))
+    if before == after:
+        return
+    grant.upstreams = after
+    session.add(grant)
+    announce(session, CHANGES, {"what": "grants"})
+    record(
+        session,
+        AuditRecord(
+            kind="admin",
+            action="grant.upstreams_changed",
             actor=actor,
             grant_id=grant.id,
             grant_name=name,

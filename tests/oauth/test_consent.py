@@ -11,6 +11,8 @@ from mcp.shared.auth import OAuthClientInformationFull
 from pydantic import AnyUrl
 from sqlmodel import Session, select
 
+from service.db.engine import unit_of_work
+from service.grants.service import set_upstreams
 from service.oauth.models import OAuthAuthorization, OAuthToken
 from tests.oauth.helpers import CALL, MCP_HEADERS, REDIRECT_URI, Person, RawClient, mcp_status, oauth_gateway, pkce
 
@@ -91,6 +93,13 @@ async def test_a_person_may_pick_only_their_own_grant_and_only_the_creator_role_
             )
             assert called.json()["result"]["isError"] is True
             assert gw.upstream_calls() == []
+
+            with unit_of_work(gw.state.runtime.engine) as session:  # an admin assigns it an upstream
+                set_upstreams(session, "connector-x", ["imagegen"], actor="user:root", known_upstreams=["imagegen"])
+            listed = await http.post(
+                gw.mcp_url, json={"jsonrpc": "2.0", "id": 4, "method": "tools/list"}, headers=session_headers
+            )
+            assert "get_model_capabilities" in [t["name"] for t in listed.json()["result"]["tools"]]
 
 
 class MetadataDocumentStub:

@@ -19,8 +19,11 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from service.audit.models import AuditEvent
+from tests.gateway.harness import RunningGateway, approve_via_api
 from tests.gateway.test_gateway import db_url
+from tests.gateway.test_holds import DEAR, held_call
 from tests.oauth.helpers import REDIRECT_URI, Person, mcp_status, oauth_gateway
+from tests.policy.helpers import fixture
 
 pytestmark = pytest.mark.anyio
 
@@ -63,6 +66,23 @@ class ConsentingBrowser:
         return self.results[-1]
 
 
+def sdk_auth(gw: RunningGateway, browser: ConsentingBrowser, storage: MemoryStorage) -> OAuthClientProvider:
+    """The SDK's OAuth client for this gateway's aggregate endpoint, registering itself (DCR) as a public client."""
+    return OAuthClientProvider(
+        server_url=gw.mcp_url,
+        client_metadata=OAuthClientMetadata(
+            client_name="Test connector",
+            redirect_uris=[AnyUrl(REDIRECT_URI)],
+            grant_types=["authorization_code", "refresh_token"],
+            response_types=["code"],
+            token_endpoint_auth_method="none",
+        ),
+        storage=storage,
+        redirect_handler=browser.redirect,
+        callback_handler=browser.callback,
+    )
+
+
 async def test_the_sdk_client_signs_in_calls_a_tool_refreshes_and_revocation_cuts_it_off(
     engine: Engine, tmp_path: Path
 ) -> None:
@@ -70,19 +90,7 @@ async def test_the_sdk_client_signs_in_calls_a_tool_refreshes_and_revocation_cut
         async with httpx2.AsyncClient(base_url=gw.base_url, timeout=30) as web:
             browser = ConsentingBrowser(Person(web, "ana"))
             storage = MemoryStorage()
-            auth = OAuthClientProvider(
-                server_url=gw.mcp_url,
-                client_metadata=OAuthClientMetadata(
-                    client_name="Test connector",
-                    redirect_uris=[AnyUrl(REDIRECT_URI)],
-                    grant_types=["authorization_code", "refresh_token"],
-                    response_types=["code"],
-                    token_endpoint_auth_method="none",
-                ),
-                storage=storage,
-                redirect_handler=browser.redirect,
-                callback_handler=browser.callback,
-            )
+            auth = sdk_auth(gw, browser, storage)
             async with httpx2.AsyncClient(auth=auth, timeout=30) as http:
                 async with Client(streamable_http_client(gw.mcp_url, http_client=http), cache=None) as client:
                     first = await client.call_tool("get_model_capabilities", {})
@@ -138,3 +146,24 @@ async def test_the_sdk_client_signs_in_calls_a_tool_refreshes_and_revocation_cut
     assert len(consented) == 1
     assert consented[0].actor == "user:ana"
     assert urlsplit(consented[0].details["resource"]).path == "/mcp"
+
+
+async def test_a_held_call_of_an_oauth_client_needs_someone_other_than_the_person_who_consented(
+    tmp_path: Path,
+) -> None:
+    with oauth_gateway(tmp_path, policy=fixture("airlock-demo.yaml")) as gw:
+        async with httpx2.AsyncClient(base_url=gw.base_url, timeout=30) as web:
+            auth = sdk_auth(gw, ConsentingBrowser(Person(web, "ana")), MemoryStorage())
+            async with (
+                httpx2.AsyncClient(auth=auth, timeout=30) as http,
+                Client(streamable_http_client(gw.mcp_url, http_client=http), cache=None) as client,
+            ):
+                async with held_call(gw, client, "generate_image", DEAR) as (request_id, results):
+                    async with gw.api("ana") as api:
+                        own = await approve_via_api(api, request_id)
+                    assert own.status_code == 403  # ana consented: the client's calls are hers to have approved
+                    assert gw.upstream_calls("generate_image") == []
+                    async with gw.api("root") as api:
+                        assert (await approve_via_api(api, request_id)).status_code == 200
+                assert not results[0].is_error
+        assert len(gw.upstream_calls("generate_image")) == 1
