@@ -66,19 +66,22 @@ log = logging.getLogger(__name__)
 
 
 def transport_security(settings: Settings) -> TransportSecuritySettings:
-    """Host and Origin checks against DNS rebinding: loopback names always, plus public_url and allowed_hosts."""
+    """Host and Origin checks against DNS rebinding: loopback names always, plus public_url, oauth.issuer and
+    allowed_hosts."""
     hosts = ["127.0.0.1:*", "localhost:*", "[::1]:*", "127.0.0.1", "localhost"]
     origins = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*", "http://127.0.0.1", "http://localhost"]
     listen_host = settings.listen.host
     if listen_host not in ("127.0.0.1", "localhost", "::1", "0.0.0.0", "::"):  # noqa: S104 - a comparison, not a bind
         hosts += [listen_host, f"{listen_host}:*"]
-    if settings.public_url:
-        from urllib.parse import urlsplit
+    # OAuth's issuer is the address connectors reach /mcp at (service/oauth/resources.py).
+    for public_url in (settings.public_url, settings.oauth.issuer):
+        if public_url:
+            from urllib.parse import urlsplit
 
-        public = urlsplit(settings.public_url)
-        if public.netloc:
-            hosts.append(public.netloc)
-            origins.append(f"{public.scheme}://{public.netloc}")
+            public = urlsplit(public_url)
+            if public.netloc:
+                hosts.append(public.netloc)
+                origins.append(f"{public.scheme}://{public.netloc}")
     for host in settings.allowed_hosts:
         hosts.append(host)
         origins += [f"http://{host}", f"https://{host}"]

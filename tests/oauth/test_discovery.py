@@ -9,6 +9,9 @@ from pathlib import Path
 import httpx2
 import pytest
 
+from service.app import transport_security
+from service.config import load_settings
+from service.errors import ConfigInvalid
 from tests.gateway.harness import run_gateway
 from tests.oauth.helpers import ALLOW_ALL, mcp_status, oauth_gateway
 
@@ -65,3 +68,17 @@ async def test_without_an_issuer_oauth_is_off_and_nothing_changes(tmp_path: Path
             bare = await mcp_status(http, gw.mcp_url, None)
             assert bare.status_code == 401 and bare.headers["www-authenticate"] == 'Bearer realm="airlock"'
             assert (await mcp_status(http, gw.mcp_url, gw.token)).status_code == 200
+
+
+def test_the_issuer_is_a_host_the_mcp_endpoint_accepts() -> None:
+    settings = load_settings(None, oauth={"issuer": "https://airlock.example.com/"})
+    security = transport_security(settings)
+    assert "airlock.example.com" in (security.allowed_hosts or [])
+    assert "https://airlock.example.com" in (security.allowed_origins or [])
+    assert settings.oauth.issuer == "https://airlock.example.com"  # one spelling, without the trailing slash
+
+
+@pytest.mark.parametrize("issuer", ["http://airlock.example.com", "https://a.example/?x=1", "ftp://a.example"])
+def test_an_issuer_that_is_not_https_or_has_a_query_is_refused(issuer: str) -> None:
+    with pytest.raises(ConfigInvalid, match=r"oauth\.issuer"):
+        load_settings(None, oauth={"issuer": issuer})
