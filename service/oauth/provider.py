@@ -28,7 +28,7 @@ from sqlmodel import Session
 
 from service.db.engine import unit_of_work
 from service.errors import AirlockError
-from service.oauth import service
+from service.oauth import consent, service
 from service.oauth.resources import requested_resource
 from service.oauth.schemas import Lifetimes
 from service.security import TokenHasher
@@ -134,7 +134,7 @@ class AirlockOAuthProvider:
             raise AuthorizeError("invalid_target", f"resource must be {self.issuer}/mcp or {self.issuer}/mcp/<name>")
         key = await self._run(
             partial(
-                service.begin_authorization,
+                consent.begin_authorization,
                 hasher=self.hasher,
                 client_id=client.client_id or "",
                 redirect_uri=str(params.redirect_uri),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
 from service.grants.models import Grant
@@ -77,3 +77,41 @@ class OAuthRepository:
         return self.session.exec(
             select(OAuthConsent).where(OAuthConsent.user_id == user_id, OAuthConsent.client_row_id == client_row_id)
         ).first()
+
+    def consent_by_id(self, consent_id: int) -> OAuthConsent | None:
+        return self.session.get(OAuthConsent, consent_id)
+
+    def consents_listed(self) -> list[tuple[OAuthConsent, OAuthClient, Grant, str]]:
+        rows = self.session.exec(
+            select(OAuthConsent, OAuthClient, Grant, User.username)
+            .join(OAuthClient, col(OAuthClient.id) == col(OAuthConsent.client_row_id))
+            .join(Grant, col(Grant.id) == col(OAuthConsent.grant_id))
+            .join(User, col(User.id) == col(OAuthConsent.user_id))
+            .order_by(col(User.username), col(OAuthConsent.id))
+        ).all()
+        return [(consent, client, grant, username) for consent, client, grant, username in rows]
+
+    def live_tokens(self, now: datetime) -> dict[tuple[int, int], int]:
+        """Unrevoked, unexpired tokens per (client row, grant)."""
+        rows = self.session.exec(
+            select(OAuthToken.client_row_id, OAuthToken.grant_id, func.count())
+            .where(col(OAuthToken.revoked_at).is_(None), col(OAuthToken.expires_at) > now)
+            .group_by(col(OAuthToken.client_row_id), col(OAuthToken.grant_id))
+        ).all()
+        return {(client, grant): int(count) for client, grant, count in rows}
+
+    def revoke_client_grant(self, client_row_id: int, grant_id: int, now: datetime) -> int:
+        result = self.session.exec(
+            update(OAuthToken)
+            .where(
+                col(OAuthToken.client_row_id) == client_row_id,
+                col(OAuthToken.grant_id) == grant_id,
+                col(OAuthToken.revoked_at).is_(None),
+            )
+            .values(revoked_at=now)
+        )
+        return int(result.rowcount or 0)
+
+    def delete(self, row: OAuthConsent) -> None:
+        self.session.delete(row)
+        self.session.flush()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from service.config import OAuthConfig
 from service.grants.schemas import AuthenticatedGrant
@@ -81,3 +81,17 @@ class ConsentView:
     grants: list[str]
     chosen: str | None
     may_create_grant: bool
+
+
+@dataclass(frozen=True)
+class ConsentPublic:
+    """A person's consent for a client, as the Grants page lists it."""
+
+    id: int
+    username: str
+    client_id: str
+    client_name: str
+    verified: bool
+    grant: str
+    created_at: datetime
+    live_tokens: int

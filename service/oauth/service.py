@@ -1,5 +1,5 @@
-"""The OAuth authorization server's rules: registering clients, the consent a person gives, one-time codes, and
-access and refresh tokens with rotation and family revocation (OAuth 2.1 §4.1, §4.3; docs/security.md).
+"""The OAuth authorization server's rules for clients, one-time codes, and access and refresh tokens with rotation
+and family revocation (OAuth 2.1 §4.1, §4.3; docs/security.md). The consent a person gives is service/oauth/consent.py.
 
 Tokens act as a grant. A token works only while its grant is live, checked on every lookup like a grant token, so
 revoking a grant cuts off every token issued for it at once."""
@@ -7,9 +7,7 @@ revoking a grant cuts off every token issued for it at once."""
 from __future__ import annotations
 
 from datetime import datetime
-from urllib.parse import urlsplit
 
-from mcp.server.auth.provider import construct_redirect_uri
 from mcp.shared.auth import OAuthClientInformationFull
 from mcp.shared.auth import OAuthToken as IssuedTokens
 from sqlmodel import Session
@@ -18,8 +16,7 @@ from service.audit.schemas import AuditRecord
 from service.audit.service import record
 from service.db.notify import CHANGES, announce
 from service.db.types import utcnow
-from service.errors import Conflict, Forbidden, InvalidInput, NotFound
-from service.grants import service as grants
+from service.errors import Conflict
 from service.grants.repository import GrantRepository
 from service.grants.schemas import AuthenticatedGrant
 from service.oauth.models import (
@@ -29,23 +26,22 @@ from service.oauth.models import (
     REFRESH,
     OAuthAuthorization,
     OAuthClient,
-    OAuthConsent,
     OAuthToken,
 )
 from service.oauth.repository import OAuthRepository
-from service.oauth.schemas import CodeGrant, ConsentView, IssuedAccess, Lifetimes, OAuthAccess, RefreshGrant
+from service.oauth.schemas import (
+    CodeGrant,
+    IssuedAccess,
+    Lifetimes,
+    OAuthAccess,
+    RefreshGrant,
+)
 from service.policy.decision import GrantInfo
 from service.security import TokenHasher, new_token
-from service.users.models import Role, User
 
 ACCESS_TOKEN_KIND = "alko"  # noqa: S105 - a prefix, not a secret
 """Access tokens start with `alko_`, so the gateway tells them from grant tokens (`alk_`) without a lookup."""
 _REFRESH_TOKEN_KIND = "alkr"  # noqa: S105 - a prefix, not a secret
-_CODE_KIND = "alkc"
-_REQUEST_KIND = "alkq"
-MAX_GRANT_NAME_LENGTH = 64
-_ROLE_RANK = {Role.VIEWER: 0, Role.APPROVER: 1, Role.ADMIN: 2}
-UNKNOWN_REQUEST = "this sign-in request is unknown, already answered or expired; start again from the app"
 
 
 def is_access_token(token: str) -> bool:
@@ -56,7 +52,7 @@ def _epoch(moment: datetime) -> int:
     return int(moment.timestamp())
 
 
-def _changed(session: Session) -> None:
+def announce_revocation(session: Session) -> None:
     """Tokens were revoked: every process drops its cached token lookups (service/caches.py)."""
     announce(session, CHANGES, {"what": "oauth"})
 
@@ -112,174 +108,6 @@ def remember_metadata_client(session: Session, client: OAuthClientInformationFul
     elif row.client_metadata != metadata:
         row.client_metadata = metadata
         repo.add(row)
-
-
-# Authorization and consent
-
-
-def begin_authorization(
-    session: Session,
-    hasher: TokenHasher,
-    *,
-    client_id: str,
-    redirect_uri: str,
-    redirect_uri_explicit: bool,
-    code_challenge: str,
-    state: str | None,
-    scopes: list[str],
-    resource: str,
-    lifetimes: Lifetimes,
-) -> str:
-    """Keep an authorization request until a person answers it; the key names it on the consent page."""
-    repo = OAuthRepository(session)
-    client = repo.client(client_id)
-    if client is None or client.id is None:
-        raise NotFound(f"no client {client_id!r}")
-    key = new_token(_REQUEST_KIND)
-    repo.add(
-        OAuthAuthorization(
-            request_hash=hasher.hash(key),
-            client_row_id=client.id,
-            redirect_uri=redirect_uri,
-            redirect_uri_explicit=redirect_uri_explicit,
-            code_challenge=code_challenge,
-            state=state,
-            scopes=scopes,
-            resource=resource,
-            expires_at=utcnow() + lifetimes.consent,
-        )
-    )
-    return key
-
-
-def may_create_grant(user: User, creator_role: Role) -> bool:
-    return _ROLE_RANK[user.role] >= _ROLE_RANK[creator_role]
-
-
-def consent_view(session: Session, hasher: TokenHasher, key: str, user: User, creator_role: Role) -> ConsentView:
-    repo = OAuthRepository(session)
-    authorization, client = _pending(repo, hasher, key)
-    assert user.id is not None
-    owned = repo.owned_live_grants(user.id)
-    consent = repo.consent(user.id, authorization.client_row_id)
-    chosen = next((g.name for g in owned if consent is not None and g.id == consent.grant_id), None)
-    info = client_information(client)
-    return ConsentView(
-        client_name=info.client_name or client.client_id,
-        client_id=client.client_id,
-        redirect_host=urlsplit(authorization.redirect_uri).netloc,
-        redirect_origin=_origin(authorization.redirect_uri),
-        verified=client.verified,
-        resource=authorization.resource,
-        grants=[g.name for g in owned],
-        chosen=chosen,
-        may_create_grant=may_create_grant(user, creator_role),
-    )
-
-
-def _origin(url: str) -> str:
-    """A CSP source for the redirect URI: its origin, or its scheme alone for an app's own scheme (cursor:)."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}" if parts.scheme in ("http", "https") else f"{parts.scheme}:"
-
-
-def _pending(repo: OAuthRepository, hasher: TokenHasher, key: str) -> tuple[OAuthAuthorization, OAuthClient]:
-    authorization = repo.authorization_by_request(hasher.hash(key))
-    if authorization is None or authorization.decided_at is not None or authorization.expires_at <= utcnow():
-        raise NotFound(UNKNOWN_REQUEST)
-    client = repo.client_by_row(authorization.client_row_id)
-    if client is None:
-        raise NotFound(UNKNOWN_REQUEST)
-    return authorization, client
-
-
-def deny(session: Session, hasher: TokenHasher, key: str, user: User, *, issuer: str) -> str:
-    """The person said no: the client learns `access_denied` (RFC 6749 §4.1.2.1) and nothing else."""
-    authorization, client = _pending(OAuthRepository(session), hasher, key)
-    authorization.decided_at = utcnow()
-    authorization.user_id = user.id
-    OAuthRepository(session).add(authorization)
-    record(
-        session,
-        AuditRecord(
-            kind="admin", action="oauth.denied", actor=f"user:{user.username}", details={"client_id": client.client_id}
-        ),
-    )
-    return construct_redirect_uri(
-        authorization.redirect_uri, error="access_denied", state=authorization.state, iss=issuer
-    )
-
-
-def approve(
-    session: Session,
-    hasher: TokenHasher,
-    key: str,
-    user: User,
-    *,
-    grant_name: str | None,
-    new_grant_name: str | None,
-    creator_role: Role,
-    issuer: str,
-    lifetimes: Lifetimes,
-) -> str:
-    """The person lets the client act as one of their grants (or, with the creator role, a new grant that reaches
-    no upstream until an admin assigns one). The consenting person owns the grant, so every self-approval and
-    quorum rule applies to the client's calls unchanged. Answers the redirect carrying the one-time code."""
-    repo = OAuthRepository(session)
-    authorization, client = _pending(repo, hasher, key)
-    assert user.id is not None
-    assert authorization.id is not None
-    grant_id = _chosen_grant(session, hasher, user, grant_name, new_grant_name, creator_role)
-    code = new_token(_CODE_KIND)
-    now = utcnow()
-    authorization.user_id = user.id
-    authorization.grant_id = grant_id
-    authorization.decided_at = now
-    authorization.code_hash = hasher.hash(code)
-    authorization.code_expires_at = now + lifetimes.code
-    repo.add(authorization)
-    consent = repo.consent(user.id, authorization.client_row_id)
-    if consent is None:
-        repo.add(OAuthConsent(user_id=user.id, client_row_id=authorization.client_row_id, grant_id=grant_id))
-    elif consent.grant_id != grant_id:
-        consent.grant_id = grant_id
-        repo.add(consent)
-    record(
-        session,
-        AuditRecord(
-            kind="admin",
-            action="oauth.consented",
-            actor=f"user:{user.username}",
-            grant_id=grant_id,
-            details={"client_id": client.client_id, "resource": authorization.resource, "verified": client.verified},
-        ),
-    )
-    return construct_redirect_uri(authorization.redirect_uri, code=code, state=authorization.state, iss=issuer)
-
-
-def _chosen_grant(
-    session: Session,
-    hasher: TokenHasher,
-    user: User,
-    grant_name: str | None,
-    new_grant_name: str | None,
-    creator_role: Role,
-) -> int:
-    if new_grant_name:
-        if not may_create_grant(user, creator_role):
-            raise Forbidden(f"creating a grant here needs the {creator_role.value} role; pick one of your grants")
-        grants.create_grant(
-            session, hasher, name=new_grant_name, actor=f"user:{user.username}", owner=user.username, unassigned=True
-        )
-        grant_name = new_grant_name
-    if not grant_name:
-        raise InvalidInput("pick the grant this app will act as")
-    if len(grant_name) > MAX_GRANT_NAME_LENGTH or "\x00" in grant_name:
-        raise Forbidden("you own no active grant by that name")
-    grant = GrantRepository(session).by_name(grant_name)
-    if grant is None or grant.id is None or grant.owner_id != user.id or grant.revoked_at is not None:
-        raise Forbidden(f"you own no active grant named {grant_name!r}")
-    return grant.id
 
 
 # Codes and tokens
@@ -429,7 +257,7 @@ def revoke(session: Session, authorization_id: int, *, client_id: str) -> None:
 def _revoke_family(session: Session, authorization_id: int, *, actor: str, why: str) -> None:
     if OAuthRepository(session).revoke_family(authorization_id, utcnow()) == 0:
         return
-    _changed(session)
+    announce_revocation(session)
     record(
         session,
         AuditRecord(

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import httpx2
@@ -14,7 +15,17 @@ from sqlmodel import Session, select
 from service.db.engine import unit_of_work
 from service.grants.service import set_upstreams
 from service.oauth.models import OAuthAuthorization, OAuthToken
-from tests.oauth.helpers import CALL, MCP_HEADERS, REDIRECT_URI, Person, RawClient, mcp_status, oauth_gateway, pkce
+from tests.oauth.helpers import (
+    CALL,
+    MCP_HEADERS,
+    REDIRECT_URI,
+    Person,
+    RawClient,
+    csrf_in,
+    mcp_status,
+    oauth_gateway,
+    pkce,
+)
 
 pytestmark = pytest.mark.anyio
 DOCUMENT_URL = "https://app.example/oauth/client.json"
@@ -154,3 +165,30 @@ async def test_a_document_naming_another_client_id_is_refused(tmp_path: Path) ->
             _verifier, challenge = pkce()
             answer = await http.get(RawClient(http, gw, DOCUMENT_URL).authorize_url(challenge))
             assert answer.status_code == 400 and "location" not in answer.headers
+
+
+async def test_the_grants_page_lists_apps_and_their_person_or_an_admin_revokes_one(tmp_path: Path) -> None:
+    with oauth_gateway(tmp_path) as gw:
+        async with httpx2.AsyncClient(base_url=gw.base_url, timeout=30) as web, httpx2.AsyncClient(timeout=30) as http:
+            client = await RawClient.register(http, gw, name="Listed App")
+            tokens = await client.tokens(Person(web, "ana"))
+            listing = await web.get("/grants")
+            row = listing.text.split('id="oauth-consents"')[1]
+            assert "Listed App" in row and "unverified" in row and "ana-agent" in row
+            form = re.search(r'action="(/grants/consents/\d+/revoke)"', row)
+            assert form is not None
+
+            async with httpx2.AsyncClient(base_url=gw.base_url, timeout=30) as other_web:
+                vic = Person(other_web, "vic")
+                await vic.sign_in()
+                page = await other_web.get("/grants")
+                assert "Listed App" in page.text and form.group(1) not in page.text  # shown, but not vic's to revoke
+                refused = await other_web.post(form.group(1), data={"csrf_token": csrf_in(page.text)})
+                assert refused.status_code == 403
+            assert (await mcp_status(http, gw.mcp_url, tokens["access_token"])).status_code == 200
+
+            revoked = await web.post(form.group(1), data={"csrf_token": csrf_in(listing.text)})
+            assert revoked.status_code == 303
+            assert (await mcp_status(http, gw.mcp_url, tokens["access_token"])).status_code == 401
+            assert (await client.refresh(tokens["refresh_token"])).status_code == 400
+            assert 'id="oauth-consents"' not in (await web.get("/grants")).text

@@ -1,5 +1,5 @@
 """The OAuth consent page: a signed-in person lets an app (an MCP client) act as one of their grants, or refuses.
-The rules are the OAuth service's (service/oauth/service.py); this page parses and renders."""
+The rules are service/oauth/consent.py's; this page parses and renders."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from fastapi.responses import RedirectResponse, Response
 from service.api.deps import StateDep
 from service.config import OAuthConfig
 from service.errors import NotFound
-from service.oauth import service as oauth
+from service.oauth import consent as oauth
 from service.oauth.provider import CONSENT_PATH
 from service.oauth.schemas import Lifetimes
 from service.users.models import Role
