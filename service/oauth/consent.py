@@ -3,6 +3,7 @@ answer (a one-time code for the grant the person picked, or `access_denied`); an
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 from mcp.server.auth.provider import construct_redirect_uri
@@ -25,6 +26,7 @@ _REQUEST_KIND = "alkq"
 _CODE_KIND = "alkc"
 MAX_GRANT_NAME_LENGTH = 64
 _ROLE_RANK = {Role.VIEWER: 0, Role.APPROVER: 1, Role.ADMIN: 2}
+_CSP_SOURCE = re.compile(r"^[a-z][a-z0-9+.-]*:(//[A-Za-z0-9.-]+(:[0-9]{1,5})?|//\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?)?$")
 UNKNOWN_REQUEST = "this sign-in request is unknown, already answered or expired; start again from the app"
 
 
@@ -79,7 +81,7 @@ def consent_view(session: Session, hasher: TokenHasher, key: str, user: User, cr
         client_name=info.client_name or client.client_id,
         client_id=client.client_id,
         redirect_host=urlsplit(authorization.redirect_uri).netloc,
-        redirect_origin=_origin(authorization.redirect_uri),
+        redirect_origin=csp_source(authorization.redirect_uri),
         verified=client.verified,
         resource=authorization.resource,
         grants=[g.name for g in owned],
@@ -88,10 +90,12 @@ def consent_view(session: Session, hasher: TokenHasher, key: str, user: User, cr
     )
 
 
-def _origin(url: str) -> str:
-    """A CSP source for the redirect URI: its origin, or its scheme alone for an app's own scheme (cursor:)."""
+def csp_source(url: str) -> str:
+    """A CSP source for a redirect URI: its origin, or its scheme alone for an app's own scheme (cursor:). Empty
+    when the URI would not read as exactly one source: a client chose it, and it goes into a header."""
     parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}" if parts.scheme in ("http", "https") else f"{parts.scheme}:"
+    source = f"{parts.scheme}://{parts.netloc}" if parts.scheme in ("http", "https") else f"{parts.scheme}:"
+    return source if _CSP_SOURCE.match(source) else ""
 
 
 def _pending(repo: OAuthRepository, hasher: TokenHasher, key: str) -> tuple[OAuthAuthorization, OAuthClient]:

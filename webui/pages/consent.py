@@ -36,7 +36,7 @@ async def consent_page(key: str, request: Request, state: StateDep, user: Viewer
     # The answer redirects to the app, and a browser holds a form's redirects to form-action; framing stays
     # refused (frame-ancestors 'none', X-Frame-Options: DENY) as on every page.
     response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY.replace(
-        "form-action 'self'", f"form-action 'self' {view.redirect_origin}"
+        "form-action 'self'", f"form-action 'self' {view.redirect_origin}".rstrip()
     )
     return response
 
