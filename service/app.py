@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import partial
 from importlib.metadata import version as package_version
@@ -20,6 +20,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy import text
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import service.models  # noqa: F401  every table registered before the first session (docs: service/models.py)
@@ -48,6 +49,10 @@ from service.gateway.tasks import TaskRunner
 from service.gateway.tasks_2025 import CoreTasks
 from service.grants.cache import GrantCache
 from service.metrics import Metrics
+from service.oauth.gate import OAuthGate, OAuthTokenCache
+from service.oauth.provider import AirlockOAuthProvider, ClientMetadataResolver
+from service.oauth.routes import oauth_routes
+from service.oauth.schemas import Lifetimes
 from service.policy_versions.holder import PolicyHolder
 from service.replicas import ReplicaLink
 from service.runtime import Runtime
@@ -63,19 +68,22 @@ log = logging.getLogger(__name__)
 
 
 def transport_security(settings: Settings) -> TransportSecuritySettings:
-    """Host and Origin checks against DNS rebinding: loopback names always, plus public_url and allowed_hosts."""
+    """Host and Origin checks against DNS rebinding: loopback names always, plus public_url, oauth.issuer and
+    allowed_hosts."""
     hosts = ["127.0.0.1:*", "localhost:*", "[::1]:*", "127.0.0.1", "localhost"]
     origins = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*", "http://127.0.0.1", "http://localhost"]
     listen_host = settings.listen.host
     if listen_host not in ("127.0.0.1", "localhost", "::1", "0.0.0.0", "::"):  # noqa: S104 - a comparison, not a bind
         hosts += [listen_host, f"{listen_host}:*"]
-    if settings.public_url:
-        from urllib.parse import urlsplit
+    # OAuth's issuer is the address connectors reach /mcp at (service/oauth/resources.py).
+    for public_url in (settings.public_url, settings.oauth.issuer):
+        if public_url:
+            from urllib.parse import urlsplit
 
-        public = urlsplit(settings.public_url)
-        if public.netloc:
-            hosts.append(public.netloc)
-            origins.append(f"{public.scheme}://{public.netloc}")
+            public = urlsplit(public_url)
+            if public.netloc:
+                hosts.append(public.netloc)
+                origins.append(f"{public.scheme}://{public.netloc}")
     for host in settings.allowed_hosts:
         hosts.append(host)
         origins += [f"http://{host}", f"https://{host}"]
@@ -83,10 +91,16 @@ def transport_security(settings: Settings) -> TransportSecuritySettings:
 
 
 @asynccontextmanager
-async def running(settings: Settings, clock: Clock = SYSTEM_CLOCK) -> AsyncIterator[AppState]:
+async def running(
+    settings: Settings, oauth: AirlockOAuthProvider | None = None, clock: Clock = SYSTEM_CLOCK
+) -> AsyncIterator[AppState]:
     """Build everything, start the upstreams and background tasks, and take it all down again. `clock`: what
     every part reads when time decides what it does (service/clock.py)."""
     runtime = await anyio.to_thread.run_sync(partial(Runtime.build, settings, serving=True, clock=clock))
+    oauth_tokens: OAuthTokenCache | None = None
+    if oauth is not None and settings.oauth.issuer is not None:
+        oauth.attach(runtime.engine, runtime.hasher)
+        oauth_tokens = OAuthTokenCache(runtime.engine, runtime.hasher)
     writer = AuditWriter(runtime.engine)
     try:  # from here on, a failed start-up still stops the runtime's threads (the WAL checkpointer, the writer)
         metrics = Metrics()
@@ -127,7 +141,7 @@ async def running(settings: Settings, clock: Clock = SYSTEM_CLOCK) -> AsyncItera
         )
         slack = _slack_channel(settings, runtime, verdicts, clock)
         channels: list[ApprovalChannel] = [slack] if slack is not None else []
-        caches = ProcessCaches(grants, standing, policy)
+        caches = ProcessCaches(grants, standing, policy, oauth_tokens)
         # A change committed in this process drops what the caches hold of it (service/caches.py).
         with changes_heard(runtime.engine, caches.changed_here):
             async with anyio.create_task_group() as tasks:
@@ -153,6 +167,9 @@ async def running(settings: Settings, clock: Clock = SYSTEM_CLOCK) -> AsyncItera
                         direct,
                         max_body_bytes=settings.max_request_bytes,
                         fast_path=settings.fast_path,
+                        oauth=OAuthGate(oauth_tokens, settings.oauth.issuer)
+                        if oauth_tokens is not None and settings.oauth.issuer is not None
+                        else None,
                     )
                     log.info("airlock ready on %s", MCP_PATH, extra={"upstreams": pool.names()})
                     yield AppState(runtime, pool, gateway, grants, metrics, writer, entry, bus, verdicts, slack)
@@ -181,13 +198,23 @@ def _slack_channel(settings: Settings, runtime: Runtime, verdicts: Verdicts, clo
 class AirlockApp:
     """The whole process as one ASGI app. MCP requests skip FastAPI's routing: they are the hot path."""
 
-    def __init__(self, settings: Settings, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        clock: Clock = SYSTEM_CLOCK,
+        *,
+        client_metadata: ClientMetadataResolver | None = None,
+    ) -> None:
         self._settings = settings
         self._clock = clock
         self._state: AppState | None = None
         self._serving: AppState | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self.api = _build_api(self._lifespan)
+        issuer = settings.oauth.issuer
+        self._oauth = (
+            AirlockOAuthProvider(issuer, Lifetimes.of(settings.oauth), client_metadata) if issuer is not None else None
+        )
+        self.api = _build_api(self._lifespan, oauth_routes(self._oauth) if self._oauth is not None else [])
 
     @property
     def state(self) -> AppState:
@@ -219,7 +246,7 @@ class AirlockApp:
 
     @asynccontextmanager
     async def _lifespan(self, api: FastAPI) -> AsyncIterator[None]:
-        async with running(self._settings, self._clock) as state:
+        async with running(self._settings, self._oauth, self._clock) as state:
             self._state = self._serving = state
             self._loop = asyncio.get_running_loop()
             api.state.airlock = state
@@ -230,15 +257,22 @@ class AirlockApp:
                 self._serving = None
 
 
-def create_app(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> AirlockApp:
-    """`clock`: a test passes one it moves (tests/clock.py); production runs on the system's."""
-    return AirlockApp(settings, clock)
+def create_app(
+    settings: Settings, *, clock: Clock = SYSTEM_CLOCK, client_metadata: ClientMetadataResolver | None = None
+) -> AirlockApp:
+    """`clock`: a test passes one it moves (tests/clock.py); production runs on the system's. `client_metadata`
+    resolves OAuth client_ids that are https URLs (Client ID Metadata Documents); without it only dynamically
+    registered clients can sign in."""
+    return AirlockApp(settings, clock, client_metadata=client_metadata)
 
 
-def _build_api(lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]]) -> FastAPI:
+def _build_api(
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]], oauth: Sequence[BaseRoute] = ()
+) -> FastAPI:
     api = FastAPI(title="Airlock", version=_version(), lifespan=lifespan)
     api.include_router(approvals_api.router)
     api.include_router(slack_api.router)
+    api.router.routes.extend(oauth)  # the SDK's OAuth handlers, when OAuth is configured (service/oauth/routes.py)
 
     @api.get("/healthz")
     async def healthz() -> dict[str, str]:

@@ -11,6 +11,7 @@ import os
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -145,6 +146,44 @@ class SignInConfig(_Section):
     _durations = field_validator("window", mode="before")(_duration)
 
 
+class OAuthConfig(_Section):
+    """OAuth 2.1 for agents that cannot paste a grant token (Claude's connectors, ChatGPT): Airlock is the protected
+    resource and its own authorization server (docs/security.md). Off unless `issuer` is set."""
+
+    issuer: str | None = None
+    """The public base URL agents reach Airlock at ("https://airlock.example.com"): the authorization server's
+    issuer, and the base of every resource (`<issuer>/mcp`, `<issuer>/mcp/<upstream>`). https, or http on loopback."""
+    access_token_ttl: timedelta = timedelta(hours=1)
+    refresh_token_ttl: timedelta = timedelta(days=30)
+    code_ttl: timedelta = timedelta(seconds=60)
+    consent_ttl: timedelta = timedelta(minutes=10)
+    """How long a started authorization waits for the person to consent."""
+    grant_creator_role: Literal["admin", "approver", "viewer"] = "admin"
+    """Who may create a new grant on the consent page instead of picking one they own."""
+
+    _durations = field_validator("access_token_ttl", "refresh_token_ttl", "code_ttl", "consent_ttl", mode="before")(
+        _duration
+    )
+
+    @field_validator("issuer")
+    @classmethod
+    def _issuer(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip().rstrip("/")
+        parts = urlsplit(value)
+        loopback = parts.hostname in ("127.0.0.1", "localhost", "::1")
+        if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
+            raise ValueError("issuer must be an https URL (http only on localhost)")
+        if parts.query or parts.fragment or not parts.netloc:
+            raise ValueError("issuer is a base URL without query or fragment")
+        return value
+
+    @property
+    def enabled(self) -> bool:
+        return self.issuer is not None
+
+
 class CountersConfig(_Section):
     fail_open: bool = False
     redis_prefix: str = "airlock:ctr:"
@@ -171,6 +210,7 @@ class Settings(BaseSettings):
     slack: SlackConfig = SlackConfig()
     counters: CountersConfig = CountersConfig()
     sign_in: SignInConfig = SignInConfig()
+    oauth: OAuthConfig = OAuthConfig()
     secret_key: SecretStr | None = None
     prices: dict[str, Any] = {}
     max_request_bytes: int = Field(4 * 1024 * 1024, ge=1024)

@@ -47,8 +47,12 @@ async def send_json(send: Send, status: int, payload: bytes, headers: list[tuple
     await send({"type": "http.response.body", "body": payload})
 
 
-async def send_error(send: Send, error: AirlockError) -> None:
-    headers = [(name.lower().encode(), value.encode()) for name, value in error_headers(error).items()]
+async def send_error(send: Send, error: AirlockError, challenge: str | None = None) -> None:
+    """`challenge` replaces the default `WWW-Authenticate` of a 401 (OAuth's names where to discover a token)."""
+    found = error_headers(error)
+    if challenge is not None and error.status_code == 401:
+        found["WWW-Authenticate"] = challenge
+    headers = [(name.lower().encode(), value.encode()) for name, value in found.items()]
     await send_json(send, error.status_code, json.dumps(error_body(error.message)).encode(), headers)
 
 

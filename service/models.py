@@ -10,6 +10,7 @@ from sqlmodel import SQLModel
 import service.approvals.models
 import service.audit.models
 import service.grants.models
+import service.oauth.models
 import service.policy_versions.models
 import service.slack.models
 import service.users.models  # noqa: F401

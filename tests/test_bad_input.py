@@ -5,6 +5,7 @@ allow, nothing changes on a refused request."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -321,5 +322,86 @@ async def test_signed_in_web_forms_take_the_corpus_without_a_500_or_an_unallowed
                 assert remembered.status_code in (400, 422), (duration, remembered.status_code)
             request = (await api.get("/api/requests/1")).json()
         assert request["status"] == "pending"  # nothing in the corpus approved it
+        assert gw.upstream_calls() == []
+    assert_no_traceback(caplog)
+
+
+def oauth_requests(gw: RunningGateway, client_id: str, text: str) -> list[tuple[str, str, dict[str, Any]]]:
+    """(method, path, httpx arguments) of one nasty text at every OAuth entry point (service/oauth/)."""
+    segment = quote(text, safe="") or "%20"
+    challenge = "A" * 43
+    callback = "http://127.0.0.1:9/callback"
+    authorize = {
+        "response_type": "code",
+        "client_id": client_id,
+        "redirect_uri": callback,
+        "code_challenge": challenge,
+        "state": text,
+    }
+    return [
+        ("POST", "/register", {"content": text.encode("utf-8", "replace")}),
+        ("POST", "/register", {"json": {"redirect_uris": [text], "client_name": text}}),
+        (
+            "POST",
+            "/register",
+            {"json": {"redirect_uris": ["http://127.0.0.1:9/cb"], "token_endpoint_auth_method": text}},
+        ),
+        ("POST", "/register", {"json": {"redirect_uris": ["http://127.0.0.1:9/cb"], "grant_types": [text]}}),
+        ("GET", "/authorize", {"params": {**authorize, "client_id": text}}),
+        ("GET", "/authorize", {"params": authorize}),
+        ("GET", "/authorize", {"params": {**authorize, "code_challenge": text or "x"}}),
+        ("GET", "/authorize", {"params": {**authorize, "resource": text, "scope": text}}),
+        ("GET", "/authorize", {"params": {**authorize, "redirect_uri": text}}),
+        ("POST", "/token", {"data": {"client_id": text, "grant_type": "authorization_code", "code": text}}),
+        ("POST", "/token", {"data": {"client_id": client_id, "grant_type": text, "code": text}}),
+        (
+            "POST",
+            "/token",
+            {"data": {"client_id": client_id, "grant_type": "authorization_code", "code": text, "code_verifier": text}},
+        ),
+        ("POST", "/token", {"data": {"client_id": client_id, "grant_type": "refresh_token", "refresh_token": text}}),
+        ("POST", "/revoke", {"data": {"client_id": client_id, "token": text, "token_type_hint": text}}),
+        ("POST", "/revoke", {"data": {"client_id": text, "token": text}}),
+        ("GET", f"/.well-known/oauth-protected-resource/mcp/{segment}", {}),
+        ("GET", f"/oauth/consent/{segment}", {}),
+    ]
+
+
+async def test_the_oauth_endpoints_answer_bad_input_clearly_and_issue_nothing(
+    engine: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from sqlmodel import Session, select
+
+    from service.oauth.models import OAuthToken
+    from tests.gateway.test_gateway import db_url
+    from tests.oauth.helpers import Person, RawClient, csrf_in, oauth_gateway, pkce
+
+    with oauth_gateway(tmp_path, db_url(engine)) as gw:
+        async with httpx2.AsyncClient(timeout=30) as http, httpx2.AsyncClient(base_url=gw.base_url, timeout=30) as web:
+            client = await RawClient.register(http, gw)
+            person = Person(web, "root")
+            _verifier, challenge = pkce()
+            page = await person.consent_page(client.authorize_url(challenge))  # signed in, with a pending request
+            consent_path, csrf = page.url.path, csrf_in(page.text)
+            statuses: list[int] = []
+            for text in NASTY_STRINGS:
+                for method, path, arguments in oauth_requests(gw, client.client_id, text):
+                    answer = await web.request(method, path, **arguments)
+                    statuses.append(answer.status_code)
+                    assert answer.status_code < 500, (method, path, text[:20], answer.status_code, answer.text[:200])
+                    assert "Traceback" not in answer.text
+                for form in ({"grant": text}, {"new_grant": text}, {"decision": text, "grant": text}):
+                    if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", form.get("new_grant", "")):
+                        continue  # a well-formed new name makes a real grant: not bad input
+                    answer = await web.post(consent_path, data={"csrf_token": csrf, "decision": "approve", **form})
+                    assert answer.status_code in (400, 403), (form, answer.status_code, answer.text[:200])
+                bearer = "alko_" + quote(text, safe="")
+                refused = await http.post(gw.mcp_url, json={}, headers={"Authorization": f"Bearer {bearer}", **HEADERS})
+                assert refused.status_code == 401, (text[:20], refused.status_code)
+            assert {400, 401, 404} <= set(statuses)
+            again = await web.get(consent_path)
+            assert again.status_code == 200  # nothing in the corpus answered the pending request
+        with Session(gw.state.runtime.engine) as session:
+            assert session.exec(select(OAuthToken)).all() == []
         assert gw.upstream_calls() == []
     assert_no_traceback(caplog)

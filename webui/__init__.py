@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from service.errors import AirlockError
 from service.state import AppState
 from webui import errors, live
-from webui.pages import dashboard, grants, history, login, queue, requests, rules, users
+from webui.pages import consent, dashboard, grants, history, login, queue, requests, rules, users
 from webui.rendering import SecurityHeaders, static_dir
 
 
@@ -27,7 +27,7 @@ def install(api: FastAPI) -> None:
     api.add_exception_handler(RequestValidationError, errors.validation_error)
     api.add_exception_handler(Exception, errors.unexpected_error)
     api.add_middleware(SecurityHeaders)
-    for module in (login, queue, requests, history, rules, grants, users, dashboard):
+    for module in (login, queue, requests, history, rules, grants, users, dashboard, consent):
         api.include_router(module.router, include_in_schema=False)
     api.include_router(live.router)
     api.mount("/static", StaticFiles(directory=static_dir()), name="static")

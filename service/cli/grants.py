@@ -6,6 +6,7 @@ import typer
 
 from service.cli.common import CLI_ACTOR, ConfigOption, DataDirOption, JsonOption, print_json, print_table, runtime
 from service.db.engine import unit_of_work
+from service.errors import InvalidInput
 from service.grants import service
 
 app = typer.Typer(help="Agents' credentials.", no_args_is_help=True)
@@ -61,13 +62,31 @@ def list_(
             "name": g.name,
             "owner": g.owner,
             "labels": ",".join(f"{k}={v}" for k, v in g.labels.items()) or None,
-            "upstreams": ",".join(g.upstreams) if g.upstreams else "all",
+            "upstreams": "all" if g.upstreams is None else ",".join(g.upstreams) or "none",
             "token": g.token_prefix + "…",
             "state": "revoked" if g.revoked else "active",
         }
         for g in grants
     ]
     print_table(rows, ["name", "owner", "labels", "upstreams", "token", "state"])
+
+
+@app.command("reach")
+def reach(
+    name: Annotated[str, typer.Argument(help="The grant.")],
+    upstream: Annotated[list[str] | None, typer.Option(help="An upstream it may reach, repeatable.")] = None,
+    every: Annotated[bool, typer.Option("--all", help="Every upstream, present and future.")] = False,
+    none: Annotated[bool, typer.Option("--none", help="No upstream at all.")] = False,
+    config: ConfigOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Set the upstreams a grant reaches (a grant made at OAuth consent reaches none until this)."""
+    if sum((bool(upstream), every, none)) != 1:
+        raise InvalidInput("give --upstream (repeatable), --all or --none")
+    chosen = None if every else [] if none else list(upstream or [])
+    with runtime(config, data_dir=data_dir) as rt, unit_of_work(rt.engine) as session:
+        service.set_upstreams(session, name, chosen, actor=CLI_ACTOR, known_upstreams=list(rt.settings.upstreams))
+    typer.echo(f"grant {name} reaches " + ("every upstream" if chosen is None else ", ".join(chosen) or "no upstream"))
 
 
 @app.command("revoke")

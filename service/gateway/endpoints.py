@@ -44,6 +44,7 @@ from service.gateway.tasks_2025 import (
 )
 from service.grants.cache import GrantCache
 from service.grants.schemas import AuthenticatedGrant
+from service.oauth.gate import OAuthGate
 
 log = logging.getLogger(__name__)
 
@@ -299,7 +300,9 @@ class McpEntry:
         *,
         max_body_bytes: int,
         fast_path: bool = True,
+        oauth: OAuthGate | None = None,
     ) -> None:
+        self._oauth = oauth
         self._direct = direct
         self._manager = manager
         self._grants = grants
@@ -316,7 +319,7 @@ class McpEntry:
                 return
             body = await read_at_most(request_chunks(receive), self._max_body)
         except AirlockError as exc:
-            await send_error(send, exc)
+            await send_error(send, exc, self._challenge(scope))
             return
         message = peek_message(body)
         if self._fast_path and await self._served_directly(scope, receive, send, message, admitted):
@@ -329,8 +332,8 @@ class McpEntry:
         token = bearer_token(_authorization(scope))
         if token is None:
             raise NotAuthenticated("a grant token is required: Authorization: Bearer <token>")
-        grant = await self._authenticate(token)
-        upstream = scope["path"][len(MCP_PATH) + 1 :].strip("/") or None
+        upstream = _upstream_of(scope)
+        grant = await self._authenticate(token, upstream)
         if upstream is not None and (upstream not in self._upstreams or not grant.may_reach(upstream)):
             # One answer for a name that does not exist and one this grant may not reach: names are not told.
             raise NotFound(f"this grant reaches no upstream named {upstream!r}")
@@ -342,8 +345,17 @@ class McpEntry:
         scope["user"] = AuthenticatedUser(AccessToken(token="-", client_id=principal, scopes=[]))  # noqa: S106
         return _Admitted(grant, upstream, principal)
 
-    async def _authenticate(self, token: str) -> AuthenticatedGrant:
+    def _challenge(self, scope: Scope) -> str | None:
+        """With OAuth on, a 401 names where this endpoint's resource metadata is (RFC 9728 §5.1)."""
+        if self._oauth is None:
+            return None
+        sent = bearer_token(_authorization(scope)) is not None
+        return self._oauth.challenge(_upstream_of(scope), token_sent=sent)
+
+    async def _authenticate(self, token: str, upstream: str | None) -> AuthenticatedGrant:
         try:
+            if self._oauth is not None and self._oauth.owns(token):
+                return await self._oauth.authenticate(token, upstream)
             return await self._grants.authenticate(token)
         except NotAuthenticated:
             raise
@@ -382,6 +394,10 @@ class McpEntry:
         facts = facts_from_handshake(principal, message.get("params"), bytes(answer)) if opened else None
         if facts is not None:
             self._direct.remember(opened[0], facts)
+
+
+def _upstream_of(scope: Scope) -> str | None:
+    return str(scope["path"])[len(MCP_PATH) + 1 :].strip("/") or None
 
 
 def _authorization(scope: Scope) -> str | None:

@@ -60,7 +60,9 @@ def create_grant(
     labels: Mapping[str, str] | None = None,
     upstreams: Sequence[str] | None = None,
     known_upstreams: Sequence[str] | None = None,
+    unassigned: bool = False,
 ) -> GrantCreated:
+    """`unassigned`: the grant reaches no upstream until an admin assigns some (a grant created at OAuth consent)."""
     if not _NAME.match(name):
         raise InvalidInput("a grant name is 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
     repo = GrantRepository(session)
@@ -72,10 +74,7 @@ def create_grant(
         if user is None:
             raise NotFound(f"no user named {owner!r} to own this grant")
         owner_id = user.id
-    if upstreams and known_upstreams is not None:
-        unknown = sorted(set(upstreams) - set(known_upstreams))
-        if unknown:
-            raise InvalidInput(f"unknown upstream {unknown[0]!r}; configured: {', '.join(known_upstreams) or 'none'}")
+    _check_known(upstreams, known_upstreams)
     token = new_token("alk")
     try:
         with session.begin_nested():
@@ -84,7 +83,7 @@ def create_grant(
                     name=name,
                     owner_id=owner_id,
                     labels=dict(labels or {}),
-                    upstreams=sorted(set(upstreams)) if upstreams else None,
+                    upstreams=[] if unassigned else sorted(set(upstreams)) if upstreams else None,
                     token_hash=hasher.hash(token),
                     token_prefix=token_prefix(token),
                 )
@@ -102,6 +101,13 @@ def create_grant(
         ),
     )
     return GrantCreated(name=name, token=token)
+
+
+def _check_known(upstreams: Sequence[str] | None, known_upstreams: Sequence[str] | None) -> None:
+    if upstreams and known_upstreams is not None:
+        unknown = sorted(set(upstreams) - set(known_upstreams))
+        if unknown:
+            raise InvalidInput(f"unknown upstream {unknown[0]!r}; configured: {', '.join(known_upstreams) or 'none'}")
 
 
 def list_grants(session: Session, *, include_revoked: bool = False) -> list[GrantPublic]:
@@ -147,6 +153,42 @@ def set_labels(session: Session, name: str, labels: Mapping[str, str], *, actor:
         AuditRecord(
             kind="admin",
             action="grant.labels_changed",
+            actor=actor,
+            grant_id=grant.id,
+            grant_name=name,
+            details={"before": before, "after": after},
+        ),
+    )
+
+
+def set_upstreams(
+    session: Session,
+    name: str,
+    upstreams: Sequence[str] | None,
+    *,
+    actor: str,
+    known_upstreams: Sequence[str] | None = None,
+) -> None:
+    """Which upstreams the grant reaches: None every one, a list only those, an empty list none (as a grant made at
+    OAuth consent starts). Audited with what it replaced, and announced like a revoke so every replica's cached
+    lookups see it at once."""
+    grant = GrantRepository(session).by_name(name)
+    if grant is None:
+        raise NotFound(f"no grant named {name!r}")
+    if grant.revoked_at is not None:
+        raise InvalidInput(f"grant {name!r} is revoked: it reaches nothing")
+    _check_known(upstreams, known_upstreams)
+    before, after = grant.upstreams, None if upstreams is None else sorted(set(upstreams))
+    if before == after:
+        return
+    grant.upstreams = after
+    session.add(grant)
+    announce(session, CHANGES, {"what": "grants"})
+    record(
+        session,
+        AuditRecord(
+            kind="admin",
+            action="grant.upstreams_changed",
             actor=actor,
             grant_id=grant.id,
             grant_name=name,

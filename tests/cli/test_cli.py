@@ -49,6 +49,9 @@ def test_users_create_json_has_the_documented_keys(run: Invoke) -> None:
         (("grants", "create", "bot", "--owner", "nobody"), "no user named 'nobody'"),
         (("users", "create", "bob", "--role", "boss"), "unknown role 'boss'"),
         (("grants", "revoke", "ghost"), "no grant named 'ghost'"),
+        (("grants", "reach", "ghost", "--all"), "no grant named 'ghost'"),
+        (("grants", "reach", "ghost"), "give --upstream (repeatable), --all or --none"),
+        (("grants", "reach", "ghost", "--all", "--none"), "give --upstream (repeatable), --all or --none"),
         (("grants", "create", "bot", "--label", "oops"), "must look like key=value"),
         (("policy", "simulate", "--grant", "ghost", "--tool", "x"), "no active grant named 'ghost'"),
         (("policy", "simulate", "--grant", "ghost", "--tool", "x", "--args", "{nope"), "not valid JSON"),
@@ -61,6 +64,17 @@ def test_bad_input_is_one_line_and_exit_2(run: Invoke, args: tuple[str, ...], me
     assert result.code == 2
     assert message in result.err
     assert "Traceback" not in result.err and result.out == ""
+
+
+def test_grants_reach_sets_what_a_grant_reaches_and_list_shows_it(run: Invoke) -> None:
+    assert run("grants", "create", "bot").code == 0
+    assert "reaches no upstream" in run("grants", "reach", "bot", "--none").out
+    assert json.loads(run("grants", "list", "--json").out)[0]["upstreams"] == []
+    assert run("grants", "list").out.splitlines()[1].split()[3] == "none"  # the UPSTREAMS column
+    unknown = run("grants", "reach", "bot", "--upstream", "imagegen")
+    assert unknown.code == 2 and "unknown upstream 'imagegen'" in unknown.err  # this config names no upstream
+    assert "reaches every upstream" in run("grants", "reach", "bot", "--all").out
+    assert json.loads(run("grants", "list", "--json").out)[0]["upstreams"] is None
 
 
 def test_duplicates_are_refused(run: Invoke) -> None:

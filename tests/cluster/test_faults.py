@@ -48,7 +48,9 @@ async def test_postgresql_stopped_under_load_fails_closed_and_recovers(tmp_path:
 
         async with anyio.create_task_group() as group:
             group.start_soon(agent)
-            await anyio.sleep(1.0)
+            with anyio.fail_after(30):  # the agent is under way before the database goes
+                while sum(outcome == "ok" for _, outcome in outcomes) < 20:
+                    await anyio.sleep(0.05)
             pg.stop()
             stopped_at = time.monotonic()
             await anyio.sleep(OUTAGE_SECONDS)

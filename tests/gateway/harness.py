@@ -106,14 +106,18 @@ def run_gateway(
     users: dict[str, str] | None = None,
     reuse: RunningGateway | None = None,
     clock: Clock = SYSTEM_CLOCK,
+    port: int | None = None,
+    client_metadata: Any = None,
     **settings_overrides: Any,
 ) -> Iterator[RunningGateway]:
     """`clock`: the gateway's (service/clock.py); a test that moves time passes one it moves (tests/clock.py
-    `MovableClock.from_now()`: grants and users are made on the real clock)."""
+    `MovableClock.from_now()`: grants and users are made on the real clock). `port`: one chosen beforehand, when a
+    setting must name it (OAuth's issuer). `client_metadata`: what resolves OAuth client_ids that are URLs
+    (create_app)."""
     log = tmp_path / "upstream.log"
     policy_file = tmp_path / "policy.yaml"
     policy_file.write_text(policy)
-    port = free_port()
+    port = port or free_port()
     settings = load_settings(
         None,
         data_dir=str(tmp_path / "data"),
@@ -137,7 +141,7 @@ def run_gateway(
                 grant = create_grant(session, runtime.hasher, name=name, actor="test", upstreams=reach, owner="owner")
                 tokens[name] = grant.token
         runtime.close()
-    app = create_app(settings, clock=clock)
+    app = create_app(settings, clock=clock, client_metadata=client_metadata)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False))
 
     def serve() -> None:

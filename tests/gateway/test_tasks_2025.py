@@ -75,7 +75,9 @@ async def test_a_held_call_becomes_a_task_that_an_approval_completes(tmp_path: P
 
             async with anyio.create_task_group() as group:
                 group.start_soon(collect)
-                await anyio.sleep(0.3)
+                await anyio.wait_all_tasks_blocked()  # tasks/result is sent and waits for its answer
+                # A request sent after it is answered while it still waits: it blocks on the held task.
+                assert (await raw(client, "tasks/get", {"taskId": task["taskId"]}))["status"] == "working"
                 assert results == []
                 await decide(gw, request_id, "approve")
             payload = results[0]

@@ -15,6 +15,7 @@ from service.audit import queries as audit_queries
 from service.audit.schemas import user_actor
 from service.grants import service as grants
 from service.grants.client_configs import client_configs
+from service.oauth import consent as oauth
 from service.users import service as users
 from webui.auth import Admin, Approver, CheckedForm, Viewer, field
 from webui.rendering import redirect_with_flash, render_html
@@ -43,6 +44,7 @@ async def _grants_page(request: Request, state: StateDep, *, created: dict[str, 
             "ran": stats.ran_cost_by_grant_day(session, since),
             "last": audit_queries.last_calls(session, [g.id for g in listed]),
             "people": [u.username for u in users.list_users(session)],
+            "consents": oauth.list_consents(session),
         }
 
     loaded = await in_session(state, load)
@@ -51,6 +53,7 @@ async def _grants_page(request: Request, state: StateDep, *, created: dict[str, 
         "title": "Grants",
         "rows": rows,
         "people": loaded["people"],
+        "consents": loaded["consents"],
         "upstreams": state.gateway.pool.names(),
         "created": created,
         "show_revoked": show_revoked,
@@ -104,6 +107,13 @@ async def revoke(name: str, form: CheckedForm, state: StateDep, user: Admin) -> 
     count = len(cancellation.cancelled)
     cancelled = f" {count} call(s) that had not run were cancelled." if count else ""
     return redirect_with_flash("/grants", f"Grant {name} is revoked: its token no longer works.{cancelled}")
+
+
+@router.post("/grants/consents/{consent_id}/revoke")
+async def revoke_consent(consent_id: RowId, form: CheckedForm, state: StateDep, user: Viewer) -> Response:
+    # Committed, the revocation drops every process's cached token lookups (service/caches.py).
+    name = await in_session(state, lambda s: oauth.revoke_consent(s, consent_id, user.user))
+    return redirect_with_flash("/grants", f"{name} no longer acts for that grant: its tokens stopped working.")
 
 
 @router.get("/approvals/standing")

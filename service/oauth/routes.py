@@ -1,0 +1,113 @@
+"""The authorization server's and the protected resource's HTTP routes, built from the MCP SDK's handlers: AS
+metadata (RFC 8414), authorize, token, registration (RFC 7591) and revocation (RFC 7009), and Protected Resource
+Metadata (RFC 9728) for /mcp and for every /mcp/{name}."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from mcp.server.auth.handlers.metadata import MetadataHandler, ProtectedResourceMetadataHandler
+from mcp.server.auth.middleware.client_auth import AuthenticationError, ClientAuthenticator
+from mcp.server.auth.routes import REVOCATION_PATH, build_metadata, cors_middleware, create_auth_routes
+from mcp.server.auth.settings import ClientRegistrationOptions, RevocationOptions
+from mcp.shared.auth import OAuthMetadata, ProtectedResourceMetadata
+from pydantic import AnyHttpUrl
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from service.oauth.provider import AirlockOAuthProvider
+from service.oauth.resources import (
+    MCP_RESOURCE_PATH,
+    PROTECTED_RESOURCE_WELL_KNOWN,
+    endpoint_resource,
+    is_upstream_name,
+)
+
+AS_METADATA_PATH = "/.well-known/oauth-authorization-server"
+RESOURCE_NAME = "Airlock"
+
+
+def authorization_server_metadata(provider: AirlockOAuthProvider) -> OAuthMetadata:
+    built = build_metadata(
+        AnyHttpUrl(provider.issuer),
+        None,
+        ClientRegistrationOptions(enabled=True),
+        RevocationOptions(enabled=True),
+    )
+    # Validated again from text: the issuer must read exactly as configured, without the trailing slash a parsed
+    # URL gains, because clients compare it to `iss` as plain strings (RFC 9207 §2.4).
+    return OAuthMetadata.model_validate(
+        {
+            **built.model_dump(mode="json", exclude_none=True),
+            "issuer": provider.issuer,
+            "code_challenge_methods_supported": ["S256"],
+            "authorization_response_iss_parameter_supported": True,
+            # Only with a fetcher in place: a client told so would otherwise present a URL nobody resolves.
+            "client_id_metadata_document_supported": provider.resolver is not None,
+        }
+    )
+
+
+def resource_metadata(issuer: str, upstream: str | None) -> ProtectedResourceMetadata:
+    return ProtectedResourceMetadata.model_validate(
+        {
+            "resource": endpoint_resource(issuer, upstream),
+            "authorization_servers": [issuer],
+            "resource_name": RESOURCE_NAME if upstream is None else f"{RESOURCE_NAME}: {upstream}",
+        }
+    )
+
+
+async def revoke(provider: AirlockOAuthProvider, clients: ClientAuthenticator, request: Request) -> Response:
+    """RFC 7009 revocation. The SDK's handler requires a `client_secret` field even of a public client, which sends
+    none (RFC 7009 §2.1), so this one reads the form itself; the rest is the SDK's: client authentication, and
+    revoking only a token of the client that asks."""
+    try:
+        client = await clients.authenticate_request(request)
+    except AuthenticationError as exc:
+        return JSONResponse({"error": "invalid_client", "error_description": exc.message}, status_code=401)
+    form = await request.form()
+    token = form.get("token")
+    if not isinstance(token, str) or not token:
+        return JSONResponse({"error": "invalid_request", "error_description": "token is required"}, status_code=400)
+    found = await provider.load_access_token(token) or await provider.load_refresh_token(client, token)
+    if found is not None and found.client_id == client.client_id:
+        await provider.revoke_token(found)
+    # An unknown token is answered alike (RFC 7009 §2.2): nothing is told about other clients' tokens.
+    return Response(status_code=200, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
+
+
+def oauth_routes(provider: AirlockOAuthProvider) -> list[BaseRoute]:
+    issuer = provider.issuer
+    routes: list[BaseRoute] = []
+    for route in create_auth_routes(
+        provider,
+        AnyHttpUrl(issuer),
+        client_registration_options=ClientRegistrationOptions(enabled=True),
+        revocation_options=RevocationOptions(enabled=True),
+    ):
+        if isinstance(route, Route) and route.path == AS_METADATA_PATH:
+            handler = MetadataHandler(authorization_server_metadata(provider))
+            endpoint = cors_middleware(handler.handle, ["GET", "OPTIONS"])
+            routes.append(Route(AS_METADATA_PATH, endpoint, methods=["GET", "OPTIONS"]))
+        elif isinstance(route, Route) and route.path == REVOCATION_PATH:
+            endpoint = cors_middleware(partial(revoke, provider, ClientAuthenticator(provider)), ["POST", "OPTIONS"])
+            routes.append(Route(REVOCATION_PATH, endpoint, methods=["POST", "OPTIONS"]))
+        else:
+            routes.append(route)
+    aggregate = ProtectedResourceMetadataHandler(resource_metadata(issuer, None))
+    prm_path = PROTECTED_RESOURCE_WELL_KNOWN + MCP_RESOURCE_PATH
+
+    async def one_upstream(request: Request) -> Response:
+        # Every well-formed name is answered alike, known or not: the metadata tells no upstream's existence.
+        name = request.path_params["name"]
+        if not is_upstream_name(name):
+            return JSONResponse({"error": "not found"}, status_code=404)
+        return await ProtectedResourceMetadataHandler(resource_metadata(issuer, name)).handle(request)
+
+    routes.append(Route(prm_path, cors_middleware(aggregate.handle, ["GET", "OPTIONS"]), methods=["GET", "OPTIONS"]))
+    routes.append(
+        Route(prm_path + "/{name}", cors_middleware(one_upstream, ["GET", "OPTIONS"]), methods=["GET", "OPTIONS"])
+    )
+    return routes

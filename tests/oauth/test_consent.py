@@ -1,0 +1,194 @@
+"""The consent page: who asks and where the answer goes, verified or not; the person picks one of their own grants
+(or, with the creator role, a new grant that reaches nothing yet); a denial, a forged post and a framing attempt."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import httpx2
+import pytest
+from mcp.shared.auth import OAuthClientInformationFull
+from pydantic import AnyUrl
+from sqlmodel import Session, select
+
+from service.db.engine import unit_of_work
+from service.grants.service import set_upstreams
+from service.oauth.models import OAuthAuthorization, OAuthToken
+from tests.oauth.helpers import (
+    CALL,
+    MCP_HEADERS,
+    REDIRECT_URI,
+    Person,
+    RawClient,
+    csrf_in,
+    mcp_status,
+    oauth_gateway,
+    pkce,
+)
+
+pytestmark = pytest.mark.anyio
+DOCUMENT_URL = "https://app.example/oauth/client.json"
+
+
+async def test_the_page_shows_the_client_and_a_denial_tells_the_client_nothing_more(tmp_path: Path) -> None:
+    with oauth_gateway(tmp_path) as gw:
+        async with httpx2.AsyncClient(base_url=gw.base_url, timeout=30) as web, httpx2.AsyncClient(timeout=30) as http:
+            person = Person(web, "ana")
+            client = await RawClient.register(http, gw, name="Sketchy <b>tool</b>")
+            _verifier, challenge = pkce()
+            page = await person.consent_page(client.authorize_url(challenge))
+            assert "Sketchy &lt;b&gt;tool&lt;/b&gt;" in page.text
+            assert '<strong id="redirect-host">127.0.0.1:9</strong>' in page.text
+            assert 'id="client-trust">unverified<' in page.text
+            assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+            assert "form-action 'self' http://127.0.0.1:9" in page.headers["content-security-policy"]
+            assert page.headers["x-frame-options"] == "DENY"
+
+            forged = await web.post(page.url.path, data={"decision": "approve", "grant": "ana-agent"})
+            assert forged.status_code == 403  # no CSRF token: nothing decided
+            denied = await person.answer(page, decision="deny")
+            assert denied.status_code == 303
+            location = denied.headers["location"]
+            assert location.startswith(REDIRECT_URI + "?")
+            assert "error=access_denied" in location and "state=st-123" in location
+            assert f"iss={gw.base_url.replace(':', '%3A').replace('/', '%2F')}" in location
+            assert "code=" not in location
+            again = await person.answer(page, decision="approve", grant="ana-agent")
+            assert again.status_code == 404  # answered once, for good
+            with Session(gw.state.runtime.engine) as session:
+                assert session.exec(select(OAuthToken)).all() == []
+
+
+async def test_a_person_may_pick_only_their_own_grant_and_only_the_creator_role_makes_one(tmp_path: Path) -> None:
+    with oauth_gateway(tmp_path) as gw:
+        async with httpx2.AsyncClient(timeout=30) as http:
+            client = await RawClient.register(http, gw)
+            _verifier, challenge = pkce()
+            async with httpx2.AsyncClient(base_url=gw.base_url, timeout=30) as web:
+                ana = Person(web, "ana")
+                page = await ana.consent_page(client.authorize_url(challenge))
+                assert "root-agent" not in page.text and 'name="new_grant"' not in page.text
+                refused = await ana.answer(page, decision="approve", grant="root-agent")
+                assert refused.status_code == 403
+                refused = await ana.answer(page, decision="approve", new_grant="ana-made")
+                assert refused.status_code == 403
+            with Session(gw.state.runtime.engine) as session:
+                pending = session.exec(select(OAuthAuthorization)).one()
+                assert pending.decided_at is None and pending.code_hash is None  # still waiting for an answer
+
+            # root (an admin, the default creator role) makes a fresh grant at consent.
+            verifier2, challenge2 = pkce()
+            async with httpx2.AsyncClient(base_url=gw.base_url, timeout=30) as web:
+                root = Person(web, "root")
+                query = await root.approve(client.authorize_url(challenge2), new_grant="connector-x", grant="")
+            tokens = (await client.exchange(query["code"], verifier2)).json()
+            access = tokens["access_token"]
+            opened = await mcp_status(http, gw.mcp_url, access)
+            assert opened.status_code == 200
+            session_headers = {
+                **MCP_HEADERS,
+                "Authorization": f"Bearer {access}",
+                "mcp-session-id": opened.headers["mcp-session-id"],
+                "mcp-protocol-version": "2025-11-25",
+            }
+            listed = await http.post(
+                gw.mcp_url, json={"jsonrpc": "2.0", "id": 2, "method": "tools/list"}, headers=session_headers
+            )
+            # A grant made at consent reaches no upstream yet: only Airlock's own tool is listed.
+            assert [t["name"] for t in listed.json()["result"]["tools"]] == ["airlock_approval_status"]
+            called = await http.post(
+                gw.mcp_url,
+                json={"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": CALL},
+                headers=session_headers,
+            )
+            assert called.json()["result"]["isError"] is True
+            assert gw.upstream_calls() == []
+
+            with unit_of_work(gw.state.runtime.engine) as session:  # an admin assigns it an upstream
+                set_upstreams(session, "connector-x", ["imagegen"], actor="user:root", known_upstreams=["imagegen"])
+            listed = await http.post(
+                gw.mcp_url, json={"jsonrpc": "2.0", "id": 4, "method": "tools/list"}, headers=session_headers
+            )
+            assert "get_model_capabilities" in [t["name"] for t in listed.json()["result"]["tools"]]
+
+
+class MetadataDocumentStub:
+    """A test double for the metadata-document fetcher only (service/oauth/client_metadata.py): answers one fixed,
+    already-checked document for its URL, and nothing for any other client_id."""
+
+    def __init__(self, url: str, claims: str | None = None) -> None:
+        self.url = url
+        self.claims = claims or url
+        self.asked: list[str] = []
+
+    async def __call__(self, client_id: str) -> OAuthClientInformationFull | None:
+        self.asked.append(client_id)
+        if client_id != self.url:
+            return None
+        return OAuthClientInformationFull(
+            client_id=self.claims,
+            client_name="Documented App",
+            redirect_uris=[AnyUrl(REDIRECT_URI)],
+            token_endpoint_auth_method="none",
+            grant_types=["authorization_code", "refresh_token"],
+            response_types=["code"],
+        )
+
+
+async def test_a_client_id_metadata_document_is_resolved_through_the_seam_and_shown_verified(tmp_path: Path) -> None:
+    stub = MetadataDocumentStub(DOCUMENT_URL)
+    with oauth_gateway(tmp_path, client_metadata=stub) as gw:
+        async with httpx2.AsyncClient(base_url=gw.base_url, timeout=30) as web, httpx2.AsyncClient(timeout=30) as http:
+            metadata = (await http.get(gw.base_url + "/.well-known/oauth-authorization-server")).json()
+            assert metadata["client_id_metadata_document_supported"] is True
+            client = RawClient(http, gw, DOCUMENT_URL)
+            verifier, challenge = pkce()
+            person = Person(web, "ana")
+            page = await person.consent_page(client.authorize_url(challenge))
+            assert 'id="client-trust">verified<' in page.text and "Documented App" in page.text
+            answer = await person.answer(page, decision="approve", grant="ana-agent")
+            code = answer.headers["location"].split("code=")[1].split("&")[0]
+            tokens = await client.exchange(code, verifier)
+            assert tokens.status_code == 200
+            assert (await mcp_status(http, gw.mcp_url, tokens.json()["access_token"])).status_code == 200
+            assert DOCUMENT_URL in stub.asked
+
+            other = RawClient(http, gw, "https://other.example/client.json")
+            assert (await http.get(other.authorize_url(challenge))).status_code == 400
+
+
+async def test_a_document_naming_another_client_id_is_refused(tmp_path: Path) -> None:
+    stub = MetadataDocumentStub(DOCUMENT_URL, claims="https://victim.example/client.json")
+    with oauth_gateway(tmp_path, client_metadata=stub) as gw:
+        async with httpx2.AsyncClient(timeout=30) as http:
+            _verifier, challenge = pkce()
+            answer = await http.get(RawClient(http, gw, DOCUMENT_URL).authorize_url(challenge))
+            assert answer.status_code == 400 and "location" not in answer.headers
+
+
+async def test_the_grants_page_lists_apps_and_their_person_or_an_admin_revokes_one(tmp_path: Path) -> None:
+    with oauth_gateway(tmp_path) as gw:
+        async with httpx2.AsyncClient(base_url=gw.base_url, timeout=30) as web, httpx2.AsyncClient(timeout=30) as http:
+            client = await RawClient.register(http, gw, name="Listed App")
+            tokens = await client.tokens(Person(web, "ana"))
+            listing = await web.get("/grants")
+            row = listing.text.split('id="oauth-consents"')[1]
+            assert "Listed App" in row and "unverified" in row and "ana-agent" in row
+            form = re.search(r'action="(/grants/consents/\d+/revoke)"', row)
+            assert form is not None
+
+            async with httpx2.AsyncClient(base_url=gw.base_url, timeout=30) as other_web:
+                vic = Person(other_web, "vic")
+                await vic.sign_in()
+                page = await other_web.get("/grants")
+                assert "Listed App" in page.text and form.group(1) not in page.text  # shown, but not vic's to revoke
+                refused = await other_web.post(form.group(1), data={"csrf_token": csrf_in(page.text)})
+                assert refused.status_code == 403
+            assert (await mcp_status(http, gw.mcp_url, tokens["access_token"])).status_code == 200
+
+            revoked = await web.post(form.group(1), data={"csrf_token": csrf_in(listing.text)})
+            assert revoked.status_code == 303
+            assert (await mcp_status(http, gw.mcp_url, tokens["access_token"])).status_code == 401
+            assert (await client.refresh(tokens["refresh_token"])).status_code == 400
+            assert 'id="oauth-consents"' not in (await web.get("/grants")).text

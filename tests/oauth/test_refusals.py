@@ -1,0 +1,172 @@
+"""Every way an OAuth request can be wrong gets a clear 4xx or OAuth error and changes nothing it should not: wrong
+PKCE verifier, reused code (which revokes what it issued), foreign redirect URI, wrong audience, expired, revoked and
+tampered tokens, refresh-token reuse, a denied or forged consent."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import httpx2
+import pytest
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+
+from service.db.types import utcnow
+from service.oauth.models import OAuthAuthorization, OAuthClient, OAuthToken
+from tests.gateway.harness import RunningGateway
+from tests.oauth.helpers import (
+    REDIRECT_URI,
+    Person,
+    RawClient,
+    csrf_in,
+    mcp_status,
+    oauth_gateway,
+    pkce,
+    redirected_query,
+)
+
+pytestmark = pytest.mark.anyio
+
+
+def expire_token(gw: RunningGateway, token: str) -> None:
+    """The clock passes the token's expiry (its row says so; no test waits an hour)."""
+    runtime = gw.state.runtime
+    with Session(runtime.engine) as session:
+        session.exec(
+            update(OAuthToken)
+            .where(col(OAuthToken.token_hash) == runtime.hasher.hash(token))
+            .values(expires_at=utcnow() - timedelta(seconds=1))
+        )
+        session.commit()
+
+
+def count(gw: RunningGateway, model: type[OAuthToken] | type[OAuthAuthorization] | type[OAuthClient]) -> int:
+    with Session(gw.state.runtime.engine) as session:
+        return len(session.exec(select(model)).all())
+
+
+async def test_codes_are_single_use_pkce_bound_and_tied_to_their_redirect_uri(tmp_path: Path) -> None:
+    with oauth_gateway(tmp_path) as gw:
+        async with httpx2.AsyncClient(base_url=gw.base_url, timeout=30) as web, httpx2.AsyncClient(timeout=30) as http:
+            person = Person(web, "ana")
+            client = await RawClient.register(http, gw)
+            code, verifier = await client.code_for(person)
+
+            wrong = await client.exchange(code, verifier[:-1] + ("A" if verifier[-1] != "A" else "B"))
+            assert wrong.status_code == 400 and wrong.json()["error"] == "invalid_grant"
+            elsewhere = await client.token(
+                grant_type="authorization_code", code=code, code_verifier=verifier, redirect_uri=REDIRECT_URI + "x"
+            )
+            assert elsewhere.status_code == 400 and elsewhere.json()["error"] == "invalid_request"
+            assert count(gw, OAuthToken) == 0  # neither refusal issued anything or spent the code
+
+            issued = await client.exchange(code, verifier)
+            assert issued.status_code == 200
+            access = issued.json()["access_token"]
+            assert (await mcp_status(http, gw.mcp_url, access)).status_code == 200
+
+            replayed = await client.exchange(code, verifier)
+            assert replayed.status_code == 400 and replayed.json()["error"] == "invalid_grant"
+            # A replayed code means it leaked: what it issued is revoked (OAuth 2.1 §4.1.3).
+            assert (await mcp_status(http, gw.mcp_url, access)).status_code == 401
+            refreshed = await client.refresh(issued.json()["refresh_token"])
+            assert refreshed.status_code == 400 and refreshed.json()["error"] == "invalid_grant"
+
+            other = await RawClient.register(http, gw, "Another client")
+            stolen, stolen_verifier = await client.code_for(person)
+            as_other = await other.exchange(stolen, stolen_verifier)
+            assert as_other.status_code == 400 and as_other.json()["error"] == "invalid_grant"
+            assert (await client.exchange(stolen, stolen_verifier)).status_code == 200  # the theft spent nothing
+
+            late, late_verifier = await client.code_for(person)
+            with Session(gw.state.runtime.engine) as session:
+                session.exec(
+                    update(OAuthAuthorization)
+                    .where(col(OAuthAuthorization.code_used_at).is_(None))
+                    .values(code_expires_at=utcnow() - timedelta(seconds=1))
+                )
+                session.commit()
+            expired = await client.exchange(late, late_verifier)
+            assert expired.status_code == 400 and expired.json()["error"] == "invalid_grant"
+
+
+async def test_a_foreign_redirect_uri_or_resource_is_refused_before_anyone_is_asked(tmp_path: Path) -> None:
+    with oauth_gateway(tmp_path) as gw:
+        async with httpx2.AsyncClient(timeout=30) as http:
+            client = await RawClient.register(http, gw)
+            _verifier, challenge = pkce()
+            foreign = client.authorize_url(challenge, redirect_uri="https://evil.example/steal")
+            answer = await http.get(foreign)
+            # Never sent to the foreign address: a plain 400 for the person's browser.
+            assert answer.status_code == 400 and answer.json()["error"] == "invalid_request"
+            assert "location" not in answer.headers
+            for resource in ("https://evil.example/mcp", gw.base_url + "/api", gw.mcp_url + "/a/b", gw.mcp_url + "#x"):
+                refused = await http.get(client.authorize_url(challenge, resource))
+                assert refused.status_code == 302, resource
+                query = redirected_query(refused)
+                assert query["error"] == "invalid_target" and query["state"] == "st-123", resource
+            unknown = await http.get(client.authorize_url(challenge).replace(client.client_id, "no-such-client"))
+            assert unknown.status_code == 400
+            plain = await http.get(client.authorize_url(challenge, code_challenge_method="plain"))
+            assert plain.status_code == 302 and redirected_query(plain)["error"] == "invalid_request"
+            assert count(gw, OAuthAuthorization) == 0
+
+
+async def test_tokens_are_bound_to_their_resource_expire_and_cannot_be_forged(tmp_path: Path) -> None:
+    with oauth_gateway(tmp_path) as gw:
+        async with httpx2.AsyncClient(base_url=gw.base_url, timeout=30) as web, httpx2.AsyncClient(timeout=30) as http:
+            person = Person(web, "ana")
+            client = await RawClient.register(http, gw)
+            one = (await client.tokens(person, gw.mcp_url + "/imagegen"))["access_token"]
+            assert (await mcp_status(http, gw.mcp_url + "/imagegen", one)).status_code == 200
+            for elsewhere in (gw.mcp_url, gw.mcp_url + "/other"):
+                refused = await mcp_status(http, elsewhere, one)
+                assert refused.status_code == 401, elsewhere
+                assert 'error="invalid_token"' in refused.headers["www-authenticate"]
+            aggregate = (await client.tokens(person))["access_token"]
+            assert (await mcp_status(http, gw.mcp_url, aggregate)).status_code == 200
+            assert (await mcp_status(http, gw.mcp_url + "/imagegen", aggregate)).status_code == 401
+
+            for forged in (aggregate[:-1] + ("x" if aggregate[-1] != "x" else "y"), "alko_" + "A" * 43, "alko_"):
+                assert (await mcp_status(http, gw.mcp_url, forged)).status_code == 401, forged
+
+            fresh = (await client.tokens(person))["access_token"]
+            expire_token(gw, fresh)
+            assert (await mcp_status(http, gw.mcp_url, fresh)).status_code == 401
+
+            # The static grant token keeps working beside OAuth.
+            assert (await mcp_status(http, gw.mcp_url, gw.token)).status_code == 200
+
+
+async def test_a_reused_refresh_token_revokes_its_whole_family(tmp_path: Path) -> None:
+    with oauth_gateway(tmp_path) as gw:
+        async with httpx2.AsyncClient(base_url=gw.base_url, timeout=30) as web, httpx2.AsyncClient(timeout=30) as http:
+            client = await RawClient.register(http, gw)
+            first = await client.tokens(Person(web, "ana"))
+            rotated = await client.refresh(first["refresh_token"])
+            assert rotated.status_code == 200
+            newer = rotated.json()
+            assert newer["refresh_token"] != first["refresh_token"]
+            assert (await mcp_status(http, gw.mcp_url, newer["access_token"])).status_code == 200
+
+            reused = await client.refresh(first["refresh_token"])
+            assert reused.status_code == 400 and reused.json()["error"] == "invalid_grant"
+            assert (await mcp_status(http, gw.mcp_url, newer["access_token"])).status_code == 401
+            assert (await client.refresh(newer["refresh_token"])).status_code == 400
+
+
+async def test_revoking_the_grant_revokes_its_tokens(tmp_path: Path) -> None:
+    with oauth_gateway(tmp_path) as gw:
+        async with httpx2.AsyncClient(base_url=gw.base_url, timeout=30) as web, httpx2.AsyncClient(timeout=30) as http:
+            client = await RawClient.register(http, gw)
+            tokens = await client.tokens(Person(web, "ana"))
+            assert (await mcp_status(http, gw.mcp_url, tokens["access_token"])).status_code == 200
+            async with httpx2.AsyncClient(base_url=gw.base_url, timeout=30) as admin_web:
+                admin = Person(admin_web, "root")
+                await admin.sign_in()
+                page = await admin_web.get("/grants")
+                revoked = await admin_web.post("/grants/ana-agent/revoke", data={"csrf_token": csrf_in(page.text)})
+                assert revoked.status_code == 303
+            assert (await mcp_status(http, gw.mcp_url, tokens["access_token"])).status_code == 401
+            assert (await client.refresh(tokens["refresh_token"])).status_code == 400
