@@ -49,6 +49,7 @@ from service.gateway.tasks import TaskRunner
 from service.gateway.tasks_2025 import CoreTasks
 from service.grants.cache import GrantCache
 from service.metrics import Metrics
+from service.oauth.client_metadata import MetadataDocuments
 from service.oauth.gate import OAuthGate, OAuthTokenCache
 from service.oauth.provider import AirlockOAuthProvider, ClientMetadataResolver
 from service.oauth.routes import oauth_routes
@@ -212,7 +213,13 @@ class AirlockApp:
         self._loop: asyncio.AbstractEventLoop | None = None
         issuer = settings.oauth.issuer
         self._oauth = (
-            AirlockOAuthProvider(issuer, Lifetimes.of(settings.oauth), client_metadata) if issuer is not None else None
+            AirlockOAuthProvider(
+                issuer,
+                Lifetimes.of(settings.oauth),
+                client_metadata or MetadataDocuments(settings.oauth.client_metadata, clock),
+            )
+            if issuer is not None
+            else None
         )
         self.api = _build_api(self._lifespan, oauth_routes(self._oauth) if self._oauth is not None else [])
 
@@ -261,8 +268,8 @@ def create_app(
     settings: Settings, *, clock: Clock = SYSTEM_CLOCK, client_metadata: ClientMetadataResolver | None = None
 ) -> AirlockApp:
     """`clock`: a test passes one it moves (tests/clock.py); production runs on the system's. `client_metadata`
-    resolves OAuth client_ids that are https URLs (Client ID Metadata Documents); without it only dynamically
-    registered clients can sign in."""
+    resolves OAuth client_ids that are https URLs (Client ID Metadata Documents); by default they are fetched as
+    `oauth.client_metadata` says."""
     return AirlockApp(settings, clock, client_metadata=client_metadata)
 
 

@@ -27,6 +27,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from service.durations import parse_duration
 from service.errors import ConfigInvalid
+from service.oauth.client_metadata import ClientMetadataSettings
 
 DEFAULT_CONFIG_FILE = Path("airlock.yaml")
 DEFAULT_DATA_DIR = Path("airlock-data")
@@ -160,6 +161,9 @@ class OAuthConfig(_Section):
     """How long a started authorization waits for the person to consent."""
     grant_creator_role: Literal["admin", "approver", "viewer"] = "admin"
     """Who may create a new grant on the consent page instead of picking one they own."""
+    client_metadata: ClientMetadataSettings = ClientMetadataSettings()
+    """How client_ids that are https URLs are fetched (Client ID Metadata Documents): size and time limits, cache
+    age, and the loopback switch that only tests may turn on (service/oauth/client_metadata.py)."""
 
     _durations = field_validator("access_token_ttl", "refresh_token_ttl", "code_ttl", "consent_ttl", mode="before")(
         _duration

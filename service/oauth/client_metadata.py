@@ -131,6 +131,31 @@ class ClientMetadataCache:
         self._entries.pop(client_id, None)
 
 
+class MetadataDocuments:
+    """The provider's resolver of client_ids that are URLs (service/oauth/provider.py ClientMetadataResolver):
+    `fetch_client_metadata` behind one cache per process. A refusal raises ClientMetadataRefused, which the provider
+    logs with its reason and answers as an unknown client."""
+
+    def __init__(
+        self,
+        settings: ClientMetadataSettings,
+        clock: Clock = SYSTEM_CLOCK,
+        *,
+        resolve: Resolver | None = None,
+        verify: ssl.SSLContext | None = None,
+    ) -> None:
+        """`resolve` and `verify` are fetch_client_metadata's seams for tests; production leaves them unset."""
+        self._settings = settings
+        self._cache = ClientMetadataCache(clock)
+        self._resolve = resolve or resolve_host
+        self._verify = verify
+
+    async def __call__(self, client_id: str) -> ClientMetadataDocument:
+        return await fetch_client_metadata(
+            client_id, self._settings, cache=self._cache, resolve=self._resolve, verify=self._verify
+        )
+
+
 async def resolve_host(host: str, port: int) -> list[str]:
     """Every address the system resolver gives for `host`."""
     answers = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)

@@ -14,7 +14,9 @@ from sqlmodel import Session, select
 
 from service.db.engine import unit_of_work
 from service.grants.service import set_upstreams
+from service.oauth.client_metadata import ClientMetadataSettings, MetadataDocuments
 from service.oauth.models import OAuthAuthorization, OAuthToken
+from tests.conftest import skip_or_fail
 from tests.oauth.helpers import (
     CALL,
     MCP_HEADERS,
@@ -26,6 +28,7 @@ from tests.oauth.helpers import (
     oauth_gateway,
     pkce,
 )
+from tests.oauth.metadata_server import make_certificate, metadata_server
 
 pytestmark = pytest.mark.anyio
 DOCUMENT_URL = "https://app.example/oauth/client.json"
@@ -156,6 +159,59 @@ async def test_a_client_id_metadata_document_is_resolved_through_the_seam_and_sh
 
             other = RawClient(http, gw, "https://other.example/client.json")
             assert (await http.get(other.authorize_url(challenge))).status_code == 400
+
+
+async def test_a_metadata_document_fetched_over_tls_by_the_real_fetcher_is_shown_verified(tmp_path: Path) -> None:
+    """The fetcher Airlock runs in production (MetadataDocuments), not a double: the document comes over real TLS
+    from a host name the test resolves to loopback (the loopback switch on), and a document that names another
+    client_id is refused before any consent page exists."""
+    contexts = make_certificate(tmp_path, "app.test")
+    if contexts is None:
+        skip_or_fail("the openssl command is not installed")
+        return
+    server_tls, trusts_only_it = contexts
+    with metadata_server(server_tls) as documents:
+        honest = f"https://app.test:{documents.port}/client.json"
+        liar = f"https://app.test:{documents.port}/liar.json"
+        documents.serve_json("/client.json", _document(honest, "Fetched App"))
+        documents.serve_json("/liar.json", _document("https://victim.example/client.json", "Victim"))
+        fetcher = MetadataDocuments(
+            ClientMetadataSettings(allow_loopback_metadata=True), resolve=_to_loopback, verify=trusts_only_it
+        )
+        with oauth_gateway(tmp_path, client_metadata=fetcher) as gw:
+            async with (
+                httpx2.AsyncClient(base_url=gw.base_url, timeout=30) as web,
+                httpx2.AsyncClient(timeout=30) as http,
+            ):
+                verifier, challenge = pkce()
+                refused = await http.get(RawClient(http, gw, liar).authorize_url(challenge))
+                assert refused.status_code == 400 and "location" not in refused.headers
+
+                client = RawClient(http, gw, honest)
+                person = Person(web, "ana")
+                page = await person.consent_page(client.authorize_url(challenge))
+                assert 'id="client-trust">verified<' in page.text and "Fetched App" in page.text
+                answer = await person.answer(page, decision="approve", grant="ana-agent")
+                code = answer.headers["location"].split("code=")[1].split("&")[0]
+                tokens = await client.exchange(code, verifier)
+                assert tokens.status_code == 200
+                assert (await mcp_status(http, gw.mcp_url, tokens.json()["access_token"])).status_code == 200
+        assert {seen.path for seen in documents.requests} == {"/client.json", "/liar.json"}
+
+
+def _document(client_id: str, name: str) -> dict[str, object]:
+    return {
+        "client_id": client_id,
+        "client_name": name,
+        "redirect_uris": [REDIRECT_URI],
+        "grant_types": ["authorization_code", "refresh_token"],
+        "response_types": ["code"],
+        "token_endpoint_auth_method": "none",
+    }
+
+
+async def _to_loopback(host: str, port: int) -> list[str]:
+    return ["127.0.0.1"]
 
 
 async def test_a_document_naming_another_client_id_is_refused(tmp_path: Path) -> None:

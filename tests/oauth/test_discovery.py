@@ -27,7 +27,7 @@ async def test_metadata_and_challenges_lead_a_client_to_the_authorization_server
             assert server["issuer"] == base  # exactly as configured: clients compare `iss` as plain text
             assert server["code_challenge_methods_supported"] == ["S256"]
             assert server["authorization_response_iss_parameter_supported"] is True
-            assert server["client_id_metadata_document_supported"] is False  # no fetcher given to this app
+            assert server["client_id_metadata_document_supported"] is True  # the fetcher is on with OAuth
             assert server["registration_endpoint"] == base + "/register"
             assert server["revocation_endpoint"] == base + "/revoke"
             assert server["response_types_supported"] == ["code"]
