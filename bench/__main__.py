@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from bench import approvals_bench, gateway_bench, policy_bench, webui_bench
+from bench import approvals_bench, gateway_bench, oauth_bench, policy_bench, webui_bench
 
 
 def main() -> None:
     policy_bench.main()
     gateway_bench.main()
+    oauth_bench.main()
     approvals_bench.main()
     webui_bench.main()
 

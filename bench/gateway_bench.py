@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import anyio
 import httpx2
@@ -133,7 +134,7 @@ def start_direct(port: int) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, str(ECHO), "--http", str(port)], stderr=subprocess.DEVNULL)
 
 
-def write_config(workdir: Path, port: int) -> Path:
+def write_config(workdir: Path, port: int, extra: dict[str, Any] | None = None) -> Path:
     (workdir / "policy.yaml").write_text(yaml.safe_dump(POLICY))
     config = {
         "data_dir": str(workdir / "data"),
@@ -141,13 +142,15 @@ def write_config(workdir: Path, port: int) -> Path:
         "listen": {"host": "127.0.0.1", "port": port},
         "upstreams": {"echo": {"command": sys.executable, "args": [str(ECHO)]}},
         "log_level": "warning",
+        **(extra or {}),
     }
     (workdir / "airlock.yaml").write_text(yaml.safe_dump(config))
     return workdir / "airlock.yaml"
 
 
-def start_airlock(workdir: Path, port: int) -> tuple[subprocess.Popen[bytes], str]:
-    write_config(workdir, port)
+def start_airlock(workdir: Path, port: int, extra: dict[str, Any] | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    """`extra`: more of the config file's sections (the OAuth benchmark's `oauth`)."""
+    write_config(workdir, port, extra)
     airlock = str(Path(sys.executable).parent / "airlock")
     created = subprocess.run(
         [airlock, "grants", "create", "bench", "--config", str(workdir / "airlock.yaml")],
