@@ -279,6 +279,10 @@ async def test_signed_in_web_forms_take_the_corpus_without_a_500_or_an_unallowed
                 await post(f"/grants/{segment}/revoke")
                 await post("/users", username=text, role=text, email=text)
                 await post(f"/users/{segment}/role", role=text)
+                await post(f"/users/{segment}/deactivate")
+                await post(f"/users/{segment}/reactivate")
+                await post(f"/users/{segment}/delete", confirm_username=text)
+                await post("/users/ana/delete", confirm_username=text)  # a wrong confirmation deletes nothing
                 await post(f"/rules/versions/{segment}/rollback", comment=text)
                 for page, params in (
                     ("/history", {"since": text, "until": text, "tool": text, "grant": text, "text": text}),
@@ -303,6 +307,7 @@ async def test_signed_in_web_forms_take_the_corpus_without_a_500_or_an_unallowed
                 assert shown.status_code == 400 and "Traceback" not in shown.text, (page, params, shown.status_code)
             assert {400, 404, 422} & {status for _, status in answers}
             assert (await web.get("/rules")).text.count("data-version-id") == policy_before  # no bad policy applied
+            assert 'data-username="ana"' in (await web.get("/users")).text  # no corpus string confirmed her deletion
         async with gw.api("ana") as api:
             for cursor in ("9" * 30, "²", "-1"):
                 listed = await api.get("/api/requests", params={"cursor": cursor})

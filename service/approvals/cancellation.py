@@ -26,13 +26,19 @@ from service.policy import CounterStore, Reservation
 GRANT_REVOKED = "grant revoked"
 """The reason a revocation's cancels carry: the agent reads it after `[CANCELLED]`, and a late decision hears it."""
 
+OWNER_DEACTIVATED = "grant suspended: its owner is deactivated"
+"""The reason the cancels carry when the grant's owner is deactivated (service/users/departures.py)."""
+
+_BY_THE_GRANT = (GRANT_REVOKED, OWNER_DEACTIVATED)
+
 CANCELLABLE = (RequestStatus.PENDING, RequestStatus.APPROVED)
 """Undecided, or approved but not yet claimed: nothing of the call has run."""
 
 
 def revoked(request: ToolCallRequest) -> bool:
-    """Whether this request was cancelled by its grant's revocation (rather than withdrawn by the agent)."""
-    return request.status is RequestStatus.CANCELLED and request.decision_reason == GRANT_REVOKED
+    """Whether this request was cancelled because its grant was revoked or suspended (rather than withdrawn by the
+    agent); its `decision_reason` then says which."""
+    return request.status is RequestStatus.CANCELLED and request.decision_reason in _BY_THE_GRANT
 
 
 @dataclass

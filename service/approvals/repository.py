@@ -218,6 +218,14 @@ class ApprovalRepository:
     def standing(self, standing_id: int) -> StandingApproval | None:
         return self.session.get(StandingApproval, standing_id)
 
+    def active_standing_by(self, created_by: str, now: datetime) -> list[StandingApproval]:
+        query = select(StandingApproval).where(
+            StandingApproval.created_by == created_by,
+            col(StandingApproval.revoked_at).is_(None),
+            col(StandingApproval.expires_at) > now,
+        )
+        return list(self.session.exec(query.order_by(col(StandingApproval.id))).all())
+
     def active_standing(self, now: datetime, grant_id: int | None = None) -> list[StandingApproval]:
         query = select(StandingApproval).where(
             col(StandingApproval.revoked_at).is_(None), col(StandingApproval.expires_at) > now

@@ -49,9 +49,21 @@ def revoke_standing(session: Session, standing_id: int, *, actor: str, now: date
     standing = ApprovalRepository(session).standing(standing_id)
     if standing is None:
         raise NotFound(f"no standing approval {standing_id}")
-    if standing.revoked_at is not None:
-        return
-    standing.revoked_at = now or utcnow()
+    if standing.revoked_at is None:
+        _revoke(session, standing, actor, now or utcnow())
+
+
+def revoke_standing_by(session: Session, approver: str, *, actor: str, now: datetime | None = None) -> int:
+    """End every standing approval the person made (their trust leaves with them); how many were active."""
+    now = now or utcnow()
+    made = ApprovalRepository(session).active_standing_by(approver, now)
+    for standing in made:
+        _revoke(session, standing, actor, now)
+    return len(made)
+
+
+def _revoke(session: Session, standing: StandingApproval, actor: str, now: datetime) -> None:
+    standing.revoked_at = now
     standing.revoked_by = actor
     session.add(standing)
     announce(session, CHANGES, {"what": "standing", "grant": standing.grant_id})
@@ -63,7 +75,7 @@ def revoke_standing(session: Session, standing_id: int, *, actor: str, now: date
             actor=actor,
             grant_id=standing.grant_id,
             tool=standing.tool,
-            details={"id": standing_id},
+            details={"id": standing.id},
         ),
     )
 

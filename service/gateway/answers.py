@@ -140,7 +140,7 @@ def expired(request: ToolCallRequest) -> types.CallToolResult:
 
 def cancelled(request: ToolCallRequest) -> types.CallToolResult:
     return error_result(
-        f"[CANCELLED] {GRANT_REVOKED if revoked(request) else 'the request was withdrawn'}, not executed"
+        f"[CANCELLED] {request.decision_reason if revoked(request) else 'the request was withdrawn'}, not executed"
         f" ({request.public_id}).",
         outcome="cancelled",
         request_id=request.public_id,

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from starlette.types import Message, Receive, Scope, Send
 
 from service.edge import bearer_token, read_at_most, request_chunks, send_error
-from service.errors import AirlockError, NotAuthenticated, NotFound, Unavailable
+from service.errors import AirlockError, Forbidden, NotAuthenticated, NotFound, Unavailable
 from service.gateway.direct import DirectCalls, facts_from_handshake
 from service.gateway.holds import HeldTask, HoldCoordinator
 from service.gateway.protocol import (
@@ -357,7 +357,7 @@ class McpEntry:
             if self._oauth is not None and self._oauth.owns(token):
                 return await self._oauth.authenticate(token, upstream)
             return await self._grants.authenticate(token)
-        except NotAuthenticated:
+        except (NotAuthenticated, Forbidden):  # unknown or revoked (401); suspended with its owner (403)
             raise
         except Exception as exc:  # the grant store is down: fail closed with a clear answer
             # The first line only: a driver's error goes on with the statement and its parameters.

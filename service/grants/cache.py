@@ -1,7 +1,7 @@
 """Grant lookups for every MCP request, cached for a moment so the hot path does not hit the database.
 
-A revoked grant stops working within `ttl_seconds` on another process; replicas on PostgreSQL are told at once
-(service/replicas.py) and clear the cache.
+A revoked or suspended grant stops working within `ttl_seconds` on another process; replicas on PostgreSQL are told
+at once (service/replicas.py) and clear the cache.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import anyio
 from sqlalchemy import Engine
 
 from service.db.engine import reading
-from service.errors import NotAuthenticated
+from service.errors import AirlockError, Forbidden, NotAuthenticated
 from service.grants import service
 from service.grants.schemas import AuthenticatedGrant
 from service.security import TokenHasher
@@ -26,7 +26,7 @@ class GrantCache:
         self._hasher = hasher
         self._ttl = ttl_seconds
         self._max_entries = max_entries
-        self._entries: dict[str, tuple[float, AuthenticatedGrant | None]] = {}
+        self._entries: dict[str, tuple[float, AuthenticatedGrant | AirlockError]] = {}
 
     async def authenticate(self, token: str) -> AuthenticatedGrant:
         key = self._hasher.hash(token)
@@ -39,17 +39,18 @@ class GrantCache:
             if len(self._entries) >= self._max_entries:
                 self._entries.clear()  # a flood of bad tokens must not grow memory without bound
             self._entries[key] = (now + self._ttl, found)
-        if found is None:
-            raise NotAuthenticated("unknown or revoked grant token")
+        if isinstance(found, AirlockError):
+            raise type(found)(found.message)  # a fresh one: a cached exception would pile up tracebacks
         return found
 
     def clear(self) -> None:
         self._entries.clear()
 
-    def _load(self, token: str) -> AuthenticatedGrant | None:
+    def _load(self, token: str) -> AuthenticatedGrant | AirlockError:
+        """The grant, or why it is refused (unknown or revoked: 401; suspended: 403, saying why)."""
         try:
             with reading(self._engine) as session:
                 grant, info = service.authenticate(session, self._hasher, token)
-        except NotAuthenticated:
-            return None
+        except (NotAuthenticated, Forbidden) as refusal:
+            return refusal
         return AuthenticatedGrant.of(grant, info)

@@ -15,7 +15,8 @@ class Grant(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(sa_column=Column(String(64), unique=True, nullable=False))
-    owner_id: int | None = Field(default=None, foreign_key="users.id", index=True, ondelete="SET NULL")
+    # RESTRICT: an owner never vanishes from under a grant (a deleted person's row stays; service/users/departures.py)
+    owner_id: int | None = Field(default=None, foreign_key="users.id", index=True, ondelete="RESTRICT")
     labels: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     # None means every upstream; a list names the only ones this grant may reach.
     upstreams: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
@@ -26,6 +27,8 @@ class Grant(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
     last_used_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
     revoked_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    suspended_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    """Set while the grant's owner is deactivated: refused like a revoked grant, and restored on reactivation."""
 
     def summary(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "labels": self.labels, "upstreams": self.upstreams}

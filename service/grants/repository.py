@@ -45,13 +45,21 @@ class GrantRepository:
             query = query.where(col(Grant.revoked_at).is_(None))
         return [(g, owner) for g, owner in self.session.exec(query.order_by(col(Grant.name))).all()]
 
+    def owned_by(self, user_id: int) -> list[Grant]:
+        """The grants the user owns that are not revoked (suspended or not)."""
+        query = select(Grant).where(Grant.owner_id == user_id, col(Grant.revoked_at).is_(None))
+        return list(self.session.exec(query.order_by(col(Grant.id))).all())
+
     def is_live_locked(self, grant_id: int) -> bool:
-        """Whether the grant is not revoked, holding a share lock on its row until the transaction ends (PostgreSQL;
-        SQLite has one writer at a time anyway): a revocation that writes the row waits for us, or we for it."""
+        """Whether the grant is neither revoked nor suspended, holding a share lock on its row until the transaction
+        ends (PostgreSQL; SQLite has one writer at a time anyway): a revocation or suspension that writes the row
+        waits for us, or we for it."""
         row = self.session.exec(
-            select(Grant.id, Grant.revoked_at).where(Grant.id == grant_id).with_for_update(read=True)
+            select(Grant.id, Grant.revoked_at, Grant.suspended_at)
+            .where(Grant.id == grant_id)
+            .with_for_update(read=True)
         ).first()
-        return row is not None and row[1] is None
+        return row is not None and row[1] is None and row[2] is None
 
     def add(self, grant: Grant) -> Grant:
         self.session.add(grant)

@@ -19,6 +19,8 @@ class GrantPublic(BaseModel):
     created_at: datetime
     last_used_at: datetime | None
     revoked: bool
+    suspended: bool = False
+    """While the owner is deactivated: refused, and restored when they are reactivated."""
 
 
 class GrantCreated(BaseModel):

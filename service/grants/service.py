@@ -8,12 +8,12 @@ from collections.abc import Mapping, Sequence
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from service.approvals.cancellation import Cancellation, cancel_grant_requests
+from service.approvals.cancellation import OWNER_DEACTIVATED, Cancellation, cancel_grant_requests
 from service.audit.schemas import AuditRecord
 from service.audit.service import record
 from service.db.notify import CHANGES, announce
 from service.db.types import utcnow
-from service.errors import AlreadyExists, InvalidInput, NotAuthenticated, NotFound
+from service.errors import AlreadyExists, Forbidden, InvalidInput, NotAuthenticated, NotFound
 from service.grants.models import Grant
 from service.grants.repository import GrantRepository
 from service.grants.schemas import AuthenticatedGrant, GrantCreated, GrantPublic
@@ -47,6 +47,7 @@ def to_public(grant: Grant, owner: str | None) -> GrantPublic:
         created_at=grant.created_at,
         last_used_at=grant.last_used_at,
         revoked=grant.revoked_at is not None,
+        suspended=grant.suspended_at is not None,
     )
 
 
@@ -120,9 +121,14 @@ def revoke_grant(session: Session, name: str, *, actor: str) -> Cancellation:
     grant = GrantRepository(session).by_name(name)
     if grant is None:
         raise NotFound(f"no grant named {name!r}")
+    return _revoke(session, grant, actor)
+
+
+def _revoke(session: Session, grant: Grant, actor: str) -> Cancellation:
     if grant.revoked_at is not None:
         return Cancellation()
     assert grant.id is not None
+    name = grant.name
     grant.revoked_at = utcnow()
     session.add(grant)
     session.flush()  # the grant row is written (and, on PostgreSQL, locked) before its requests are read
@@ -132,6 +138,64 @@ def revoke_grant(session: Session, name: str, *, actor: str) -> Cancellation:
         AuditRecord(kind="admin", action="grant.revoked", actor=actor, grant_id=grant.id, grant_name=name),
     )
     return cancel_grant_requests(session, grant.id, actor=actor)
+
+
+def suspend_owned(session: Session, owner_id: int, *, actor: str) -> tuple[list[str], Cancellation]:
+    """Suspend the live grants of a deactivated owner and cancel their calls that have not run, as a revocation
+    does (service/approvals/cancellation.py), but with the owner's deactivation as the reason. Returns the grants'
+    names and the cancellation to settle after the commit."""
+    outcome = Cancellation()
+    names: list[str] = []
+    now = utcnow()
+    for grant in GrantRepository(session).owned_by(owner_id):
+        if grant.suspended_at is not None:
+            continue
+        assert grant.id is not None
+        grant.suspended_at = now
+        session.add(grant)
+        session.flush()  # written (and locked) before its requests are read, as for a revocation
+        names.append(grant.name)
+        record(
+            session,
+            AuditRecord(kind="admin", action="grant.suspended", actor=actor, grant_id=grant.id, grant_name=grant.name),
+        )
+        cancelled = cancel_grant_requests(session, grant.id, actor=actor, reason=OWNER_DEACTIVATED, now=now)
+        outcome.events += cancelled.events
+        outcome.cancelled += cancelled.cancelled
+    if names:
+        announce(session, CHANGES, {"what": "grants"})  # every replica's cached lookups refuse them at once
+    return names, outcome
+
+
+def restore_owned(session: Session, owner_id: int, *, actor: str) -> list[str]:
+    """Lift the suspension of a reactivated owner's grants (revoked ones stay revoked); their names."""
+    names: list[str] = []
+    for grant in GrantRepository(session).owned_by(owner_id):
+        if grant.suspended_at is None:
+            continue
+        grant.suspended_at = None
+        session.add(grant)
+        names.append(grant.name)
+        record(
+            session,
+            AuditRecord(kind="admin", action="grant.restored", actor=actor, grant_id=grant.id, grant_name=grant.name),
+        )
+    if names:
+        announce(session, CHANGES, {"what": "grants"})
+    return names
+
+
+def revoke_owned(session: Session, owner_id: int, *, actor: str) -> tuple[list[str], Cancellation]:
+    """Revoke every grant the owner still has (a deleted owner's agents never come back); the grants keep their
+    owner, so the grants page and the audit log still say whose they were."""
+    outcome = Cancellation()
+    names: list[str] = []
+    for grant in GrantRepository(session).owned_by(owner_id):
+        names.append(grant.name)
+        cancelled = _revoke(session, grant, actor)
+        outcome.events += cancelled.events
+        outcome.cancelled += cancelled.cancelled
+    return names, outcome
 
 
 def set_labels(session: Session, name: str, labels: Mapping[str, str], *, actor: str) -> None:
@@ -200,7 +264,7 @@ def set_upstreams(
 def grant_info(session: Session, name: str) -> GrantInfo:
     """The policy's view of a grant, looked up by name (for simulate and the rules page)."""
     found = GrantRepository(session).by_name_with_owner(name)
-    if found is None or found[0].revoked_at is not None:
+    if found is None or found[0].revoked_at is not None or found[0].suspended_at is not None:
         raise NotFound(f"no active grant named {name!r}")
     grant, owner = found
     return GrantInfo(id=str(grant.id), name=grant.name, owner=owner, labels=grant.labels)
@@ -211,6 +275,9 @@ def authenticate(session: Session, hasher: TokenHasher, token: str) -> tuple[Gra
     if found is None or found[0].revoked_at is not None:
         raise NotAuthenticated("unknown or revoked grant token")
     grant, owner = found
+    if grant.suspended_at is not None:
+        # The token is genuine, so say why it is refused: the agent's operator learns whom to ask.
+        raise Forbidden(f"grant {grant.name!r} is suspended: its owner {owner} is deactivated")
     return grant, GrantInfo(id=str(grant.id), name=grant.name, owner=owner, labels=grant.labels)
 
 
@@ -223,7 +290,7 @@ def hold_live(session: Session, grant_id: int) -> bool:
 def authenticated_by_id(session: Session, grant_id: int) -> AuthenticatedGrant | None:
     """The gateway's view of an active grant, by id (for work done on an agent's behalf, such as approved tasks)."""
     found = GrantRepository(session).by_id_with_owner(grant_id)
-    if found is None or found[0].revoked_at is not None:
+    if found is None or found[0].revoked_at is not None or found[0].suspended_at is not None:
         return None
     grant, owner = found
     return AuthenticatedGrant.of(grant, GrantInfo(id=str(grant_id), name=grant.name, owner=owner, labels=grant.labels))

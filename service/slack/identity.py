@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 
 from service.approvals.schemas import Approver
 from service.db.engine import reading
+from service.errors import Forbidden
 from service.slack.client import SlackClient, SlackError
 from service.slack.repository import SlackRepository
 from service.users.models import User
@@ -19,6 +20,9 @@ from service.users.models import User
 log = logging.getLogger(__name__)
 
 GROUP_CACHE_SECONDS = 300.0
+
+
+DEACTIVATED = "Your Airlock account is deactivated, so you may not decide anything. Ask an admin if this is a mistake."
 
 
 class SlackDirectory:
@@ -37,12 +41,14 @@ class SlackDirectory:
         self._groups: dict[str, tuple[float, frozenset[str]]] = {}
 
     async def approver(self, slack_user_id: str, named_groups: Sequence[str]) -> Approver | None:
-        """None when the Slack user is not linked to an enabled Airlock user."""
+        """None when the Slack user is not linked to an Airlock user; Forbidden when theirs is deactivated."""
         user = await anyio.to_thread.run_sync(self._user_by_slack_id, slack_user_id)
         if user is None and self._match_email:
             user = await self._user_by_email(slack_user_id)
-        if user is None or user.disabled_at is not None:
+        if user is None:
             return None
+        if user.disabled_at is not None:
+            raise Forbidden(DEACTIVATED)
         groups = frozenset([g for g in named_groups if slack_user_id in await self.group_members(g)])
         return Approver.of_user(user, "slack", slack_user_id=slack_user_id, slack_groups=groups)
 

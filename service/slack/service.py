@@ -19,11 +19,11 @@ from sqlmodel import Session
 
 from service.approvals.deciders import decider_refusal
 from service.approvals.models import RequestStatus, ToolCallRequest
-from service.approvals.schemas import ApprovalEvent, Remember, Verdict
+from service.approvals.schemas import ApprovalEvent, Approver, Remember, Verdict
 from service.approvals.verdicts import Verdicts
 from service.clock import SYSTEM_CLOCK, Clock
 from service.config import SlackConfig
-from service.errors import AirlockError
+from service.errors import AirlockError, Forbidden
 from service.slack import cards, edit_form, interactions
 from service.slack.card_keeper import CardKeeper
 from service.slack.client import SlackClient, SlackError
@@ -143,9 +143,8 @@ class SlackChannel:
         if request is None:
             await self._ephemeral(click.channel_id, click.user_id, f"There is no request R-{click.request_id}.")
             return None
-        approver = await self.directory.approver(click.user_id, _named_groups(request))
+        approver = await self._approver_or_tell(click.channel_id, click.user_id, request)
         if approver is None:
-            await self._ephemeral(click.channel_id, click.user_id, NOT_LINKED)
             return None
         refusal = _not_decidable(request) or decider_refusal(request, approver)
         if refusal is not None:
@@ -213,9 +212,8 @@ class SlackChannel:
         if request is None:
             await self._ephemeral(channel_id, slack_user_id, f"There is no request R-{request_id}.")
             return
-        approver = await self.directory.approver(slack_user_id, _named_groups(request))
+        approver = await self._approver_or_tell(channel_id, slack_user_id, request)
         if approver is None:
-            await self._ephemeral(channel_id, slack_user_id, NOT_LINKED)
             return
 
         try:
@@ -231,6 +229,19 @@ class SlackChannel:
             )  # the events it publishes bring our cards up to date
         except AirlockError as exc:
             await self._ephemeral(channel_id, slack_user_id, _sentence(exc.message))
+
+    async def _approver_or_tell(
+        self, channel_id: str | None, slack_user_id: str, request: ToolCallRequest
+    ) -> Approver | None:
+        """The Airlock user behind a click, or None once the person has been told why they have none."""
+        try:
+            approver = await self.directory.approver(slack_user_id, _named_groups(request))
+        except Forbidden as refused:  # a deactivated user: their click decides nothing
+            await self._ephemeral(channel_id, slack_user_id, refused.message)
+            return None
+        if approver is None:
+            await self._ephemeral(channel_id, slack_user_id, NOT_LINKED)
+        return approver
 
     async def _ephemeral(self, channel_id: str | None, user_id: str, text: str) -> None:
         if channel_id is None:

@@ -30,6 +30,10 @@ class User(UserBase, table=True):
     password_hash: str = Field(sa_column=Column(String(255), nullable=False))
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
     disabled_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    """Set while the person is deactivated (service/users/departures.py): no sign-in, and their grants suspended."""
+    deleted_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    """A deleted person's row stays, stripped of every credential, so their name stays on the audit log and on the
+    grants they owned; the name is not given to anyone else."""
     session_generation: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
     """Web sessions carry the value they began under: raising it (sign-out, a new role) ends them all."""
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from service.users.models import ApiToken, User
+from service.users.models import ApiToken, Role, User
 
 
 class UserRepository:
@@ -25,7 +25,30 @@ class UserRepository:
         return self.session.exec(select(User).where(User.slack_user_id == slack_user_id)).first()
 
     def list(self) -> list[User]:
-        return list(self.session.exec(select(User).order_by(col(User.username))).all())
+        """Everyone but the deleted (whose rows stay, for the audit log and the grants they owned)."""
+        query = select(User).where(col(User.deleted_at).is_(None)).order_by(col(User.username))
+        return list(self.session.exec(query).all())
+
+    def active_admins_locked(self) -> Sequence[User]:  # `list` is a method of this class
+        """The active admins, their rows locked until the transaction ends (PostgreSQL; SQLite has one writer at a
+        time anyway): two admins deactivating each other at once cannot both pass the "last admin" check."""
+        query = (
+            select(User)
+            .where(User.role == Role.ADMIN, col(User.disabled_at).is_(None), col(User.deleted_at).is_(None))
+            .order_by(col(User.id))
+            .with_for_update()
+        )
+        return self.session.exec(query).all()
+
+    def revoke_tokens(self, user_id: int, when: datetime) -> int:
+        """Revoke every live API token of the user; how many were live."""
+        result = self.session.execute(
+            update(ApiToken)
+            .where(col(ApiToken.user_id) == user_id, col(ApiToken.revoked_at).is_(None))
+            .values(revoked_at=when)
+            .execution_options(synchronize_session="fetch")
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
 
     def add(self, user: User) -> User:
         self.session.add(user)

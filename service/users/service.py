@@ -12,7 +12,7 @@ from sqlmodel import Session
 from service.audit.schemas import AuditRecord
 from service.audit.service import record
 from service.db.types import utcnow
-from service.errors import AlreadyExists, InvalidInput, NotAuthenticated, NotFound, TooManyAttempts
+from service.errors import AlreadyExists, Forbidden, InvalidInput, NotAuthenticated, NotFound, TooManyAttempts
 from service.security import (
     TokenHasher,
     hash_password,
@@ -66,7 +66,11 @@ def create_user(
     if slack_user_id is not None and not _SLACK_USER.match(slack_user_id):
         raise InvalidInput(f"{slack_user_id!r} is not a Slack user id (they look like U024BE7LH)")
     repo = UserRepository(session)
-    if repo.by_username(username) is not None:
+    existing = repo.by_username(username)
+    if existing is not None and existing.deleted_at is not None:
+        # The audit log names people by username: a new person under a deleted one's name would inherit their past.
+        raise AlreadyExists(f"{username!r} was deleted and stays in the audit log under that name; choose another")
+    if existing is not None:
         raise AlreadyExists(f"a user named {username!r} already exists")
     if slack_user_id is not None and repo.by_slack_user(slack_user_id) is not None:
         raise AlreadyExists(f"Slack user {slack_user_id} is already mapped to another user")
@@ -111,8 +115,9 @@ def list_users(session: Session) -> list[UserPublic]:
 
 
 def get_user(session: Session, username: str) -> User:
+    """A user who has not been deleted (a deleted one's row stays only for the audit log and their grants)."""
     user = UserRepository(session).by_username(username)
-    if user is None:
+    if user is None or user.deleted_at is not None:
         raise NotFound(f"no user named {username!r}")
     return user
 
@@ -120,8 +125,11 @@ def get_user(session: Session, username: str) -> User:
 def authenticate_password(session: Session, username: str, password: str) -> User:
     user = UserRepository(session).by_username(username)
     # The same message either way, so the answer does not tell which usernames exist.
-    if user is None or user.disabled_at is not None or not verify_password(user.password_hash, password):
+    if user is None or not verify_password(user.password_hash, password):
         raise NotAuthenticated("wrong username or password")
+    if user.disabled_at is not None:
+        # Said only to whoever knows the password, so it tells a stranger nothing.
+        raise Forbidden("this account is deactivated; ask an admin to reactivate it")
     return user
 
 
@@ -163,8 +171,10 @@ def identify_token(session: Session, hasher: TokenHasher, token: str) -> tuple[U
     if found is None:
         raise NotAuthenticated("unknown API token")
     api_token, user = found
-    if api_token.revoked_at is not None or user.disabled_at is not None:
+    if api_token.revoked_at is not None:
         raise NotAuthenticated("this API token is revoked")
+    if user.disabled_at is not None:
+        raise NotAuthenticated("this API token's user is deactivated")
     return user, api_token
 
 

@@ -52,6 +52,9 @@ def test_users_create_json_has_the_documented_keys(run: Invoke) -> None:
         (("grants", "reach", "ghost", "--all"), "no grant named 'ghost'"),
         (("grants", "reach", "ghost"), "give --upstream (repeatable), --all or --none"),
         (("grants", "reach", "ghost", "--all", "--none"), "give --upstream (repeatable), --all or --none"),
+        (("users", "deactivate", "ghost"), "no user named 'ghost'"),
+        (("users", "reactivate", "../../etc/passwd"), "no user named '../../etc/passwd'"),
+        (("users", "delete", "' OR 1=1; --", "--yes"), 'no user named "\' OR 1=1; --"'),
         (("grants", "create", "bot", "--label", "oops"), "must look like key=value"),
         (("policy", "simulate", "--grant", "ghost", "--tool", "x"), "no active grant named 'ghost'"),
         (("policy", "simulate", "--grant", "ghost", "--tool", "x", "--args", "{nope"), "not valid JSON"),
@@ -186,3 +189,23 @@ def test_console_script_keeps_logs_off_stdout(config: Path) -> None:
     assert result.stdout.strip().splitlines()[-1].startswith("alk_")
     for line in result.stderr.strip().splitlines():
         json.loads(line)  # every log line is JSON
+
+
+def test_users_deactivate_reactivate_and_delete(run: Invoke) -> None:
+    assert run("users", "create", "root", "--role", "admin").code == 0
+    assert run("users", "create", "dana", "--role", "approver").code == 0
+    assert run("grants", "create", "design-bot", "--owner", "dana").code == 0
+    gone = run("users", "deactivate", "dana")
+    assert gone.code == 0
+    assert "grants suspended: design-bot" in gone.out and "1 API token(s) revoked" in gone.out
+    listed = {u["username"]: u["disabled"] for u in json.loads(run("users", "list", "--json").out)}
+    assert listed == {"dana": True, "root": False}
+    back = run("users", "reactivate", "dana")
+    assert back.code == 0 and "grants restored: design-bot" in back.out
+    last = run("users", "deactivate", "root")
+    assert last.code != 0 and "root is the last active admin" in last.err
+    deleted = run("users", "delete", "dana", "--yes")
+    assert deleted.code == 0 and "grants revoked: design-bot" in deleted.out
+    assert [u["username"] for u in json.loads(run("users", "list", "--json").out)] == ["root"]
+    grants = json.loads(run("grants", "list", "--all", "--json").out)
+    assert [(g["name"], g["owner"], g["revoked"]) for g in grants] == [("design-bot", "dana", True)]

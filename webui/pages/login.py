@@ -74,6 +74,8 @@ async def login(request: Request, state: StateDep) -> Response:
         return response
     except NotAuthenticated as exc:
         return _login_page(request, state, error=exc.message, username=username, status=401)
+    except Forbidden as exc:  # the right password of a deactivated account
+        return _login_page(request, state, error=exc.message, username=username, status=403)
     cookie, _session = signer_for(state).issue(username, user.password_hash, user.session_generation)
     response = RedirectResponse(safe_next(field(form, "next")), status_code=303)
     response.set_cookie(

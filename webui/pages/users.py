@@ -1,4 +1,5 @@
-"""People (admins only): create, role, Slack user id, reset password, API tokens. Secrets are shown once."""
+"""People (admins only): create, role, Slack user id, reset password, API tokens, deactivate, reactivate and delete.
+Secrets are shown once."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from sqlmodel import Session
 
 from service.api.deps import RowId, StateDep
 from service.audit.schemas import user_actor
+from service.errors import InvalidInput
+from service.users import departures
 from service.users import service as users
 from service.users.models import Role
 from service.users.schemas import UserCreated
@@ -93,3 +96,30 @@ async def new_token(request: Request, username: str, form: CheckedForm, state: S
 async def revoke_token(username: str, token_id: RowId, form: CheckedForm, state: StateDep, user: Admin) -> Response:
     await in_session(state, lambda s: users.revoke_api_token(s, username, token_id, actor=_actor(user)))
     return redirect_with_flash("/users", f"API token {token_id} of {username} is revoked.")
+
+
+@router.post("/users/{username}/deactivate")
+async def deactivate(request: Request, username: str, form: CheckedForm, state: StateDep, user: Admin) -> Response:
+    departure = await in_session(state, lambda s: departures.deactivate_user(s, username, actor=_actor(user)))
+    departure.settle(state.runtime.counters, state.bus)  # committed: budgets back, held calls and pages told
+    sessions_changed(request, username)  # their open queue pages close now
+    suspended = f" Grants suspended: {', '.join(departure.grants)}." if departure.grants else ""
+    return redirect_with_flash("/users", f"{username} is deactivated: signed out everywhere.{suspended}")
+
+
+@router.post("/users/{username}/reactivate")
+async def reactivate(username: str, form: CheckedForm, state: StateDep, user: Admin) -> Response:
+    restored = await in_session(state, lambda s: departures.reactivate_user(s, username, actor=_actor(user)))
+    again = f" Grants restored: {', '.join(restored)}." if restored else ""
+    return redirect_with_flash("/users", f"{username} is reactivated and may sign in again.{again}")
+
+
+@router.post("/users/{username}/delete")
+async def delete(request: Request, username: str, form: CheckedForm, state: StateDep, user: Admin) -> Response:
+    if field(form, "confirm_username") != username:
+        raise InvalidInput(f"to delete {username}, type their username to confirm")
+    departure = await in_session(state, lambda s: departures.delete_user(s, username, actor=_actor(user)))
+    departure.settle(state.runtime.counters, state.bus)
+    sessions_changed(request, username)
+    revoked = f" Grants revoked: {', '.join(departure.grants)}." if departure.grants else ""
+    return redirect_with_flash("/users", f"{username} is deleted; the audit log keeps their name.{revoked}")
