@@ -101,7 +101,7 @@ async def running(
     oauth_tokens: OAuthTokenCache | None = None
     if oauth is not None and settings.oauth.issuer is not None:
         oauth.attach(runtime.engine, runtime.hasher)
-        oauth_tokens = OAuthTokenCache(runtime.engine, runtime.hasher)
+        oauth_tokens = OAuthTokenCache(runtime.engine, runtime.hasher, clock)
     writer = AuditWriter(runtime.engine)
     try:  # from here on, a failed start-up still stops the runtime's threads (the WAL checkpointer, the writer)
         metrics = Metrics()
@@ -217,6 +217,7 @@ class AirlockApp:
                 issuer,
                 Lifetimes.of(settings.oauth),
                 client_metadata or MetadataDocuments(settings.oauth.client_metadata, clock),
+                clock,
             )
             if issuer is not None
             else None
