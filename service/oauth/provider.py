@@ -30,6 +30,7 @@ from service.clock import SYSTEM_CLOCK, Clock
 from service.db.engine import unit_of_work
 from service.errors import AirlockError
 from service.oauth import consent, service
+from service.oauth.registration import RegistrationLimit
 from service.oauth.resources import requested_resource
 from service.oauth.schemas import Lifetimes
 from service.security import TokenHasher
@@ -90,9 +91,16 @@ class AirlockOAuthProvider:
         self.clock = clock
         self._engine: Engine | None = None
         self._hasher: TokenHasher | None = None
+        self._registrations: RegistrationLimit | None = None
 
-    def attach(self, engine: Engine, hasher: TokenHasher) -> None:
-        self._engine, self._hasher = engine, hasher
+    def attach(self, engine: Engine, hasher: TokenHasher, registrations: RegistrationLimit) -> None:
+        self._engine, self._hasher, self._registrations = engine, hasher, registrations
+
+    @property
+    def registrations(self) -> RegistrationLimit:
+        if self._registrations is None:
+            raise RuntimeError("Airlock has not started")
+        return self._registrations
 
     @property
     def hasher(self) -> TokenHasher:
