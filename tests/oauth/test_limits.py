@@ -8,11 +8,13 @@ from pathlib import Path
 import anyio
 import httpx2
 import pytest
+from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from service.oauth.models import ACCESS, REFRESH, OAuthAuthorization, OAuthClient, OAuthToken
 from tests.clock import MovableClock
 from tests.gateway.harness import RunningGateway
+from tests.gateway.test_gateway import db_url
 from tests.oauth.helpers import REDIRECT_URI, Person, RawClient, mcp_status, oauth_gateway, pkce
 
 pytestmark = pytest.mark.anyio
@@ -61,9 +63,11 @@ async def swept(gw: RunningGateway, gone: set[int]) -> tuple[set[int], dict[int,
             await anyio.sleep(0.05)
 
 
-async def test_the_sweep_deletes_dead_authorizations_and_tokens_and_keeps_everything_live(tmp_path: Path) -> None:
+async def test_the_sweep_deletes_dead_authorizations_and_tokens_and_keeps_everything_live(
+    engine: Engine, tmp_path: Path
+) -> None:
     clock = MovableClock.from_now()
-    with oauth_gateway(tmp_path, clock=clock) as gw:
+    with oauth_gateway(tmp_path, db_url(engine), clock=clock) as gw:
         async with httpx2.AsyncClient(base_url=gw.base_url, timeout=30) as web, httpx2.AsyncClient(timeout=30) as http:
             person = Person(web, "ana")
             client = await RawClient.register(http, gw)
