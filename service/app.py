@@ -14,6 +14,7 @@ from importlib.metadata import version as package_version
 from typing import TYPE_CHECKING
 
 import anyio
+from anyio.abc import TaskGroup
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 from mcp.server.transport_security import TransportSecuritySettings
@@ -52,8 +53,10 @@ from service.metrics import Metrics
 from service.oauth.client_metadata import MetadataDocuments
 from service.oauth.gate import OAuthGate, OAuthTokenCache
 from service.oauth.provider import AirlockOAuthProvider, ClientMetadataResolver
+from service.oauth.registration import RegistrationLimit
 from service.oauth.routes import oauth_routes
 from service.oauth.schemas import Lifetimes
+from service.oauth.sweeper import sweep_forever as sweep_oauth_forever
 from service.policy_versions.holder import PolicyHolder
 from service.replicas import ReplicaLink
 from service.runtime import Runtime
@@ -98,10 +101,7 @@ async def running(
     """Build everything, start the upstreams and background tasks, and take it all down again. `clock`: what
     every part reads when time decides what it does (service/clock.py)."""
     runtime = await anyio.to_thread.run_sync(partial(Runtime.build, settings, serving=True, clock=clock))
-    oauth_tokens: OAuthTokenCache | None = None
-    if oauth is not None and settings.oauth.issuer is not None:
-        oauth.attach(runtime.engine, runtime.hasher)
-        oauth_tokens = OAuthTokenCache(runtime.engine, runtime.hasher)
+    oauth_tokens, registrations = _attach_oauth(settings, oauth, runtime, clock)
     writer = AuditWriter(runtime.engine)
     try:  # from here on, a failed start-up still stops the runtime's threads (the WAL checkpointer, the writer)
         metrics = Metrics()
@@ -151,7 +151,7 @@ async def running(
                     tasks.start_soon(channel.run)
                 await pool.start(tasks)
                 tasks.start_soon(policy.watch)
-                tasks.start_soon(partial(sweep_forever, runtime.engine, bus, runtime.counters, clock=clock))
+                _start_sweepers(tasks, runtime, bus, clock, oauth=oauth_tokens is not None)
                 tasks.start_soon(task_runner.run_forever)
                 replicas_url = listen_url(settings.effective_database_url)
                 if replicas_url is not None:  # PostgreSQL tells us what other processes change
@@ -177,7 +177,30 @@ async def running(
                 tasks.cancel_scope.cancel()
     finally:
         writer.stop()
+        if registrations is not None:
+            registrations.close()
         runtime.close()
+
+
+def _start_sweepers(tasks: TaskGroup, runtime: Runtime, bus: EventBus, clock: Clock, *, oauth: bool) -> None:
+    """What expires by the persisted clock: held calls' deadlines and reminders, and OAuth's dead rows."""
+    tasks.start_soon(partial(sweep_forever, runtime.engine, bus, runtime.counters, clock=clock))
+    if oauth:
+        tasks.start_soon(partial(sweep_oauth_forever, runtime.engine, clock=clock))
+
+
+def _attach_oauth(
+    settings: Settings, oauth: AirlockOAuthProvider | None, runtime: Runtime, clock: Clock
+) -> tuple[OAuthTokenCache | None, RegistrationLimit | None]:
+    """OAuth's parts that need the database or Redis, when OAuth is on: the gateway's token cache and the bound on
+    registrations (both on the app's clock)."""
+    if oauth is None or settings.oauth.issuer is None:
+        return None, None
+    registrations = RegistrationLimit.build(
+        settings.oauth, redis_url=settings.redis_url, redis_prefix=settings.counters.redis_prefix + "oauth", clock=clock
+    )
+    oauth.attach(runtime.engine, runtime.hasher, registrations)
+    return OAuthTokenCache(runtime.engine, runtime.hasher, clock), registrations
 
 
 def _slack_channel(settings: Settings, runtime: Runtime, verdicts: Verdicts, clock: Clock) -> SlackChannel | None:
@@ -217,6 +240,7 @@ class AirlockApp:
                 issuer,
                 Lifetimes.of(settings.oauth),
                 client_metadata or MetadataDocuments(settings.oauth.client_metadata, clock),
+                clock,
             )
             if issuer is not None
             else None

@@ -161,13 +161,20 @@ class OAuthConfig(_Section):
     """How long a started authorization waits for the person to consent."""
     grant_creator_role: Literal["admin", "approver", "viewer"] = "admin"
     """Who may create a new grant on the consent page instead of picking one they own."""
+    registrations_per_address: int = Field(20, ge=1)
+    """Dynamic Client Registrations (POST /register) accepted from one client address per `registration_window`;
+    past it, /register answers 429 until the oldest leaves the window (service/oauth/registration.py)."""
+    registration_window: timedelta = timedelta(hours=1)
+    registration_max_bytes: int = Field(16 * 1024, ge=1024, le=1024 * 1024)
+    """The largest registration request read (a client's metadata, RFC 7591); a larger one is refused with 413
+    before it is all read. Real clients send well under 2 KiB."""
     client_metadata: ClientMetadataSettings = ClientMetadataSettings()
     """How client_ids that are https URLs are fetched (Client ID Metadata Documents): size and time limits, cache
     age, and the loopback switch that only tests may turn on (service/oauth/client_metadata.py)."""
 
-    _durations = field_validator("access_token_ttl", "refresh_token_ttl", "code_ttl", "consent_ttl", mode="before")(
-        _duration
-    )
+    _durations = field_validator(
+        "access_token_ttl", "refresh_token_ttl", "code_ttl", "consent_ttl", "registration_window", mode="before"
+    )(_duration)
 
     @field_validator("issuer")
     @classmethod

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -134,7 +135,7 @@ async def test_the_mcp_endpoint_answers_bad_input_clearly_and_runs_nothing_it_sh
                     statuses.append(answer.status_code)
                     assert answer.status_code < 500, (body[:80], answer.status_code, answer.text[:200])
                     assert "Traceback" not in answer.text
-            assert {400, 401, 404} <= set(statuses)
+            assert {400, 401, 404, 413} <= set(statuses)
             still_fine = await http.post(
                 gw.mcp_url,
                 json={"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {"name": "get_model_capabilities"}},
@@ -352,6 +353,8 @@ def oauth_requests(gw: RunningGateway, client_id: str, text: str) -> list[tuple[
             {"json": {"redirect_uris": ["http://127.0.0.1:9/cb"], "token_endpoint_auth_method": text}},
         ),
         ("POST", "/register", {"json": {"redirect_uris": ["http://127.0.0.1:9/cb"], "grant_types": [text]}}),
+        # Past oauth.registration_max_bytes (16 KiB) for the long texts: 413 before the body is all read.
+        ("POST", "/register", {"json": {"redirect_uris": ["http://127.0.0.1:9/cb"], "client_name": text * 20}}),
         ("GET", "/authorize", {"params": {**authorize, "client_id": text}}),
         ("GET", "/authorize", {"params": authorize}),
         ("GET", "/authorize", {"params": {**authorize, "code_challenge": text or "x"}}),
@@ -381,7 +384,8 @@ async def test_the_oauth_endpoints_answer_bad_input_clearly_and_issue_nothing(
     from tests.gateway.test_gateway import db_url
     from tests.oauth.helpers import Person, RawClient, csrf_in, oauth_gateway, pkce
 
-    with oauth_gateway(tmp_path, db_url(engine)) as gw:
+    # Enough registrations for the whole corpus from one address; their bound has its own test below.
+    with oauth_gateway(tmp_path, db_url(engine), oauth={"registrations_per_address": 1000}) as gw:
         async with httpx2.AsyncClient(timeout=30) as http, httpx2.AsyncClient(base_url=gw.base_url, timeout=30) as web:
             client = await RawClient.register(http, gw)
             person = Person(web, "root")
@@ -403,10 +407,46 @@ async def test_the_oauth_endpoints_answer_bad_input_clearly_and_issue_nothing(
                 bearer = "alko_" + quote(text, safe="")
                 refused = await http.post(gw.mcp_url, json={}, headers={"Authorization": f"Bearer {bearer}", **HEADERS})
                 assert refused.status_code == 401, (text[:20], refused.status_code)
-            assert {400, 401, 404} <= set(statuses)
+            assert {400, 401, 404, 413} <= set(statuses)
             again = await web.get(consent_path)
             assert again.status_code == 200  # nothing in the corpus answered the pending request
         with Session(gw.state.runtime.engine) as session:
             assert session.exec(select(OAuthToken)).all() == []
         assert gw.upstream_calls() == []
+    assert_no_traceback(caplog)
+
+
+async def test_oauth_registration_floods_and_oversized_metadata_are_refused_and_store_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from sqlmodel import Session, select
+
+    from service.oauth.models import OAuthClient
+    from tests.oauth.helpers import REDIRECT_URI, oauth_gateway
+
+    metadata = {"client_name": "x", "redirect_uris": [REDIRECT_URI], "token_endpoint_auth_method": "none"}
+    oversized = json.dumps({**metadata, "client_name": "x" * 20_000}).encode()
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted while read
+        for start in range(0, len(oversized), 4096):
+            yield oversized[start : start + 4096]
+
+    with oauth_gateway(tmp_path, oauth={"registrations_per_address": 4}) as gw:
+        async with httpx2.AsyncClient(base_url=gw.base_url, timeout=30) as http:
+            headers = {"Content-Type": "application/json"}
+            for body in (oversized, chunks()):
+                refused = await http.post("/register", content=body, headers=headers)
+                assert refused.status_code == 413, refused.text
+                assert refused.json() == {
+                    "error": "invalid_client_metadata",
+                    "error_description": "client metadata is at most 16384 bytes",
+                }
+            assert (await http.post("/register", json=metadata)).status_code == 201
+            assert (await http.post("/register", json={**metadata, "redirect_uris": ["\x00"]})).status_code == 400
+            # Four attempts from this address this hour, refused or not: the fifth is turned away unread.
+            flood = await http.post("/register", json=metadata)
+            assert flood.status_code == 429 and flood.json()["error"] == "too_many_requests"
+            assert int(flood.headers["retry-after"]) > 0
+        with Session(gw.state.runtime.engine) as session:
+            assert len(session.exec(select(OAuthClient)).all()) == 1
     assert_no_traceback(caplog)

@@ -4,6 +4,7 @@ answer (a one-time code for the grant the person picked, or `access_denied`); an
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from urllib.parse import urlsplit
 
 from mcp.server.auth.provider import construct_redirect_uri
@@ -11,7 +12,6 @@ from sqlmodel import Session
 
 from service.audit.schemas import AuditRecord
 from service.audit.service import record
-from service.db.types import utcnow
 from service.errors import Forbidden, InvalidInput, NotFound
 from service.grants import service as grants
 from service.grants.repository import GrantRepository
@@ -42,8 +42,10 @@ def begin_authorization(
     scopes: list[str],
     resource: str,
     lifetimes: Lifetimes,
+    now: datetime,
 ) -> str:
-    """Keep an authorization request until a person answers it; the key names it on the consent page."""
+    """Keep an authorization request until a person answers it; the key names it on the consent page. `now`: the
+    app's clock (service/clock.py), as for every time decision in this module."""
     repo = OAuthRepository(session)
     client = repo.client(client_id)
     if client is None or client.id is None:
@@ -59,7 +61,7 @@ def begin_authorization(
             state=state,
             scopes=scopes,
             resource=resource,
-            expires_at=utcnow() + lifetimes.consent,
+            expires_at=now + lifetimes.consent,
         )
     )
     return key
@@ -69,9 +71,11 @@ def may_create_grant(user: User, creator_role: Role) -> bool:
     return _ROLE_RANK[user.role] >= _ROLE_RANK[creator_role]
 
 
-def consent_view(session: Session, hasher: TokenHasher, key: str, user: User, creator_role: Role) -> ConsentView:
+def consent_view(
+    session: Session, hasher: TokenHasher, key: str, user: User, creator_role: Role, *, now: datetime
+) -> ConsentView:
     repo = OAuthRepository(session)
-    authorization, client = _pending(repo, hasher, key)
+    authorization, client = _pending(repo, hasher, key, now)
     assert user.id is not None
     owned = repo.owned_live_grants(user.id)
     consent = repo.consent(user.id, authorization.client_row_id)
@@ -98,9 +102,11 @@ def csp_source(url: str) -> str:
     return source if _CSP_SOURCE.match(source) else ""
 
 
-def _pending(repo: OAuthRepository, hasher: TokenHasher, key: str) -> tuple[OAuthAuthorization, OAuthClient]:
+def _pending(
+    repo: OAuthRepository, hasher: TokenHasher, key: str, now: datetime
+) -> tuple[OAuthAuthorization, OAuthClient]:
     authorization = repo.authorization_by_request(hasher.hash(key))
-    if authorization is None or authorization.decided_at is not None or authorization.expires_at <= utcnow():
+    if authorization is None or authorization.decided_at is not None or authorization.expires_at <= now:
         raise NotFound(UNKNOWN_REQUEST)
     client = repo.client_by_row(authorization.client_row_id)
     if client is None:
@@ -108,10 +114,10 @@ def _pending(repo: OAuthRepository, hasher: TokenHasher, key: str) -> tuple[OAut
     return authorization, client
 
 
-def deny(session: Session, hasher: TokenHasher, key: str, user: User, *, issuer: str) -> str:
+def deny(session: Session, hasher: TokenHasher, key: str, user: User, *, issuer: str, now: datetime) -> str:
     """The person said no: the client learns `access_denied` (RFC 6749 §4.1.2.1) and nothing else."""
-    authorization, client = _pending(OAuthRepository(session), hasher, key)
-    authorization.decided_at = utcnow()
+    authorization, client = _pending(OAuthRepository(session), hasher, key, now)
+    authorization.decided_at = now
     authorization.user_id = user.id
     OAuthRepository(session).add(authorization)
     record(
@@ -136,17 +142,17 @@ def approve(
     creator_role: Role,
     issuer: str,
     lifetimes: Lifetimes,
+    now: datetime,
 ) -> str:
     """The person lets the client act as one of their grants (or, with the creator role, a new grant that reaches
     no upstream until an admin assigns one). The consenting person owns the grant, so every self-approval and
     quorum rule applies to the client's calls unchanged. Answers the redirect carrying the one-time code."""
     repo = OAuthRepository(session)
-    authorization, client = _pending(repo, hasher, key)
+    authorization, client = _pending(repo, hasher, key, now)
     assert user.id is not None
     assert authorization.id is not None
     grant_id = _chosen_grant(session, hasher, user, grant_name, new_grant_name, creator_role)
     code = new_token(_CODE_KIND)
-    now = utcnow()
     authorization.user_id = user.id
     authorization.grant_id = grant_id
     authorization.decided_at = now
@@ -197,9 +203,9 @@ def _chosen_grant(
     return grant.id
 
 
-def list_consents(session: Session) -> list[ConsentPublic]:
+def list_consents(session: Session, now: datetime) -> list[ConsentPublic]:
     repo = OAuthRepository(session)
-    live = repo.live_tokens(utcnow())
+    live = repo.live_tokens(now)
     listed = []
     for consent, client, grant, username in repo.consents_listed():
         assert consent.id is not None
@@ -220,7 +226,7 @@ def list_consents(session: Session) -> list[ConsentPublic]:
     return listed
 
 
-def revoke_consent(session: Session, consent_id: int, user: User) -> str:
+def revoke_consent(session: Session, consent_id: int, user: User, now: datetime) -> str:
     """The person who consented, or an admin, takes it back: every token the client holds for that grant stops
     working, and the client must ask again. Answers the client's name."""
     repo = OAuthRepository(session)
@@ -231,7 +237,7 @@ def revoke_consent(session: Session, consent_id: int, user: User) -> str:
         raise Forbidden("only the person who consented, or an admin, may revoke a consent")
     client = repo.client_by_row(consent.client_row_id)
     assert client is not None
-    revoked = repo.revoke_client_grant(consent.client_row_id, consent.grant_id, utcnow())
+    revoked = repo.revoke_client_grant(consent.client_row_id, consent.grant_id, now)
     repo.delete(consent)
     if revoked:
         announce_revocation(session)

@@ -4,11 +4,10 @@
 
 from __future__ import annotations
 
-import time
-
 import anyio
 from sqlalchemy import Engine
 
+from service.clock import SYSTEM_CLOCK, Clock
 from service.db.engine import reading
 from service.errors import NotAuthenticated
 from service.grants.schemas import AuthenticatedGrant
@@ -20,20 +19,28 @@ from service.security import TokenHasher
 
 class OAuthTokenCache:
     """A revoked token stops working within `ttl_seconds` on another process; this process and replicas on
-    PostgreSQL drop the cache as soon as a revocation commits (service/caches.py)."""
+    PostgreSQL drop the cache as soon as a revocation commits (service/caches.py). Expiry and the cache's own
+    lifetime read `clock`, the app's (service/clock.py); only OAuth tokens come here, so a grant token's call
+    pays nothing for it."""
 
     def __init__(
-        self, engine: Engine, hasher: TokenHasher, ttl_seconds: float = 2.0, max_entries: int = 10_000
+        self,
+        engine: Engine,
+        hasher: TokenHasher,
+        clock: Clock = SYSTEM_CLOCK,
+        ttl_seconds: float = 2.0,
+        max_entries: int = 10_000,
     ) -> None:
         self._engine = engine
         self._hasher = hasher
+        self._clock = clock
         self._ttl = ttl_seconds
         self._max_entries = max_entries
         self._entries: dict[str, tuple[float, OAuthAccess | None]] = {}
 
     async def authenticate(self, token: str) -> OAuthAccess:
         key = self._hasher.hash(token)
-        now = time.monotonic()
+        now = self._clock.monotonic()
         cached = self._entries.get(key)
         if cached is not None and cached[0] > now:
             found = cached[1]
@@ -42,7 +49,7 @@ class OAuthTokenCache:
             if len(self._entries) >= self._max_entries:
                 self._entries.clear()  # a flood of bad tokens must not grow memory without bound
             self._entries[key] = (now + self._ttl, found)
-        if found is None or found.expires_at <= time.time():
+        if found is None or found.expires_at <= self._clock.time():
             raise NotAuthenticated("unknown, expired or revoked access token")
         return found
 
@@ -51,7 +58,7 @@ class OAuthTokenCache:
 
     def _load(self, token: str) -> OAuthAccess | None:
         with reading(self._engine) as session:
-            return service.authenticate_access(session, self._hasher, token)
+            return service.authenticate_access(session, self._hasher, token, self._clock.now())
 
 
 class OAuthGate:

@@ -26,9 +26,11 @@ from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from service.clock import SYSTEM_CLOCK, Clock
 from service.db.engine import unit_of_work
 from service.errors import AirlockError
 from service.oauth import consent, service
+from service.oauth.registration import RegistrationLimit
 from service.oauth.resources import requested_resource
 from service.oauth.schemas import Lifetimes
 from service.security import TokenHasher
@@ -73,17 +75,32 @@ class AirlockAccessToken(AccessToken):
 
 class AirlockOAuthProvider:
     """Built with the app (its routes exist from the start); `attach` hands it the database once the lifespan has
-    built it. Until then every call fails closed."""
+    built it. Until then every call fails closed. Every expiry it sets or checks reads `clock`, the app's
+    (service/clock.py)."""
 
-    def __init__(self, issuer: str, lifetimes: Lifetimes, resolver: ClientMetadataResolver | None) -> None:
+    def __init__(
+        self,
+        issuer: str,
+        lifetimes: Lifetimes,
+        resolver: ClientMetadataResolver | None,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
         self.issuer = issuer
         self.lifetimes = lifetimes
         self.resolver = resolver
+        self.clock = clock
         self._engine: Engine | None = None
         self._hasher: TokenHasher | None = None
+        self._registrations: RegistrationLimit | None = None
 
-    def attach(self, engine: Engine, hasher: TokenHasher) -> None:
-        self._engine, self._hasher = engine, hasher
+    def attach(self, engine: Engine, hasher: TokenHasher, registrations: RegistrationLimit) -> None:
+        self._engine, self._hasher, self._registrations = engine, hasher, registrations
+
+    @property
+    def registrations(self) -> RegistrationLimit:
+        if self._registrations is None:
+            raise RuntimeError("Airlock has not started")
+        return self._registrations
 
     @property
     def hasher(self) -> TokenHasher:
@@ -144,6 +161,7 @@ class AirlockOAuthProvider:
                 scopes=list(params.scopes or []),
                 resource=resource,
                 lifetimes=self.lifetimes,
+                now=self.clock.now(),
             )
         )
         return f"{self.issuer}{CONSENT_PATH}/{key}"
@@ -152,7 +170,13 @@ class AirlockOAuthProvider:
         self, client: OAuthClientInformationFull, authorization_code: str
     ) -> AirlockCode | None:
         found = await self._run(
-            partial(service.load_code, hasher=self.hasher, code=authorization_code, client_id=client.client_id or "")
+            partial(
+                service.load_code,
+                hasher=self.hasher,
+                code=authorization_code,
+                client_id=client.client_id or "",
+                now=self.clock.now(),
+            )
         )
         if found is None:
             return None
@@ -178,7 +202,13 @@ class AirlockOAuthProvider:
         self, client: OAuthClientInformationFull, refresh_token: str
     ) -> AirlockRefreshToken | None:
         found = await self._run(
-            partial(service.load_refresh, hasher=self.hasher, token=refresh_token, client_id=client.client_id or "")
+            partial(
+                service.load_refresh,
+                hasher=self.hasher,
+                token=refresh_token,
+                client_id=client.client_id or "",
+                now=self.clock.now(),
+            )
         )
         if found is None:
             return None
@@ -202,7 +232,7 @@ class AirlockOAuthProvider:
 
     async def _exchange(self, work: Callable[..., OAuthToken]) -> OAuthToken:
         try:
-            return await self._run(partial(work, lifetimes=self.lifetimes))
+            return await self._run(partial(work, lifetimes=self.lifetimes, now=self.clock.now()))
         except AirlockError as exc:  # used twice at once, or the grant was revoked meanwhile
             raise TokenError("invalid_grant", exc.message) from None
 
@@ -221,7 +251,10 @@ class AirlockOAuthProvider:
         )
 
     async def revoke_token(self, token: AirlockAccessToken | AirlockRefreshToken) -> None:
-        await self._run(partial(service.revoke, authorization_id=token.authorization_id, client_id=token.client_id))
+        revoke = partial(
+            service.revoke, authorization_id=token.authorization_id, now=self.clock.now(), client_id=token.client_id
+        )
+        await self._run(revoke)
 
     async def exchange_identity_assertion(
         self, client: OAuthClientInformationFull, params: IdentityAssertionParams

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, update
+from sqlalchemy import ColumnElement, and_, delete, exists, func, or_, update
 from sqlmodel import Session, col, select
 
 from service.grants.models import Grant
@@ -115,3 +115,37 @@ class OAuthRepository:
     def delete(self, row: OAuthConsent) -> None:
         self.session.delete(row)
         self.session.flush()
+
+    # Sweeping (service/oauth/sweeper.py)
+
+    def any_dead(self, now: datetime) -> bool:
+        token = self.session.exec(select(OAuthToken.id).where(_dead_token(now)).limit(1)).first()
+        if token is not None:
+            return True
+        authorization = select(OAuthAuthorization.id).where(_dead_authorization(now)).limit(1)
+        return self.session.exec(authorization).first() is not None
+
+    def delete_dead(self, now: datetime) -> tuple[int, int]:
+        """Tokens first, then the authorizations left with none: (tokens, authorizations) deleted."""
+        tokens = self.session.exec(delete(OAuthToken).where(_dead_token(now)))
+        authorizations = self.session.exec(delete(OAuthAuthorization).where(_dead_authorization(now)))
+        return int(tokens.rowcount or 0), int(authorizations.rowcount or 0)
+
+
+def _dead_token(now: datetime) -> ColumnElement[bool]:
+    """Expired or revoked: it can never work again, and a dead token presented is refused just as an unknown one."""
+    return or_(col(OAuthToken.expires_at) <= now, col(OAuthToken.revoked_at).is_not(None))
+
+
+def _dead_authorization(now: datetime) -> ColumnElement[bool]:
+    """No token hangs off it, and it can issue none: its code was spent; or it was denied; or its code, or the
+    consent request it still is, expired. A replayed code it held is then refused as unknown, with nothing left to
+    revoke."""
+    authorization = OAuthAuthorization
+    undecided_expired = and_(col(authorization.decided_at).is_(None), col(authorization.expires_at) <= now)
+    code_gone = and_(
+        col(authorization.decided_at).is_not(None),
+        or_(col(authorization.code_expires_at).is_(None), col(authorization.code_expires_at) <= now),
+    )
+    no_tokens = ~exists().where(col(OAuthToken.authorization_id) == col(authorization.id))
+    return and_(no_tokens, or_(col(authorization.code_used_at).is_not(None), undecided_expired, code_gone))

@@ -4,18 +4,30 @@ Metadata (RFC 9728) for /mcp and for every /mcp/{name}."""
 
 from __future__ import annotations
 
+import math
 from functools import partial
 
+import anyio
 from mcp.server.auth.handlers.metadata import MetadataHandler, ProtectedResourceMetadataHandler
+from mcp.server.auth.handlers.register import RegistrationHandler
 from mcp.server.auth.middleware.client_auth import AuthenticationError, ClientAuthenticator
-from mcp.server.auth.routes import REVOCATION_PATH, build_metadata, cors_middleware, create_auth_routes
+from mcp.server.auth.routes import (
+    REGISTRATION_PATH,
+    REVOCATION_PATH,
+    build_metadata,
+    cors_middleware,
+    create_auth_routes,
+)
 from mcp.server.auth.settings import ClientRegistrationOptions, RevocationOptions
 from mcp.shared.auth import OAuthMetadata, ProtectedResourceMetadata
 from pydantic import AnyHttpUrl
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import Message
 
+from service.edge import read_at_most
+from service.errors import TooLarge, TooManyAttempts, Unavailable
 from service.oauth.provider import AirlockOAuthProvider
 from service.oauth.resources import (
     MCP_RESOURCE_PATH,
@@ -78,6 +90,38 @@ async def revoke(provider: AirlockOAuthProvider, clients: ClientAuthenticator, r
     return Response(status_code=200, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
 
 
+async def register(provider: AirlockOAuthProvider, handler: RegistrationHandler, request: Request) -> Response:
+    """RFC 7591 registration, bounded (service/oauth/registration.py): so many per client address in a window (429
+    with Retry-After), and a body of at most `oauth.registration_max_bytes` (413), refused before it is all read.
+    Within both, the SDK's handler checks and stores the client."""
+    address = request.client.host if request.client else "unknown"
+    max_bytes = provider.registrations.max_bytes
+    too_large = f"client metadata is at most {max_bytes} bytes"
+    try:
+        await anyio.to_thread.run_sync(provider.registrations.admit, address)  # every attempt counts
+        declared = request.headers.get("content-length", "")
+        if declared.isascii() and declared.isdigit() and (len(declared) > 12 or int(declared) > max_bytes):
+            raise TooLarge(too_large)
+        body = await read_at_most(request.stream(), max_bytes, too_large=too_large)
+    except TooLarge as exc:
+        return _oauth_error(413, "invalid_client_metadata", exc.message)
+    except TooManyAttempts as exc:
+        retry = {"Retry-After": str(math.ceil(exc.retry_after))}
+        return _oauth_error(429, "too_many_requests", exc.message, retry)
+    except Unavailable as exc:
+        return _oauth_error(503, "temporarily_unavailable", exc.message)
+
+    async def replay() -> Message:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return await handler.handle(Request(request.scope, replay))
+
+
+def _oauth_error(status: int, error: str, description: str, headers: dict[str, str] | None = None) -> Response:
+    body = {"error": error, "error_description": description}
+    return JSONResponse(body, status_code=status, headers={"Cache-Control": "no-store", **(headers or {})})
+
+
 def oauth_routes(provider: AirlockOAuthProvider) -> list[BaseRoute]:
     issuer = provider.issuer
     routes: list[BaseRoute] = []
@@ -91,6 +135,10 @@ def oauth_routes(provider: AirlockOAuthProvider) -> list[BaseRoute]:
             handler = MetadataHandler(authorization_server_metadata(provider))
             endpoint = cors_middleware(handler.handle, ["GET", "OPTIONS"])
             routes.append(Route(AS_METADATA_PATH, endpoint, methods=["GET", "OPTIONS"]))
+        elif isinstance(route, Route) and route.path == REGISTRATION_PATH:
+            registration = RegistrationHandler(provider, options=ClientRegistrationOptions(enabled=True))
+            endpoint = cors_middleware(partial(register, provider, registration), ["POST", "OPTIONS"])
+            routes.append(Route(REGISTRATION_PATH, endpoint, methods=["POST", "OPTIONS"]))
         elif isinstance(route, Route) and route.path == REVOCATION_PATH:
             endpoint = cors_middleware(partial(revoke, provider, ClientAuthenticator(provider)), ["POST", "OPTIONS"])
             routes.append(Route(REVOCATION_PATH, endpoint, methods=["POST", "OPTIONS"]))

@@ -15,7 +15,6 @@ from sqlmodel import Session
 from service.audit.schemas import AuditRecord
 from service.audit.service import record
 from service.db.notify import CHANGES, announce
-from service.db.types import utcnow
 from service.errors import Conflict
 from service.grants.repository import GrantRepository
 from service.grants.schemas import AuthenticatedGrant
@@ -113,9 +112,11 @@ def remember_metadata_client(session: Session, client: OAuthClientInformationFul
 # Codes and tokens
 
 
-def load_code(session: Session, hasher: TokenHasher, code: str, client_id: str) -> CodeGrant | None:
-    """An unused code of this client. A code presented again means it leaked: every token issued from it is revoked
-    (OAuth 2.1 §4.1.3), and the answer is the same as for an unknown code."""
+def load_code(session: Session, hasher: TokenHasher, code: str, client_id: str, now: datetime) -> CodeGrant | None:
+    """An unused, unexpired code of this client. A code presented again means it leaked: every token issued from it
+    is revoked (OAuth 2.1 §4.1.3), and the answer is the same as for an unknown code. `now`: the app's clock
+    (service/clock.py), as for every time decision in this module; the SDK's own expiry check reads the system's,
+    so an expired code is refused here."""
     repo = OAuthRepository(session)
     found = repo.authorization_by_code(hasher.hash(code))
     if found is None or found[1].client_id != client_id:
@@ -124,7 +125,9 @@ def load_code(session: Session, hasher: TokenHasher, code: str, client_id: str) 
     assert authorization.id is not None
     assert authorization.code_expires_at is not None
     if authorization.code_used_at is not None:
-        _revoke_family(session, authorization.id, actor=f"client:{client_id}", why="authorization code reused")
+        _revoke_family(session, authorization.id, now, actor=f"client:{client_id}", why="authorization code reused")
+        return None
+    if authorization.code_expires_at <= now:
         return None
     return CodeGrant(
         authorization_id=authorization.id,
@@ -138,19 +141,23 @@ def load_code(session: Session, hasher: TokenHasher, code: str, client_id: str) 
     )
 
 
-def exchange_code(session: Session, hasher: TokenHasher, authorization_id: int, lifetimes: Lifetimes) -> IssuedTokens:
+def exchange_code(
+    session: Session, hasher: TokenHasher, authorization_id: int, lifetimes: Lifetimes, now: datetime
+) -> IssuedTokens:
     """Spend the code (checked by the token endpoint) and issue the first access and refresh token."""
     repo = OAuthRepository(session)
     authorization = session.get(OAuthAuthorization, authorization_id, with_for_update=True)
     if authorization is None or authorization.code_used_at is not None or authorization.grant_id is None:
         raise Conflict("authorization code already used")
-    authorization.code_used_at = utcnow()
+    authorization.code_used_at = now
     repo.add(authorization)
     _require_live_grant(session, authorization.grant_id)
-    return _issue(repo, hasher, authorization, lifetimes)
+    return _issue(repo, hasher, authorization, lifetimes, now)
 
 
-def load_refresh(session: Session, hasher: TokenHasher, token: str, client_id: str) -> RefreshGrant | None:
+def load_refresh(
+    session: Session, hasher: TokenHasher, token: str, client_id: str, now: datetime
+) -> RefreshGrant | None:
     """A live refresh token of this client. A spent one presented again means it leaked: its whole family is revoked
     (OAuth 2.1 §4.3.1), and the answer is the same as for an unknown token."""
     found = OAuthRepository(session).token(hasher.hash(token), REFRESH)
@@ -158,10 +165,10 @@ def load_refresh(session: Session, hasher: TokenHasher, token: str, client_id: s
         return None
     row, _client = found
     assert row.id is not None
-    if row.revoked_at is not None or row.expires_at <= utcnow():
+    if row.revoked_at is not None or row.expires_at <= now:
         return None
     if row.used_at is not None:
-        _revoke_family(session, row.authorization_id, actor=f"client:{client_id}", why="refresh token reused")
+        _revoke_family(session, row.authorization_id, now, actor=f"client:{client_id}", why="refresh token reused")
         return None
     if not _grant_live(session, row.grant_id):
         return None
@@ -169,19 +176,19 @@ def load_refresh(session: Session, hasher: TokenHasher, token: str, client_id: s
 
 
 def exchange_refresh(
-    session: Session, hasher: TokenHasher, token_id: int, scopes: list[str], lifetimes: Lifetimes
+    session: Session, hasher: TokenHasher, token_id: int, scopes: list[str], lifetimes: Lifetimes, now: datetime
 ) -> IssuedTokens:
     """Rotate: the refresh token is spent, and a new access and refresh token of the same family are issued."""
     repo = OAuthRepository(session)
     row = session.get(OAuthToken, token_id, with_for_update=True)
     if row is None or row.used_at is not None or row.revoked_at is not None:
         raise Conflict("refresh token already used")
-    row.used_at = utcnow()
+    row.used_at = now
     repo.add(row)
     authorization = session.get(OAuthAuthorization, row.authorization_id)
     assert authorization is not None
     _require_live_grant(session, row.grant_id)
-    return _issue(repo, hasher, authorization, lifetimes, scopes=scopes)
+    return _issue(repo, hasher, authorization, lifetimes, now, scopes=scopes)
 
 
 def _issue(
@@ -189,12 +196,12 @@ def _issue(
     hasher: TokenHasher,
     authorization: OAuthAuthorization,
     lifetimes: Lifetimes,
+    now: datetime,
     *,
     scopes: list[str] | None = None,
 ) -> IssuedTokens:
     assert authorization.id is not None
     assert authorization.grant_id is not None
-    now = utcnow()
     access, refresh = new_token(ACCESS_TOKEN_KIND), new_token(_REFRESH_TOKEN_KIND)
     granted = list(authorization.scopes if scopes is None else scopes)
     for kind, value, ttl in ((ACCESS, access, lifetimes.access), (REFRESH, refresh, lifetimes.refresh)):
@@ -229,13 +236,13 @@ def _require_live_grant(session: Session, grant_id: int) -> None:
         raise Conflict("the grant this client acts as is revoked")
 
 
-def authenticate_access(session: Session, hasher: TokenHasher, token: str) -> OAuthAccess | None:
+def authenticate_access(session: Session, hasher: TokenHasher, token: str, now: datetime) -> OAuthAccess | None:
     """The gateway's view of an access token: None unless it is known, unrevoked, unexpired and its grant is live."""
     found = OAuthRepository(session).access_with_grant(hasher.hash(token), ACCESS)
     if found is None:
         return None
     row, grant, owner = found
-    if row.revoked_at is not None or row.expires_at <= utcnow() or grant.revoked_at is not None:
+    if row.revoked_at is not None or row.expires_at <= now or grant.revoked_at is not None:
         return None
     info = GrantInfo(id=str(grant.id), name=grant.name, owner=owner, labels=grant.labels)
     return OAuthAccess(AuthenticatedGrant.of(grant, info), row.resource, row.expires_at.timestamp())
@@ -249,13 +256,13 @@ def load_access_for_revocation(session: Session, hasher: TokenHasher, token: str
     return IssuedAccess(row.authorization_id, client.client_id, row.resource, list(row.scopes), _epoch(row.expires_at))
 
 
-def revoke(session: Session, authorization_id: int, *, client_id: str) -> None:
+def revoke(session: Session, authorization_id: int, now: datetime, *, client_id: str) -> None:
     """RFC 7009: revoking either token of a family revokes the family (access and refresh alike)."""
-    _revoke_family(session, authorization_id, actor=f"client:{client_id}", why="revoked by the client")
+    _revoke_family(session, authorization_id, now, actor=f"client:{client_id}", why="revoked by the client")
 
 
-def _revoke_family(session: Session, authorization_id: int, *, actor: str, why: str) -> None:
-    if OAuthRepository(session).revoke_family(authorization_id, utcnow()) == 0:
+def _revoke_family(session: Session, authorization_id: int, now: datetime, *, actor: str, why: str) -> None:
+    if OAuthRepository(session).revoke_family(authorization_id, now) == 0:
         return
     announce_revocation(session)
     record(

@@ -6,6 +6,9 @@ Failures are counted in a moving window: in this process's memory (on the inject
 are never slowed down. A username is counted whether or not such a user exists and the refusal reads the same either
 way, so the throttle does not tell which usernames exist. A success clears its username's count, never its
 address's: one valid account must not buy an address more guesses at the others.
+
+The moving window itself (`CountWindow`, built by `count_window`) is this module's public part: whatever else counts
+requests per address in a window (OAuth's Dynamic Client Registration, service/oauth/registration.py) counts here.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from service.errors import Unavailable
 
 
 class LoginThrottle:
-    def __init__(self, window: _Window, *, per_username: int, per_address: int, window_length: timedelta) -> None:
+    def __init__(self, window: CountWindow, *, per_username: int, per_address: int, window_length: timedelta) -> None:
         self._window = window
         seconds = max(1, math.ceil(window_length.total_seconds()))
         self._username = RateLimitItemPerSecond(per_username, seconds, namespace="signin-username")
@@ -40,11 +43,8 @@ class LoginThrottle:
     def build(
         cls, config: SignInConfig, *, redis_url: str | None, redis_prefix: str, clock: Clock = SYSTEM_CLOCK
     ) -> LoginThrottle:
-        window: _Window = _MemoryWindow(clock)
-        if redis_url:
-            window = _RedisWindow(redis_url, redis_prefix, clock)
         return cls(
-            window,
+            count_window(redis_url, redis_prefix, clock),
             per_username=config.failures_per_username,
             per_address=config.failures_per_address,
             window_length=config.window,
@@ -79,8 +79,9 @@ class LoginThrottle:
         return (self._username, digest), (self._address, address)
 
 
-class _Window(Protocol):
-    """Failures per key in a moving window of `item`'s length, at most `item.amount` of them counted."""
+class CountWindow(Protocol):
+    """Events (failed sign-ins, registrations) per key in a moving window of `item`'s length, at most `item.amount`
+    of them counted."""
 
     def wait(self, item: RateLimitItem, key: str) -> float | None:
         """Seconds until the key is under its limit again; None when it is now."""
@@ -158,6 +159,13 @@ class _RedisWindow:
 
     def close(self) -> None:
         self._storage.storage.close()
+
+
+def count_window(redis_url: str | None, redis_prefix: str, clock: Clock = SYSTEM_CLOCK) -> CountWindow:
+    """Redis when Airlock has one (replicas share the counts), else this process's memory on `clock`."""
+    if redis_url:
+        return _RedisWindow(redis_url, redis_prefix, clock)
+    return _MemoryWindow(clock)
 
 
 @contextmanager

@@ -4,16 +4,14 @@ tampered tokens, refresh-token reuse, a denied or forged consent."""
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
 
 import httpx2
 import pytest
-from sqlalchemy import update
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
-from service.db.types import utcnow
 from service.oauth.models import OAuthAuthorization, OAuthClient, OAuthToken
+from tests.clock import MovableClock
 from tests.gateway.harness import RunningGateway
 from tests.oauth.helpers import (
     REDIRECT_URI,
@@ -27,18 +25,6 @@ from tests.oauth.helpers import (
 )
 
 pytestmark = pytest.mark.anyio
-
-
-def expire_token(gw: RunningGateway, token: str) -> None:
-    """The clock passes the token's expiry (its row says so; no test waits an hour)."""
-    runtime = gw.state.runtime
-    with Session(runtime.engine) as session:
-        session.exec(
-            update(OAuthToken)
-            .where(col(OAuthToken.token_hash) == runtime.hasher.hash(token))
-            .values(expires_at=utcnow() - timedelta(seconds=1))
-        )
-        session.commit()
 
 
 def count(gw: RunningGateway, model: type[OAuthToken] | type[OAuthAuthorization] | type[OAuthClient]) -> int:
@@ -79,16 +65,46 @@ async def test_codes_are_single_use_pkce_bound_and_tied_to_their_redirect_uri(tm
             assert as_other.status_code == 400 and as_other.json()["error"] == "invalid_grant"
             assert (await client.exchange(stolen, stolen_verifier)).status_code == 200  # the theft spent nothing
 
-            late, late_verifier = await client.code_for(person)
-            with Session(gw.state.runtime.engine) as session:
-                session.exec(
-                    update(OAuthAuthorization)
-                    .where(col(OAuthAuthorization.code_used_at).is_(None))
-                    .values(code_expires_at=utcnow() - timedelta(seconds=1))
-                )
-                session.commit()
-            expired = await client.exchange(late, late_verifier)
+
+async def test_codes_tokens_and_consent_requests_expire_on_the_gateways_clock(tmp_path: Path) -> None:
+    """Each lifetime is the default (oauth.code_ttl 60 s, consent_ttl 10 min, access 1 h, refresh 30 days), and it is
+    the gateway's clock that passes them: no row is edited and no test waits."""
+    clock = MovableClock.from_now()
+    with oauth_gateway(tmp_path, clock=clock) as gw:
+        async with httpx2.AsyncClient(base_url=gw.base_url, timeout=30) as web, httpx2.AsyncClient(timeout=30) as http:
+            person = Person(web, "ana")
+            client = await RawClient.register(http, gw)
+
+            _verifier, challenge = pkce()
+            page = await person.consent_page(client.authorize_url(challenge))
+            clock.advance(9 * 60)
+            assert (await web.get(page.url)).status_code == 200  # still inside its ten minutes
+            clock.advance(61)
+            assert (await web.get(page.url)).status_code == 404
+            late = await person.answer(page, decision="approve", grant="ana-agent")
+            assert late.status_code == 404 and "location" not in late.headers
+
+            code, verifier = await client.code_for(person)
+            clock.advance(61)
+            expired = await client.exchange(code, verifier)
             assert expired.status_code == 400 and expired.json()["error"] == "invalid_grant"
+
+            tokens = await client.tokens(person)
+            clock.advance(59 * 60)
+            assert (await mcp_status(http, gw.mcp_url, tokens["access_token"])).status_code == 200
+            clock.advance(61)
+            refused = await mcp_status(http, gw.mcp_url, tokens["access_token"])
+            assert refused.status_code == 401 and 'error="invalid_token"' in refused.headers["www-authenticate"]
+            # The refresh token outlives it: the client gets a working access token without asking the person.
+            rotated = await client.refresh(tokens["refresh_token"])
+            assert rotated.status_code == 200
+            assert (await mcp_status(http, gw.mcp_url, rotated.json()["access_token"])).status_code == 200
+
+            clock.advance(30 * 24 * 3600)
+            stale = await client.refresh(rotated.json()["refresh_token"])
+            assert stale.status_code == 400 and stale.json()["error"] == "invalid_grant"
+            # The static grant token keeps working beside OAuth, whatever the clock says.
+            assert (await mcp_status(http, gw.mcp_url, gw.token)).status_code == 200
 
 
 async def test_a_foreign_redirect_uri_or_resource_is_refused_before_anyone_is_asked(tmp_path: Path) -> None:
@@ -130,10 +146,6 @@ async def test_tokens_are_bound_to_their_resource_expire_and_cannot_be_forged(tm
 
             for forged in (aggregate[:-1] + ("x" if aggregate[-1] != "x" else "y"), "alko_" + "A" * 43, "alko_"):
                 assert (await mcp_status(http, gw.mcp_url, forged)).status_code == 401, forged
-
-            fresh = (await client.tokens(person))["access_token"]
-            expire_token(gw, fresh)
-            assert (await mcp_status(http, gw.mcp_url, fresh)).status_code == 401
 
             # The static grant token keeps working beside OAuth.
             assert (await mcp_status(http, gw.mcp_url, gw.token)).status_code == 200

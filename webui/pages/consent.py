@@ -31,7 +31,8 @@ def _configured(state: StateDep) -> tuple[OAuthConfig, str]:
 async def consent_page(key: str, request: Request, state: StateDep, user: Viewer) -> Response:
     config, _issuer = _configured(state)
     role = Role(config.grant_creator_role)
-    view = await in_session(state, lambda s: oauth.consent_view(s, state.runtime.hasher, key, user.user, role))
+    now = state.runtime.clock.now()
+    view = await in_session(state, lambda s: oauth.consent_view(s, state.runtime.hasher, key, user.user, role, now=now))
     response = render_html(request, "consent.html", {"title": "Allow an app", "view": view, "key": key})
     # The answer redirects to the app, and a browser holds a form's redirects to form-action; framing stays
     # refused (frame-ancestors 'none', X-Frame-Options: DENY) as on every page.
@@ -45,8 +46,9 @@ async def consent_page(key: str, request: Request, state: StateDep, user: Viewer
 async def decide(key: str, form: CheckedForm, state: StateDep, user: Viewer) -> Response:
     config, issuer = _configured(state)
     hasher = state.runtime.hasher
+    now = state.runtime.clock.now()
     if field(form, "decision") == "deny":
-        target = await in_session(state, lambda s: oauth.deny(s, hasher, key, user.user, issuer=issuer))
+        target = await in_session(state, lambda s: oauth.deny(s, hasher, key, user.user, issuer=issuer, now=now))
     else:
         target = await in_session(
             state,
@@ -60,6 +62,7 @@ async def decide(key: str, form: CheckedForm, state: StateDep, user: Viewer) -> 
                 creator_role=Role(config.grant_creator_role),
                 issuer=issuer,
                 lifetimes=Lifetimes.of(config),
+                now=now,
             ),
         )
     return RedirectResponse(target, status_code=303, headers={"Cache-Control": "no-store"})

@@ -44,7 +44,7 @@ async def _grants_page(request: Request, state: StateDep, *, created: dict[str, 
             "ran": stats.ran_cost_by_grant_day(session, since),
             "last": audit_queries.last_calls(session, [g.id for g in listed]),
             "people": [u.username for u in users.list_users(session)],
-            "consents": oauth.list_consents(session),
+            "consents": oauth.list_consents(session, state.runtime.clock.now()),
         }
 
     loaded = await in_session(state, load)
@@ -112,7 +112,8 @@ async def revoke(name: str, form: CheckedForm, state: StateDep, user: Admin) -> 
 @router.post("/grants/consents/{consent_id}/revoke")
 async def revoke_consent(consent_id: RowId, form: CheckedForm, state: StateDep, user: Viewer) -> Response:
     # Committed, the revocation drops every process's cached token lookups (service/caches.py).
-    name = await in_session(state, lambda s: oauth.revoke_consent(s, consent_id, user.user))
+    now = state.runtime.clock.now()
+    name = await in_session(state, lambda s: oauth.revoke_consent(s, consent_id, user.user, now))
     return redirect_with_flash("/grants", f"{name} no longer acts for that grant: its tokens stopped working.")
 
 
