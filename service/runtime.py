@@ -18,6 +18,7 @@ from service.db import migrate
 from service.db.checkpoint import SAFETY_NET_PAGES, WalCheckpointer
 from service.db.engine import make_engine
 from service.db.files import private_folder
+from service.oauth.departures import listen_for_departures
 from service.policy import CounterStore, EstimatorRegistry
 from service.security import TokenHasher, load_pepper
 from service.users.throttle import LoginThrottle
@@ -48,6 +49,7 @@ class Runtime:
             if migrate_sqlite:
                 migrate.upgrade(url)
         background = serving and settings.is_sqlite
+        listen_for_departures()  # whoever deactivates a person (web UI, CLI) ends their OAuth tokens too
         runtime = cls(
             settings=settings,
             engine=make_engine(url, wal_autocheckpoint_pages=SAFETY_NET_PAGES if background else None),

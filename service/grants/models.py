@@ -30,5 +30,10 @@ class Grant(SQLModel, table=True):
     suspended_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
     """Set while the grant's owner is deactivated: refused like a revoked grant, and restored on reactivation."""
 
+    @property
+    def is_active(self) -> bool:
+        """Neither revoked nor suspended: the grant may act, however its agent signed in."""
+        return self.revoked_at is None and self.suspended_at is None
+
     def summary(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "labels": self.labels, "upstreams": self.upstreams}

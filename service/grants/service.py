@@ -264,7 +264,7 @@ def set_upstreams(
 def grant_info(session: Session, name: str) -> GrantInfo:
     """The policy's view of a grant, looked up by name (for simulate and the rules page)."""
     found = GrantRepository(session).by_name_with_owner(name)
-    if found is None or found[0].revoked_at is not None or found[0].suspended_at is not None:
+    if found is None or not found[0].is_active:
         raise NotFound(f"no active grant named {name!r}")
     grant, owner = found
     return GrantInfo(id=str(grant.id), name=grant.name, owner=owner, labels=grant.labels)
@@ -290,7 +290,7 @@ def hold_live(session: Session, grant_id: int) -> bool:
 def authenticated_by_id(session: Session, grant_id: int) -> AuthenticatedGrant | None:
     """The gateway's view of an active grant, by id (for work done on an agent's behalf, such as approved tasks)."""
     found = GrantRepository(session).by_id_with_owner(grant_id)
-    if found is None or found[0].revoked_at is not None or found[0].suspended_at is not None:
+    if found is None or not found[0].is_active:
         return None
     grant, owner = found
     return AuthenticatedGrant.of(grant, GrantInfo(id=str(grant_id), name=grant.name, owner=owner, labels=grant.labels))

@@ -198,7 +198,7 @@ def _chosen_grant(
     if len(grant_name) > MAX_GRANT_NAME_LENGTH or "\x00" in grant_name:
         raise Forbidden("you own no active grant by that name")
     grant = GrantRepository(session).by_name(grant_name)
-    if grant is None or grant.id is None or grant.owner_id != user.id or grant.revoked_at is not None:
+    if grant is None or grant.id is None or grant.owner_id != user.id or not grant.is_active:
         raise Forbidden(f"you own no active grant named {grant_name!r}")
     return grant.id
 

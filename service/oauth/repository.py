@@ -131,6 +131,22 @@ class OAuthRepository:
         authorizations = self.session.exec(delete(OAuthAuthorization).where(_dead_authorization(now)))
         return int(tokens.rowcount or 0), int(authorizations.rowcount or 0)
 
+    # A person who leaves (service/oauth/departures.py)
+
+    def revoke_tokens_of_owner(self, user_id: int, now: datetime) -> int:
+        """Every live token that acts as a grant the person owns: those are the ones they consented to."""
+        owned = select(Grant.id).where(col(Grant.owner_id) == user_id)
+        result = self.session.exec(
+            update(OAuthToken)
+            .where(col(OAuthToken.grant_id).in_(owned), col(OAuthToken.revoked_at).is_(None))
+            .values(revoked_at=now)
+        )
+        return int(result.rowcount or 0)
+
+    def delete_consents_of(self, user_id: int) -> int:
+        result = self.session.exec(delete(OAuthConsent).where(col(OAuthConsent.user_id) == user_id))
+        return int(result.rowcount or 0)
+
 
 def _dead_token(now: datetime) -> ColumnElement[bool]:
     """Expired or revoked: it can never work again, and a dead token presented is refused just as an unknown one."""

@@ -228,7 +228,7 @@ def _issue(
 
 def _grant_live(session: Session, grant_id: int) -> bool:
     grant = GrantRepository(session).by_id_with_owner(grant_id)
-    return grant is not None and grant[0].revoked_at is None
+    return grant is not None and grant[0].is_active
 
 
 def _require_live_grant(session: Session, grant_id: int) -> None:
@@ -242,7 +242,7 @@ def authenticate_access(session: Session, hasher: TokenHasher, token: str, now: 
     if found is None:
         return None
     row, grant, owner = found
-    if row.revoked_at is not None or row.expires_at <= now or grant.revoked_at is not None:
+    if row.revoked_at is not None or row.expires_at <= now or not grant.is_active:
         return None
     info = GrantInfo(id=str(grant.id), name=grant.name, owner=owner, labels=grant.labels)
     return OAuthAccess(AuthenticatedGrant.of(grant, info), row.resource, row.expires_at.timestamp())
