@@ -32,6 +32,7 @@ from service.clock import SYSTEM_CLOCK, Clock
 from service.durations import parse_duration
 from service.errors import InvalidInput
 from service.oauth.addresses import IPAddress, reached, refusal
+from service.oauth.redirect_uris import redirect_uri_problem
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 """Turns a host name and port into the addresses to connect to (a seam for tests; the default asks the system)."""
@@ -42,7 +43,6 @@ _LONGEST_MAX_AGE = 365 * 86400  # a bigger Cache-Control max-age would overflow 
 _SHARED_SECRET_METHODS = {"client_secret_basic", "client_secret_post", "client_secret_jwt"}
 # JWK members that only a private or symmetric key has (RFC 7518 section 6): a document is public, so none belong.
 _PRIVATE_KEY_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
-_LOOPBACK_REDIRECT_HOSTS = {"localhost", "127.0.0.1", "::1"}
 
 
 class ClientMetadataRefused(InvalidInput):
@@ -324,7 +324,7 @@ def parse_client_metadata(client_id: str, body: bytes) -> ClientMetadataDocument
     if not isinstance(redirect_uris, list) or not redirect_uris:
         raise refuse("the document has no redirect_uris")
     for uri in redirect_uris:
-        if (why := _redirect_uri_problem(uri)) is not None:
+        if (why := redirect_uri_problem(uri)) is not None:
             raise refuse(f"redirect URI {str(uri)[:100]!r} {why}")
     try:
         return ClientMetadataDocument.model_validate(data)
@@ -348,23 +348,6 @@ def _refuse_duplicate_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
             raise _DuplicateMember(f"ambiguous: the member {key[:40]!r} appears twice")
         result[key] = value
     return result
-
-
-def _redirect_uri_problem(uri: object) -> str | None:
-    """Why a redirect URI is unusable: https anywhere, http only to loopback, or a native app's private-use scheme
-    (RFC 8252 section 7)."""
-    if not isinstance(uri, str):
-        return "is not a string"
-    parts = urlsplit(uri)
-    if "#" in uri:
-        return "has a fragment"
-    if parts.scheme == "https":
-        return None if parts.hostname else "has no host"
-    if parts.scheme == "http":
-        return None if parts.hostname in _LOOPBACK_REDIRECT_HOSTS else "uses http to a host other than loopback"
-    if "." in parts.scheme:
-        return None
-    return "has a scheme that is neither https, http to loopback, nor a reverse-domain app scheme"
 
 
 def _has_private_key(jwks: object) -> bool:

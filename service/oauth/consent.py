@@ -16,6 +16,7 @@ from service.errors import Forbidden, InvalidInput, NotFound
 from service.grants import service as grants
 from service.grants.repository import GrantRepository
 from service.oauth.models import OAuthAuthorization, OAuthClient, OAuthConsent
+from service.oauth.redirect_uris import is_loopback, shown_host
 from service.oauth.repository import OAuthRepository
 from service.oauth.schemas import ConsentPublic, ConsentView, Lifetimes
 from service.oauth.service import announce_revocation, client_information
@@ -81,17 +82,28 @@ def consent_view(
     consent = repo.consent(user.id, authorization.client_row_id)
     chosen = next((g.name for g in owned if consent is not None and g.id == consent.grant_id), None)
     info = client_information(client)
+    redirect_uri = authorization.redirect_uri
+    # A metadata document vouches only for what its host publishes: the page names that host before the name the
+    # document chose, and says so when the answer goes to another host (a native app's loopback is its own machine).
+    client_host = shown_host(client.client_id) if client.verified else None
+    elsewhere = client.verified and not is_loopback(redirect_uri) and _host(redirect_uri) != _host(client.client_id)
     return ConsentView(
         client_name=info.client_name or client.client_id,
         client_id=client.client_id,
-        redirect_host=urlsplit(authorization.redirect_uri).netloc,
-        redirect_origin=csp_source(authorization.redirect_uri),
+        client_host=client_host,
+        redirect_host=shown_host(redirect_uri),
+        redirect_elsewhere=elsewhere,
+        redirect_origin=csp_source(redirect_uri),
         verified=client.verified,
         resource=authorization.resource,
         grants=[g.name for g in owned],
         chosen=chosen,
         may_create_grant=may_create_grant(user, creator_role),
     )
+
+
+def _host(url: str) -> str | None:
+    return urlsplit(url).hostname
 
 
 def csp_source(url: str) -> str:
@@ -160,11 +172,17 @@ def approve(
     authorization.code_expires_at = now + lifetimes.code
     repo.add(authorization)
     consent = repo.consent(user.id, authorization.client_row_id)
+    replaced_tokens = 0
     if consent is None:
         repo.add(OAuthConsent(user_id=user.id, client_row_id=authorization.client_row_id, grant_id=grant_id))
     elif consent.grant_id != grant_id:
+        # One consent per person and app: what the app holds for the grant it acted as until now goes with it, so
+        # no token outlives the consent the Grants page lists (docs/security.md#oauth-for-agents).
+        replaced_tokens = _withdraw(session, consent.client_row_id, consent.grant_id, now)
         consent.grant_id = grant_id
+        consent.created_at = now
         repo.add(consent)
+    replaced = {"tokens_revoked": replaced_tokens} if replaced_tokens else {}
     record(
         session,
         AuditRecord(
@@ -172,7 +190,12 @@ def approve(
             action="oauth.consented",
             actor=f"user:{user.username}",
             grant_id=grant_id,
-            details={"client_id": client.client_id, "resource": authorization.resource, "verified": client.verified},
+            details={
+                "client_id": client.client_id,
+                "resource": authorization.resource,
+                "verified": client.verified,
+                **replaced,
+            },
         ),
     )
     return construct_redirect_uri(authorization.redirect_uri, code=code, state=authorization.state, iss=issuer)
@@ -203,11 +226,12 @@ def _chosen_grant(
     return grant.id
 
 
-def list_consents(session: Session, now: datetime) -> list[ConsentPublic]:
+def list_consents(session: Session, viewer: User, now: datetime) -> list[ConsentPublic]:
+    """A person's own consents; an admin's view, everyone's (as only an admin may revoke anyone's)."""
     repo = OAuthRepository(session)
     live = repo.live_tokens(now)
     listed = []
-    for consent, client, grant, username in repo.consents_listed():
+    for consent, client, grant, username in repo.consents_listed(None if viewer.role is Role.ADMIN else viewer.id):
         assert consent.id is not None
         assert client.id is not None
         assert grant.id is not None
@@ -228,7 +252,8 @@ def list_consents(session: Session, now: datetime) -> list[ConsentPublic]:
 
 def revoke_consent(session: Session, consent_id: int, user: User, now: datetime) -> str:
     """The person who consented, or an admin, takes it back: every token the client holds for that grant stops
-    working, and the client must ask again. Answers the client's name."""
+    working, a code approved but not yet exchanged is spent, and the client must ask again. Answers the client's
+    name."""
     repo = OAuthRepository(session)
     consent = repo.consent_by_id(consent_id)
     if consent is None:
@@ -237,10 +262,8 @@ def revoke_consent(session: Session, consent_id: int, user: User, now: datetime)
         raise Forbidden("only the person who consented, or an admin, may revoke a consent")
     client = repo.client_by_row(consent.client_row_id)
     assert client is not None
-    revoked = repo.revoke_client_grant(consent.client_row_id, consent.grant_id, now)
+    revoked = _withdraw(session, consent.client_row_id, consent.grant_id, now)
     repo.delete(consent)
-    if revoked:
-        announce_revocation(session)
     record(
         session,
         AuditRecord(
@@ -252,3 +275,14 @@ def revoke_consent(session: Session, consent_id: int, user: User, now: datetime)
         ),
     )
     return client_information(client).client_name or client.client_id
+
+
+def _withdraw(session: Session, client_row_id: int, grant_id: int, now: datetime) -> int:
+    """The client may no longer act as the grant: its unexchanged codes are spent first, so a code being exchanged
+    right now either is refused or its tokens are among those revoked next. Answers how many tokens were revoked."""
+    repo = OAuthRepository(session)
+    repo.spend_unused_codes(client_row_id, grant_id, now)
+    revoked = repo.revoke_client_grant(client_row_id, grant_id, now)
+    if revoked:
+        announce_revocation(session)
+    return revoked

@@ -22,7 +22,8 @@ class OAuthClient(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     client_id: str = Field(sa_column=Column(String(2048), unique=True, nullable=False))
-    # The client's registered metadata (RFC 7591), as the SDK's OAuthClientInformationFull serialises it.
+    # The client's registered metadata (RFC 7591), as the SDK's OAuthClientInformationFull serialises it, without
+    # client_secret: a dynamic client's secret is here only as its HMAC (service/oauth/service.py CLIENT_SECRET_HMAC).
     client_metadata: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     registered_by: str = Field(sa_column=Column(String(32), nullable=False))
     """METADATA_DOCUMENT (fetched from its client_id URL) or DYNAMIC (RFC 7591 registration)."""

@@ -20,6 +20,7 @@ from mcp.server.auth.provider import (
     AuthorizeError,
     IdentityAssertionParams,
     RefreshToken,
+    RegistrationError,
     TokenError,
 )
 from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
@@ -30,6 +31,7 @@ from service.clock import SYSTEM_CLOCK, Clock
 from service.db.engine import unit_of_work
 from service.errors import AirlockError
 from service.oauth import consent, service
+from service.oauth.redirect_uris import InvalidRedirectUri
 from service.oauth.registration import RegistrationLimit
 from service.oauth.resources import requested_resource
 from service.oauth.schemas import Lifetimes
@@ -139,7 +141,20 @@ class AirlockOAuthProvider:
         return client
 
     async def register_client(self, client_info: OAuthClientInformationFull) -> None:
-        await self._run(partial(service.register_dynamic_client, client=client_info, actor="oauth:registration"))
+        register = partial(
+            service.register_dynamic_client, hasher=self.hasher, client=client_info, actor="oauth:registration"
+        )
+        try:
+            await self._run(register)
+        except InvalidRedirectUri as exc:  # RFC 7591 section 3.2.2
+            raise RegistrationError("invalid_redirect_uri", exc.message) from None
+
+    async def matching_client_secret(self, client_id: str, presented: list[str]) -> str | None:
+        """For service/oauth/client_auth.py: which presented secret is the client's, checked against its HMAC."""
+        if not presented or not is_plausible_client_id(client_id):
+            return None
+        work = partial(service.matching_client_secret, hasher=self.hasher, client_id=client_id, presented=presented)
+        return await self._run(work)
 
     async def authorize(self, client: OAuthClientInformationFull, params: AuthorizationParams) -> str:
         if not _S256_CHALLENGE.match(params.code_challenge):

@@ -81,14 +81,17 @@ class OAuthRepository:
     def consent_by_id(self, consent_id: int) -> OAuthConsent | None:
         return self.session.get(OAuthConsent, consent_id)
 
-    def consents_listed(self) -> list[tuple[OAuthConsent, OAuthClient, Grant, str]]:
-        rows = self.session.exec(
+    def consents_listed(self, user_id: int | None) -> list[tuple[OAuthConsent, OAuthClient, Grant, str]]:
+        """Everyone's consents, or with a user_id, that person's."""
+        query = (
             select(OAuthConsent, OAuthClient, Grant, User.username)
             .join(OAuthClient, col(OAuthClient.id) == col(OAuthConsent.client_row_id))
             .join(Grant, col(Grant.id) == col(OAuthConsent.grant_id))
             .join(User, col(User.id) == col(OAuthConsent.user_id))
-            .order_by(col(User.username), col(OAuthConsent.id))
-        ).all()
+        )
+        if user_id is not None:
+            query = query.where(OAuthConsent.user_id == user_id)
+        rows = self.session.exec(query.order_by(col(User.username), col(OAuthConsent.id))).all()
         return [(consent, client, grant, username) for consent, client, grant, username in rows]
 
     def live_tokens(self, now: datetime) -> dict[tuple[int, int], int]:
@@ -109,6 +112,20 @@ class OAuthRepository:
                 col(OAuthToken.revoked_at).is_(None),
             )
             .values(revoked_at=now)
+        )
+        return int(result.rowcount or 0)
+
+    def spend_unused_codes(self, client_row_id: int, grant_id: int, now: datetime) -> int:
+        """Marks every approved, unexchanged code of this client for this grant used."""
+        result = self.session.exec(
+            update(OAuthAuthorization)
+            .where(
+                col(OAuthAuthorization.client_row_id) == client_row_id,
+                col(OAuthAuthorization.grant_id) == grant_id,
+                col(OAuthAuthorization.code_hash).is_not(None),
+                col(OAuthAuthorization.code_used_at).is_(None),
+            )
+            .values(code_used_at=now)
         )
         return int(result.rowcount or 0)
 

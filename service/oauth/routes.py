@@ -5,30 +5,40 @@ Metadata (RFC 9728) for /mcp and for every /mcp/{name}."""
 from __future__ import annotations
 
 import math
+from collections.abc import Awaitable, Callable
 from functools import partial
 
 import anyio
+from mcp.server.auth.handlers.authorize import AuthorizationHandler
 from mcp.server.auth.handlers.metadata import MetadataHandler, ProtectedResourceMetadataHandler
 from mcp.server.auth.handlers.register import RegistrationHandler
+from mcp.server.auth.handlers.token import TokenHandler
 from mcp.server.auth.middleware.client_auth import AuthenticationError, ClientAuthenticator
+from mcp.server.auth.provider import construct_redirect_uri
 from mcp.server.auth.routes import (
+    AUTHORIZATION_PATH,
     REGISTRATION_PATH,
     REVOCATION_PATH,
+    TOKEN_PATH,
     build_metadata,
     cors_middleware,
     create_auth_routes,
 )
 from mcp.server.auth.settings import ClientRegistrationOptions, RevocationOptions
+from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE, RequestBodyLimitMiddleware
 from mcp.shared.auth import OAuthMetadata, ProtectedResourceMetadata
+from mcp.shared.inbound import MCP_PROTOCOL_VERSION_HEADER
 from pydantic import AnyHttpUrl
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
-from starlette.types import Message
+from starlette.routing import BaseRoute, Route, request_response
+from starlette.types import ASGIApp, Message
 
 from service.edge import read_at_most
 from service.errors import TooLarge, TooManyAttempts, Unavailable
-from service.oauth.provider import AirlockOAuthProvider
+from service.oauth.client_auth import HashedSecretAuthenticator
+from service.oauth.provider import CONSENT_PATH, AirlockOAuthProvider
 from service.oauth.resources import (
     MCP_RESOURCE_PATH,
     PROTECTED_RESOURCE_WELL_KNOWN,
@@ -122,8 +132,27 @@ def _oauth_error(status: int, error: str, description: str, headers: dict[str, s
     return JSONResponse(body, status_code=status, headers={"Cache-Control": "no-store", **(headers or {})})
 
 
+async def authorize(handler: AuthorizationHandler, issuer: str, request: Request) -> Response:
+    """The SDK's authorize handler, with `iss` on every answer it sends to the client's redirect URI, errors included
+    (RFC 9207 section 2). The way to the consent page is no such answer; the consent's own answer carries `iss`."""
+    response = await handler.handle(request)
+    location = response.headers.get("location")
+    if location is not None and not location.startswith(f"{issuer}{CONSENT_PATH}/"):
+        response.headers["location"] = construct_redirect_uri(location, iss=issuer)
+    return response
+
+
+def _served_like_the_sdk(handler: Callable[[Request], Awaitable[Response]], cors: list[str] | None) -> ASGIApp:
+    """A handler wrapped as create_auth_routes wraps the SDK's own: the SDK's body limit, then CORS where allowed."""
+    limited = RequestBodyLimitMiddleware(request_response(handler), DEFAULT_MAX_REQUEST_BODY_SIZE)
+    if cors is None:
+        return limited
+    return CORSMiddleware(limited, allow_origins="*", allow_methods=cors, allow_headers=[MCP_PROTOCOL_VERSION_HEADER])
+
+
 def oauth_routes(provider: AirlockOAuthProvider) -> list[BaseRoute]:
     issuer = provider.issuer
+    clients = HashedSecretAuthenticator(provider)
     routes: list[BaseRoute] = []
     for route in create_auth_routes(
         provider,
@@ -135,13 +164,19 @@ def oauth_routes(provider: AirlockOAuthProvider) -> list[BaseRoute]:
             handler = MetadataHandler(authorization_server_metadata(provider))
             endpoint = cors_middleware(handler.handle, ["GET", "OPTIONS"])
             routes.append(Route(AS_METADATA_PATH, endpoint, methods=["GET", "OPTIONS"]))
+        elif isinstance(route, Route) and route.path == REVOCATION_PATH:
+            endpoint = cors_middleware(partial(revoke, provider, clients), ["POST", "OPTIONS"])
+            routes.append(Route(REVOCATION_PATH, endpoint, methods=["POST", "OPTIONS"]))
         elif isinstance(route, Route) and route.path == REGISTRATION_PATH:
             registration = RegistrationHandler(provider, options=ClientRegistrationOptions(enabled=True))
             endpoint = cors_middleware(partial(register, provider, registration), ["POST", "OPTIONS"])
             routes.append(Route(REGISTRATION_PATH, endpoint, methods=["POST", "OPTIONS"]))
-        elif isinstance(route, Route) and route.path == REVOCATION_PATH:
-            endpoint = cors_middleware(partial(revoke, provider, ClientAuthenticator(provider)), ["POST", "OPTIONS"])
-            routes.append(Route(REVOCATION_PATH, endpoint, methods=["POST", "OPTIONS"]))
+        elif isinstance(route, Route) and route.path == TOKEN_PATH:
+            endpoint = _served_like_the_sdk(TokenHandler(provider, clients).handle, ["POST", "OPTIONS"])
+            routes.append(Route(TOKEN_PATH, endpoint, methods=["POST", "OPTIONS"]))
+        elif isinstance(route, Route) and route.path == AUTHORIZATION_PATH:
+            endpoint = _served_like_the_sdk(partial(authorize, AuthorizationHandler(provider), issuer), None)
+            routes.append(Route(AUTHORIZATION_PATH, endpoint, methods=["GET", "POST"]))
         else:
             routes.append(route)
     aggregate = ProtectedResourceMetadataHandler(resource_metadata(issuer, None))

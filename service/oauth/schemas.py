@@ -73,7 +73,12 @@ class ConsentView:
 
     client_name: str
     client_id: str
+    client_host: str | None
+    """The host a metadata document was fetched from, the one party that vouches for the app; None for an app that
+    registered itself."""
     redirect_host: str
+    redirect_elsewhere: bool
+    """The answer goes to a host other than the one that vouches for the app (loopback aside)."""
     redirect_origin: str
     """For the page's form-action: a browser checks the redirect a form's answer makes against it."""
     verified: bool

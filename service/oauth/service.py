@@ -27,6 +27,7 @@ from service.oauth.models import (
     OAuthClient,
     OAuthToken,
 )
+from service.oauth.redirect_uris import InvalidRedirectUri, redirect_uri_problem
 from service.oauth.repository import OAuthRepository
 from service.oauth.schemas import (
     CodeGrant,
@@ -36,11 +37,14 @@ from service.oauth.schemas import (
     RefreshGrant,
 )
 from service.policy.decision import GrantInfo
-from service.security import TokenHasher, new_token
+from service.security import TokenHasher, new_token, same_secret
 
 ACCESS_TOKEN_KIND = "alko"  # noqa: S105 - a prefix, not a secret
 """Access tokens start with `alko_`, so the gateway tells them from grant tokens (`alk_`) without a lookup."""
 _REFRESH_TOKEN_KIND = "alkr"  # noqa: S105 - a prefix, not a secret
+CLIENT_SECRET_HMAC = "client_secret_hmac"  # noqa: S105 - a key's name
+"""Where a dynamic client's secret is kept, as its HMAC, beside the metadata; the SDK's model drops the key, so a
+client read back has no `client_secret` and only `matching_client_secret` can authenticate it."""
 
 
 def is_access_token(token: str) -> bool:
@@ -68,15 +72,24 @@ def find_client(session: Session, client_id: str) -> OAuthClientInformationFull 
     return client_information(row) if row is not None else None
 
 
-def register_dynamic_client(session: Session, client: OAuthClientInformationFull, *, actor: str) -> None:
-    """A client registered itself (RFC 7591): kept, and shown as unverified wherever a person is asked about it."""
+def register_dynamic_client(
+    session: Session, hasher: TokenHasher, client: OAuthClientInformationFull, *, actor: str
+) -> None:
+    """A client registered itself (RFC 7591): kept, and shown as unverified wherever a person is asked about it. Its
+    redirect URIs pass the same rule as a metadata document's; its secret, if it has one, is kept only as an HMAC."""
+    for uri in client.redirect_uris or []:
+        if (why := redirect_uri_problem(str(uri))) is not None:
+            raise InvalidRedirectUri(f"redirect URI {str(uri)[:100]!r} {why}")
     repo = OAuthRepository(session)
     if repo.client(client.client_id) is not None:
         raise Conflict("a client with this client_id is already registered")
+    metadata = client.model_dump(mode="json", exclude_none=True, exclude={"client_secret"})
+    if client.client_secret is not None:
+        metadata[CLIENT_SECRET_HMAC] = hasher.hash(client.client_secret)
     repo.add(
         OAuthClient(
             client_id=client.client_id,
-            client_metadata=client.model_dump(mode="json", exclude_none=True),
+            client_metadata=metadata,
             registered_by=DYNAMIC,
             verified=False,
         )
@@ -90,6 +103,15 @@ def register_dynamic_client(session: Session, client: OAuthClientInformationFull
             details={"client_id": client.client_id, "client_name": client.client_name, "how": DYNAMIC},
         ),
     )
+
+
+def matching_client_secret(session: Session, hasher: TokenHasher, client_id: str, presented: list[str]) -> str | None:
+    """The one of the secrets a request carries whose HMAC is the client's stored one, if any."""
+    row = OAuthRepository(session).client(client_id)
+    stored = row.client_metadata.get(CLIENT_SECRET_HMAC) if row is not None else None
+    if not isinstance(stored, str):
+        return None
+    return next((secret for secret in presented if same_secret(hasher.hash(secret), stored)), None)
 
 
 def remember_metadata_client(session: Session, client: OAuthClientInformationFull) -> None:

@@ -10,13 +10,14 @@ import httpx2
 import pytest
 from mcp.shared.auth import OAuthClientInformationFull
 from pydantic import AnyUrl
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from service.db.engine import unit_of_work
-from service.grants.service import set_upstreams
+from service.grants.service import create_grant, set_upstreams
 from service.oauth.client_metadata import ClientMetadataSettings, MetadataDocuments
 from service.oauth.models import OAuthAuthorization, OAuthToken
 from tests.conftest import skip_or_fail
+from tests.gateway.harness import RunningGateway
 from tests.oauth.helpers import (
     CALL,
     MCP_HEADERS,
@@ -120,9 +121,10 @@ class MetadataDocumentStub:
     """A test double for the metadata-document fetcher only (service/oauth/client_metadata.py): answers one fixed,
     already-checked document for its URL, and nothing for any other client_id."""
 
-    def __init__(self, url: str, claims: str | None = None) -> None:
+    def __init__(self, url: str, claims: str | None = None, redirect_uris: tuple[str, ...] = (REDIRECT_URI,)) -> None:
         self.url = url
         self.claims = claims or url
+        self.redirect_uris = redirect_uris
         self.asked: list[str] = []
 
     async def __call__(self, client_id: str) -> OAuthClientInformationFull | None:
@@ -132,7 +134,7 @@ class MetadataDocumentStub:
         return OAuthClientInformationFull(
             client_id=self.claims,
             client_name="Documented App",
-            redirect_uris=[AnyUrl(REDIRECT_URI)],
+            redirect_uris=[AnyUrl(uri) for uri in self.redirect_uris],
             token_endpoint_auth_method="none",
             grant_types=["authorization_code", "refresh_token"],
             response_types=["code"],
@@ -149,7 +151,8 @@ async def test_a_client_id_metadata_document_is_resolved_through_the_seam_and_sh
             verifier, challenge = pkce()
             person = Person(web, "ana")
             page = await person.consent_page(client.authorize_url(challenge))
-            assert 'id="client-trust">verified<' in page.text and "Documented App" in page.text
+            assert 'id="client-trust">metadata from app.example<' in page.text and "Documented App" in page.text
+            assert 'id="redirect-warning"' not in page.text  # a loopback answer stays on the person's machine
             answer = await person.answer(page, decision="approve", grant="ana-agent")
             code = answer.headers["location"].split("code=")[1].split("&")[0]
             tokens = await client.exchange(code, verifier)
@@ -190,7 +193,8 @@ async def test_a_metadata_document_fetched_over_tls_by_the_real_fetcher_is_shown
                 client = RawClient(http, gw, honest)
                 person = Person(web, "ana")
                 page = await person.consent_page(client.authorize_url(challenge))
-                assert 'id="client-trust">verified<' in page.text and "Fetched App" in page.text
+                assert f'id="client-trust">metadata from app.test:{documents.port}<' in page.text
+                assert "Fetched App" in page.text
                 answer = await person.answer(page, decision="approve", grant="ana-agent")
                 code = answer.headers["location"].split("code=")[1].split("&")[0]
                 tokens = await client.exchange(code, verifier)
@@ -223,7 +227,7 @@ async def test_a_document_naming_another_client_id_is_refused(tmp_path: Path) ->
             assert answer.status_code == 400 and "location" not in answer.headers
 
 
-async def test_the_grants_page_lists_apps_and_their_person_or_an_admin_revokes_one(tmp_path: Path) -> None:
+async def test_the_grants_page_lists_apps_to_their_person_and_admins_and_either_revokes_one(tmp_path: Path) -> None:
     with oauth_gateway(tmp_path) as gw:
         async with httpx2.AsyncClient(base_url=gw.base_url, timeout=30) as web, httpx2.AsyncClient(timeout=30) as http:
             client = await RawClient.register(http, gw, name="Listed App")
@@ -234,11 +238,16 @@ async def test_the_grants_page_lists_apps_and_their_person_or_an_admin_revokes_o
             form = re.search(r'action="(/grants/consents/\d+/revoke)"', row)
             assert form is not None
 
+            async with httpx2.AsyncClient(base_url=gw.base_url, timeout=30) as admin_web:
+                await Person(admin_web, "root").sign_in()
+                page = await admin_web.get("/grants")
+                assert "Listed App" in page.text and form.group(1) in page.text  # an admin sees and may revoke it
             async with httpx2.AsyncClient(base_url=gw.base_url, timeout=30) as other_web:
                 vic = Person(other_web, "vic")
                 await vic.sign_in()
                 page = await other_web.get("/grants")
-                assert "Listed App" in page.text and form.group(1) not in page.text  # shown, but not vic's to revoke
+                assert "ana-agent" in page.text  # vic sees the grants, as before
+                assert "Listed App" not in page.text and 'id="oauth-consents"' not in page.text  # not ana's apps
                 refused = await other_web.post(form.group(1), data={"csrf_token": csrf_in(page.text)})
                 assert refused.status_code == 403
             assert (await mcp_status(http, gw.mcp_url, tokens["access_token"])).status_code == 200
@@ -248,3 +257,72 @@ async def test_the_grants_page_lists_apps_and_their_person_or_an_admin_revokes_o
             assert (await mcp_status(http, gw.mcp_url, tokens["access_token"])).status_code == 401
             assert (await client.refresh(tokens["refresh_token"])).status_code == 400
             assert 'id="oauth-consents"' not in (await web.get("/grants")).text
+
+
+async def test_consenting_again_with_another_grant_revokes_what_the_app_held_for_the_first(tmp_path: Path) -> None:
+    with oauth_gateway(tmp_path) as gw:
+        with unit_of_work(gw.state.runtime.engine) as session:
+            create_grant(session, gw.state.runtime.hasher, name="ana-second", actor="test", owner="ana")
+        async with httpx2.AsyncClient(base_url=gw.base_url, timeout=30) as web, httpx2.AsyncClient(timeout=30) as http:
+            client = await RawClient.register(http, gw, name="Twice App")
+            person = Person(web, "ana")
+            first = await client.tokens(person)  # acts as ana-agent
+            pending_code, pending_verifier = await client.code_for(person)  # ana-agent again, not exchanged yet
+            verifier, challenge = pkce()
+            query = await person.approve(client.authorize_url(challenge), grant="ana-second")
+            second = (await client.exchange(query["code"], verifier)).json()
+
+            assert (await mcp_status(http, gw.mcp_url, first["access_token"])).status_code == 401
+            assert (await client.refresh(first["refresh_token"])).status_code == 400
+            assert (await client.exchange(pending_code, pending_verifier)).status_code == 400
+            assert (await mcp_status(http, gw.mcp_url, second["access_token"])).status_code == 200
+
+            listing = await web.get("/grants")
+            row = listing.text.split('id="oauth-consents"')[1].split("</section>")[0]
+            assert "ana-second" in row and "ana-agent" not in row
+            forms = re.findall(r'action="(/grants/consents/\d+/revoke)"', row)
+            assert len(forms) == 1  # the one consent lists every live token of the app
+            revoked = await web.post(forms[0], data={"csrf_token": csrf_in(listing.text)})
+            assert revoked.status_code == 303
+            assert (await mcp_status(http, gw.mcp_url, second["access_token"])).status_code == 401
+            with Session(gw.state.runtime.engine) as session:
+                live = session.exec(select(OAuthToken).where(col(OAuthToken.revoked_at).is_(None))).all()
+            assert live == []
+
+
+async def test_a_code_approved_before_its_consent_was_revoked_is_refused_afterwards(tmp_path: Path) -> None:
+    with oauth_gateway(tmp_path) as gw:
+        async with httpx2.AsyncClient(base_url=gw.base_url, timeout=30) as web, httpx2.AsyncClient(timeout=30) as http:
+            client = await RawClient.register(http, gw, name="Revoked App")
+            code, verifier = await client.code_for(Person(web, "ana"))  # approved, not yet exchanged
+            listing = await web.get("/grants")
+            form = re.search(r'action="(/grants/consents/\d+/revoke)"', listing.text)
+            assert form is not None
+            revoked = await web.post(form.group(1), data={"csrf_token": csrf_in(listing.text)})
+            assert revoked.status_code == 303
+            answer = await client.exchange(code, verifier)
+            assert answer.status_code == 400 and answer.json()["error"] == "invalid_grant"
+            assert count_tokens(gw) == 0
+
+
+def count_tokens(gw: RunningGateway) -> int:
+    with Session(gw.state.runtime.engine) as session:
+        return len(session.exec(select(OAuthToken)).all())
+
+
+async def test_the_page_names_the_documents_host_and_warns_when_the_answer_goes_elsewhere(tmp_path: Path) -> None:
+    elsewhere, own = "https://elsewhere.example/cb", "https://app.example/cb"
+    stub = MetadataDocumentStub(DOCUMENT_URL, redirect_uris=(REDIRECT_URI, elsewhere, own))
+    with oauth_gateway(tmp_path, client_metadata=stub) as gw:
+        async with httpx2.AsyncClient(base_url=gw.base_url, timeout=30) as web, httpx2.AsyncClient(timeout=30) as http:
+            client = RawClient(http, gw, DOCUMENT_URL)
+            person = Person(web, "ana")
+            _verifier, challenge = pkce()
+            page = await person.consent_page(client.authorize_url(challenge, redirect_uri=elsewhere))
+            assert page.text.index('id="client-host">app.example<') < page.text.index('id="client-name"')
+            assert 'id="client-trust">metadata from app.example<' in page.text
+            warning = re.search(r'id="redirect-warning">([^<]*)<', page.text)
+            assert warning is not None and "elsewhere.example" in warning.group(1) and "app.example" in warning.group(1)
+            same_host = await person.consent_page(client.authorize_url(challenge, redirect_uri=own))
+            assert '<strong id="redirect-host">app.example</strong>' in same_host.text
+            assert 'id="redirect-warning"' not in same_host.text

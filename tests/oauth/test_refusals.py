@@ -1,9 +1,12 @@
 """Every way an OAuth request can be wrong gets a clear 4xx or OAuth error and changes nothing it should not: wrong
 PKCE verifier, reused code (which revokes what it issued), foreign redirect URI, wrong audience, expired, revoked and
-tampered tokens, refresh-token reuse, a denied or forged consent."""
+tampered tokens, refresh-token reuse, a denied or forged consent, a redirect URI no one may register, a wrong client
+secret."""
 
 from __future__ import annotations
 
+import base64
+import json
 from pathlib import Path
 
 import httpx2
@@ -122,10 +125,12 @@ async def test_a_foreign_redirect_uri_or_resource_is_refused_before_anyone_is_as
                 assert refused.status_code == 302, resource
                 query = redirected_query(refused)
                 assert query["error"] == "invalid_target" and query["state"] == "st-123", resource
+                assert query["iss"] == gw.base_url, resource  # RFC 9207: on errors too
             unknown = await http.get(client.authorize_url(challenge).replace(client.client_id, "no-such-client"))
             assert unknown.status_code == 400
             plain = await http.get(client.authorize_url(challenge, code_challenge_method="plain"))
             assert plain.status_code == 302 and redirected_query(plain)["error"] == "invalid_request"
+            assert redirected_query(plain)["iss"] == gw.base_url
             assert count(gw, OAuthAuthorization) == 0
 
 
@@ -182,3 +187,83 @@ async def test_revoking_the_grant_revokes_its_tokens(tmp_path: Path) -> None:
                 assert revoked.status_code == 303
             assert (await mcp_status(http, gw.mcp_url, tokens["access_token"])).status_code == 401
             assert (await client.refresh(tokens["refresh_token"])).status_code == 400
+
+
+def _registration(redirect_uris: list[str], method: str = "none") -> dict[str, object]:
+    return {
+        "client_name": "Claude",
+        "redirect_uris": redirect_uris,
+        "token_endpoint_auth_method": method,
+        "grant_types": ["authorization_code", "refresh_token"],
+        "response_types": ["code"],
+    }
+
+
+async def test_registration_refuses_a_redirect_uri_a_metadata_document_could_not_have(tmp_path: Path) -> None:
+    with oauth_gateway(tmp_path) as gw:
+        async with httpx2.AsyncClient(timeout=30) as http:
+            for uri in (
+                "javascript:alert(1)//",
+                "data:text/html,hi",
+                "http://evil.example/cb",
+                "https://claude.ai@evil.example/cb",
+                "http://127.0.0.1@evil.example/cb",
+            ):
+                answer = await http.post(gw.base_url + "/register", json=_registration([REDIRECT_URI, uri]))
+                assert answer.status_code == 400, uri
+                assert answer.json()["error"] == "invalid_redirect_uri", uri
+            assert count(gw, OAuthClient) == 0
+            for uri in ("https://app.example/cb", "com.example.app:/cb", REDIRECT_URI):
+                answer = await http.post(gw.base_url + "/register", json=_registration([uri]))
+                assert answer.status_code == 201, uri
+
+
+async def test_a_confidential_client_authenticates_with_the_secret_it_was_given_which_is_stored_as_an_hmac(
+    tmp_path: Path,
+) -> None:
+    with oauth_gateway(tmp_path) as gw:
+        async with httpx2.AsyncClient(base_url=gw.base_url, timeout=30) as web, httpx2.AsyncClient(timeout=30) as http:
+            person = Person(web, "ana")
+            for method in ("client_secret_post", "client_secret_basic"):
+                registered = await http.post(gw.base_url + "/register", json=_registration([REDIRECT_URI], method))
+                assert registered.status_code == 201
+                client_id, secret = registered.json()["client_id"], registered.json()["client_secret"]
+                with Session(gw.state.runtime.engine) as session:
+                    row = session.exec(select(OAuthClient).where(OAuthClient.client_id == client_id)).one()
+                stored = json.dumps(row.client_metadata)
+                assert secret not in stored and "client_secret" not in row.client_metadata, method
+
+                client = RawClient(http, gw, client_id)
+                code, verifier = await client.code_for(person)
+                exchange = {"grant_type": "authorization_code", "code": code, "code_verifier": verifier}
+                exchange["redirect_uri"] = REDIRECT_URI
+                stored_hmac = gw.state.runtime.hasher.hash(secret)
+                other = "client_secret_basic" if method == "client_secret_post" else "client_secret_post"
+                for wrong, how in (("not-the-secret", method), (stored_hmac, method), (secret, other), ("", method)):
+                    refused = await post_with_secret(client, "/token", exchange, wrong, how)
+                    assert refused.status_code == 401, (method, how)
+                    assert refused.json()["error"] == "invalid_client", (method, how)
+                tokens = await post_with_secret(client, "/token", exchange, secret, method)  # the code is still unused
+                assert tokens.status_code == 200, (method, tokens.text)
+                access = tokens.json()["access_token"]
+                assert (await mcp_status(http, gw.mcp_url, access)).status_code == 200
+
+                revocation = {"token": access}
+                assert (await post_with_secret(client, "/revoke", revocation, "wrong", method)).status_code == 401
+                assert (await mcp_status(http, gw.mcp_url, access)).status_code == 200
+                assert (await post_with_secret(client, "/revoke", revocation, secret, method)).status_code == 200
+                assert (await mcp_status(http, gw.mcp_url, access)).status_code == 401
+
+
+async def post_with_secret(
+    client: RawClient, path: str, form: dict[str, str], secret: str, how: str
+) -> httpx2.Response:
+    """A confidential client's request, its secret in the form or in HTTP Basic (RFC 6749 section 2.3.1)."""
+    if how == "client_secret_post":
+        form = {**form, "client_secret": secret}
+        headers = {}
+    else:
+        headers = {"Authorization": "Basic " + base64.b64encode(f"{client.client_id}:{secret}".encode()).decode()}
+    return await client.http.post(
+        client.gw.base_url + path, data={"client_id": client.client_id, **form}, headers=headers
+    )

@@ -17,6 +17,7 @@ from service.grants import service as grants
 from service.grants.client_configs import client_configs
 from service.oauth import consent as oauth
 from service.users import service as users
+from service.users.models import User
 from webui.auth import Admin, Approver, CheckedForm, Viewer, field
 from webui.rendering import redirect_with_flash, render_html
 from webui.views import usage_rows
@@ -31,7 +32,9 @@ def _labels(text: str) -> dict[str, str]:
     return grants.parse_labels(pairs)
 
 
-async def _grants_page(request: Request, state: StateDep, *, created: dict[str, Any] | None = None) -> Response:
+async def _grants_page(
+    request: Request, state: StateDep, viewer: User, *, created: dict[str, Any] | None = None
+) -> Response:
     since = datetime.now(UTC) - timedelta(days=USAGE_DAYS - 1)
     since = since.replace(hour=0, minute=0, second=0, microsecond=0)
     show_revoked = request.query_params.get("revoked") == "1"
@@ -44,7 +47,7 @@ async def _grants_page(request: Request, state: StateDep, *, created: dict[str, 
             "ran": stats.ran_cost_by_grant_day(session, since),
             "last": audit_queries.last_calls(session, [g.id for g in listed]),
             "people": [u.username for u in users.list_users(session)],
-            "consents": oauth.list_consents(session, state.runtime.clock.now()),
+            "consents": oauth.list_consents(session, viewer, state.runtime.clock.now()),
         }
 
     loaded = await in_session(state, load)
@@ -63,7 +66,7 @@ async def _grants_page(request: Request, state: StateDep, *, created: dict[str, 
 
 @router.get("/grants")
 async def grants_page(request: Request, state: StateDep, user: Viewer) -> Response:
-    return await _grants_page(request, state)
+    return await _grants_page(request, state, user.user)
 
 
 @router.post("/grants")
@@ -88,7 +91,7 @@ async def create(request: Request, form: CheckedForm, state: StateDep, user: Adm
     token = await in_session(state, run)
     base = (state.runtime.settings.public_url or str(request.base_url)).rstrip("/")
     shown = {"name": name, "token": token, "configs": client_configs(f"{base}/mcp", token)}
-    return await _grants_page(request, state, created=shown)
+    return await _grants_page(request, state, user.user, created=shown)
 
 
 @router.post("/grants/{name}/labels")
