@@ -173,7 +173,7 @@ async def running(
                         else None,
                     )
                     log.info("airlock ready on %s", MCP_PATH, extra={"upstreams": pool.names()})
-                    yield AppState(runtime, pool, gateway, grants, metrics, writer, entry, bus, verdicts, slack)
+                    yield AppState(runtime, pool, gateway, grants, metrics, writer, entry, bus, verdicts, slack, caches)
                 tasks.cancel_scope.cancel()
     finally:
         writer.stop()

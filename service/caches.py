@@ -6,6 +6,7 @@ approval calls its service and nothing else."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from service.approvals.standing_cache import StandingCache
@@ -25,6 +26,11 @@ class ProcessCaches:
         self._oauth = oauth
         self._standing = standing
         self.policy = policy
+        self._session_watchers: list[Callable[[str], None]] = []
+
+    def watch_sessions(self, watcher: Callable[[str], None]) -> None:
+        """`watcher(username)` when a person's sessions end anywhere; it may be called from any thread."""
+        self._session_watchers.append(watcher)
 
     def drop_stale(self, message: dict[str, Any]) -> bool:
         """Drop what a CHANGES message makes stale; True when the policy in force must be read again."""
@@ -34,6 +40,9 @@ class ProcessCaches:
             self._clear_oauth()
         elif what == "oauth":
             self._clear_oauth()
+        elif what == "sessions" and isinstance(username := message.get("username"), str):
+            for watcher in self._session_watchers:
+                watcher(username)
         elif what == "standing":
             grant = message.get("grant")
             self._standing.invalidate(grant if isinstance(grant, int) else None)

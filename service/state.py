@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from service.approvals.events import EventBus
     from service.approvals.verdicts import Verdicts
     from service.audit.writer import AuditWriter
+    from service.caches import ProcessCaches
     from service.gateway.endpoints import McpEntry
     from service.gateway.pool import UpstreamPool
     from service.gateway.service import Gateway
@@ -33,3 +34,4 @@ class AppState:
     bus: EventBus
     verdicts: Verdicts
     slack: SlackChannel | None = None
+    caches: ProcessCaches | None = None

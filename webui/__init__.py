@@ -35,4 +35,6 @@ def install(api: FastAPI) -> None:
 
 def on_start(api: FastAPI, state: AppState) -> None:
     """What needs the running state: the hub that feeds open queue pages from the approval events."""
-    api.state.live_hub = live.LiveHub.listening_to(state.bus)
+    api.state.live_hub = hub = live.LiveHub.listening_to(state.bus)
+    if state.caches is not None:  # sessions ended by the CLI or another replica close this process's pages too
+        state.caches.watch_sessions(hub.sessions_ended_elsewhere)

@@ -7,6 +7,7 @@ cannot keep up loses messages rather than slowing the event bus, and catches up 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Iterator
@@ -52,7 +53,12 @@ class LivePage:
 
 class LiveHub:
     def __init__(self) -> None:
+        """Made on the event loop at start-up; it keeps that loop for notices from other threads."""
         self._pages: dict[MemoryObjectSendStream[dict[str, Any]], LivePage] = {}
+        try:
+            self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:  # made outside any loop (a unit test feeding it by hand): no notice can come
+            self._loop = None
 
     @classmethod
     def listening_to(cls, bus: EventBus) -> LiveHub:
@@ -69,6 +75,12 @@ class LiveHub:
                 continue  # this page is behind: it catches up with its periodic full refresh of the rows
             except (anyio.BrokenResourceError, anyio.ClosedResourceError):
                 self._pages.pop(page, None)
+
+    def sessions_ended_elsewhere(self, username: str) -> None:
+        """sessions_changed, from any thread: a commit's listeners run in the committing thread, and other replicas'
+        notices arrive on the loop (service/caches.py)."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self.sessions_changed, username)
 
     def sessions_changed(self, username: str) -> None:
         """The person's sessions may have ended (sign-out, a new role, a new password): their pages check now."""

@@ -34,7 +34,7 @@ from service.grants import service as grants
 from service.policy import CounterStore
 from service.users.models import Role, User
 from service.users.repository import UserRepository
-from service.users.service import get_user
+from service.users.service import end_sessions_of, get_user
 
 DeactivationListener = Callable[[Session, User, str], None]
 """(session, user, actor): ends what its package holds of the person, in the deactivating transaction."""
@@ -120,7 +120,7 @@ def _deactivate(session: Session, user: User, actor: str) -> Departure:
     user.disabled_at = now
     session.add(user)
     session.flush()
-    repo.end_sessions(user)  # the one home of ending sessions: the generation every web session carries
+    end_sessions_of(session, user)
     departure = Departure(user.username)
     departure.tokens_revoked = repo.revoke_tokens(user.id, now)
     departure.standing_ended = revoke_standing_by(session, user.username, actor=actor, now=now)

@@ -11,6 +11,7 @@ from sqlmodel import Session
 
 from service.audit.schemas import AuditRecord
 from service.audit.service import record
+from service.db.notify import CHANGES, announce
 from service.db.types import utcnow
 from service.errors import AlreadyExists, Forbidden, InvalidInput, NotAuthenticated, NotFound, TooManyAttempts
 from service.security import (
@@ -158,7 +159,15 @@ def _wait_in_words(seconds: float) -> str:
 
 def end_sessions(session: Session, username: str) -> None:
     """Every web session of the user ends, in every browser: a cookie copied before proves nothing after."""
-    UserRepository(session).end_sessions(get_user(session, username))
+    end_sessions_of(session, get_user(session, username))
+
+
+def end_sessions_of(session: Session, user: User) -> None:
+    """The one home of ending a person's sessions: the generation every web session carries moves on, and every
+    process (this one after the commit, other replicas through PostgreSQL) is told, so the person's open live pages
+    close at once instead of at their next periodic check (service/caches.py)."""
+    UserRepository(session).end_sessions(user)
+    announce(session, CHANGES, {"what": "sessions", "username": user.username})
 
 
 # "Last used" is kept to the minute: writing it on every request would make every read of the API a write.
@@ -206,7 +215,7 @@ def set_role(session: Session, username: str, role: Role, *, actor: str) -> User
         user.role = role
         session.add(user)
         # A new role is a new level of trust: whoever holds the old sessions signs in again under it.
-        UserRepository(session).end_sessions(user)
+        end_sessions_of(session, user)
         _admin_event(
             session, "user.role_changed", actor, {"username": username, "from": previous.value, "to": role.value}
         )

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from service.db.engine import unit_of_work
+from service.users.departures import deactivate_user
 from tests.gateway.harness import RunningGateway, run_gateway
 from tests.policy.helpers import fixture
 from tests.webui.conftest import add_people
@@ -87,3 +89,13 @@ def test_a_deletion_needs_the_username_typed_and_then_the_person_is_gone(gw: Run
         assert row_of(admin.get("/users").text, "ned") is None
         reused = admin.post("/users", data={"csrf_token": token, "username": "ned", "role": "viewer"})
         assert reused.status_code == 409 and "was deleted" in reused.text
+
+
+def test_a_deactivation_committed_outside_the_web_ui_closes_the_persons_socket_at_once(gw: RunningGateway) -> None:
+    """As the CLI (or another replica) does it: no page handler is involved, so only the committed change's notice
+    can tell the open page, well before its periodic 30 s check."""
+    password = new_person(gw, "kit")
+    with live_socket_of(gw, "kit", password) as (_web, socket):
+        with unit_of_work(gw.state.runtime.engine) as session:
+            deactivate_user(session, "kit", actor="cli")
+        assert closed_for_the_ended_session(socket)  # within 10 s
