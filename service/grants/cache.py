@@ -6,15 +6,15 @@ at once (service/replicas.py) and clear the cache.
 
 from __future__ import annotations
 
-import time
+from functools import partial
 
-import anyio
 from sqlalchemy import Engine
 
 from service.db.engine import reading
 from service.errors import AirlockError, Forbidden, NotAuthenticated
 from service.grants import service
 from service.grants.schemas import AuthenticatedGrant
+from service.lookups import TokenLookups
 from service.security import TokenHasher
 
 
@@ -24,27 +24,18 @@ class GrantCache:
     ) -> None:
         self._engine = engine
         self._hasher = hasher
-        self._ttl = ttl_seconds
-        self._max_entries = max_entries
-        self._entries: dict[str, tuple[float, AuthenticatedGrant | AirlockError]] = {}
+        self._lookups: TokenLookups[AuthenticatedGrant | AirlockError] = TokenLookups(
+            ttl_seconds=ttl_seconds, max_entries=max_entries
+        )
 
     async def authenticate(self, token: str) -> AuthenticatedGrant:
-        key = self._hasher.hash(token)
-        now = time.monotonic()
-        cached = self._entries.get(key)
-        if cached is not None and cached[0] > now:
-            found = cached[1]
-        else:
-            found = await anyio.to_thread.run_sync(self._load, token)
-            if len(self._entries) >= self._max_entries:
-                self._entries.clear()  # a flood of bad tokens must not grow memory without bound
-            self._entries[key] = (now + self._ttl, found)
+        found = await self._lookups.get(self._hasher.hash(token), partial(self._load, token))
         if isinstance(found, AirlockError):
             raise type(found)(found.message)  # a fresh one: a cached exception would pile up tracebacks
         return found
 
     def clear(self) -> None:
-        self._entries.clear()
+        self._lookups.clear()
 
     def _load(self, token: str) -> AuthenticatedGrant | AirlockError:
         """The grant, or why it is refused (unknown or revoked: 401; suspended: 403, saying why)."""

@@ -4,13 +4,15 @@
 
 from __future__ import annotations
 
-import anyio
+from functools import partial
+
 from sqlalchemy import Engine
 
 from service.clock import SYSTEM_CLOCK, Clock
 from service.db.engine import reading
 from service.errors import NotAuthenticated
 from service.grants.schemas import AuthenticatedGrant
+from service.lookups import TokenLookups
 from service.oauth import service
 from service.oauth.resources import endpoint_resource, metadata_url
 from service.oauth.schemas import OAuthAccess
@@ -34,27 +36,16 @@ class OAuthTokenCache:
         self._engine = engine
         self._hasher = hasher
         self._clock = clock
-        self._ttl = ttl_seconds
-        self._max_entries = max_entries
-        self._entries: dict[str, tuple[float, OAuthAccess | None]] = {}
+        self._lookups: TokenLookups[OAuthAccess | None] = TokenLookups(clock, ttl_seconds, max_entries)
 
     async def authenticate(self, token: str) -> OAuthAccess:
-        key = self._hasher.hash(token)
-        now = self._clock.monotonic()
-        cached = self._entries.get(key)
-        if cached is not None and cached[0] > now:
-            found = cached[1]
-        else:
-            found = await anyio.to_thread.run_sync(self._load, token)
-            if len(self._entries) >= self._max_entries:
-                self._entries.clear()  # a flood of bad tokens must not grow memory without bound
-            self._entries[key] = (now + self._ttl, found)
+        found = await self._lookups.get(self._hasher.hash(token), partial(self._load, token))
         if found is None or found.expires_at <= self._clock.time():
             raise NotAuthenticated("unknown, expired or revoked access token")
         return found
 
     def clear(self) -> None:
-        self._entries.clear()
+        self._lookups.clear()
 
     def _load(self, token: str) -> OAuthAccess | None:
         with reading(self._engine) as session:
