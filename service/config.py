@@ -28,6 +28,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from service.durations import parse_duration
 from service.errors import ConfigInvalid
 from service.oauth.client_metadata import ClientMetadataSettings
+from service.oidc.config import OIDCSettings
 
 DEFAULT_CONFIG_FILE = Path("airlock.yaml")
 DEFAULT_DATA_DIR = Path("airlock-data")
@@ -222,6 +223,8 @@ class Settings(BaseSettings):
     counters: CountersConfig = CountersConfig()
     sign_in: SignInConfig = SignInConfig()
     oauth: OAuthConfig = OAuthConfig()
+    oidc: OIDCSettings = OIDCSettings()
+    """OpenID Connect sign-in to the web UI, and whether local passwords still sign in (docs/sign-in.md)."""
     secret_key: SecretStr | None = None
     prices: dict[str, Any] = {}
     max_request_bytes: int = Field(4 * 1024 * 1024, ge=1024)

@@ -11,6 +11,7 @@ import service.approvals.models
 import service.audit.models
 import service.grants.models
 import service.oauth.models
+import service.oidc.models
 import service.policy_versions.models
 import service.slack.models
 import service.users.models  # noqa: F401

@@ -14,9 +14,10 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.errors import AirlockError
+from service.oidc.client import Providers
 from service.state import AppState
 from webui import errors, live
-from webui.pages import consent, dashboard, grants, history, login, queue, requests, rules, users
+from webui.pages import consent, dashboard, grants, history, login, oidc, queue, requests, rules, users
 from webui.rendering import SecurityHeaders, static_dir
 
 
@@ -27,14 +28,16 @@ def install(api: FastAPI) -> None:
     api.add_exception_handler(RequestValidationError, errors.validation_error)
     api.add_exception_handler(Exception, errors.unexpected_error)
     api.add_middleware(SecurityHeaders)
-    for module in (login, queue, requests, history, rules, grants, users, dashboard, consent):
+    for module in (login, oidc, queue, requests, history, rules, grants, users, dashboard, consent):
         api.include_router(module.router, include_in_schema=False)
     api.include_router(live.router)
     api.mount("/static", StaticFiles(directory=static_dir()), name="static")
 
 
 def on_start(api: FastAPI, state: AppState) -> None:
-    """What needs the running state: the hub that feeds open queue pages from the approval events."""
+    """What needs the running state: the hub that feeds open queue pages from the approval events, and the identity
+    providers with their cached documents."""
     api.state.live_hub = hub = live.LiveHub.listening_to(state.bus)
     if state.caches is not None:  # sessions ended by the CLI or another replica close this process's pages too
         state.caches.watch_sessions(hub.sessions_ended_elsewhere)
+    api.state.oidc_providers = Providers.from_settings(state.runtime.settings.oidc, state.runtime.clock)

@@ -97,6 +97,28 @@ class SessionSigner:
     def csrf_ok(self, session: WebSession, token: str | None) -> bool:
         return bool(token) and same_secret(str(token), self.csrf_token(session))
 
+    def seal(self, purpose: str, data: dict[str, str], seconds: float) -> str:
+        """A signed (not encrypted) cookie value holding `data` until `seconds` from now."""
+        body = json.dumps({"d": data, "e": int(self._clock() + seconds)})
+        payload = base64.urlsafe_b64encode(body.encode("utf-8")).decode("ascii").rstrip("=")
+        return f"{payload}.{self._sign(purpose, payload)}"
+
+    def unseal(self, purpose: str, value: str | None) -> dict[str, str] | None:
+        """What `seal` put in, or None when it is missing, forged, for another purpose or expired."""
+        if not value or "." not in value:
+            return None
+        payload, signature = value.rsplit(".", 1)
+        if not same_secret(signature, self._sign(purpose, payload)):
+            return None
+        try:
+            body = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+            data, expires_at = body["d"], float(body["e"])
+        except (ValueError, KeyError, TypeError):
+            return None
+        if expires_at <= self._clock() or not isinstance(data, dict):
+            return None
+        return {str(k): str(v) for k, v in data.items()}
+
     @staticmethod
     def new_login_nonce() -> str:
         return secrets.token_urlsafe(16)

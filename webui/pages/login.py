@@ -22,13 +22,19 @@ from webui.work import in_session
 router = APIRouter()
 
 
-def _login_page(request: Request, state: StateDep, *, error: str | None, username: str, status: int) -> Response:
+def login_page(
+    request: Request, state: StateDep, *, error: str | None, username: str, status: int, next_path: str | None = None
+) -> Response:
+    """The sign-in page: the password form (unless passwords are off) and a button per identity provider."""
     nonce = SessionSigner.new_login_nonce()
+    oidc = state.runtime.settings.oidc
     context = {
         "error": error,
         "username": username,
-        "next": safe_next(request.query_params.get("next")),
+        "next": safe_next(next_path if next_path is not None else request.query_params.get("next")),
         "login_csrf": signer_for(state).login_csrf_token(nonce),
+        "passwords": oidc.passwords,
+        "providers": [(name, provider.display_name or name) for name, provider in oidc.providers.items()],
     }
     response = render_html(request, "login.html", context, status)
     response.set_cookie(
@@ -47,11 +53,13 @@ def _login_page(request: Request, state: StateDep, *, error: str | None, usernam
 async def login_form(request: Request, state: StateDep) -> Response:
     if await load_user(state, request.cookies.get(SESSION_COOKIE)) is not None:
         return RedirectResponse(safe_next(request.query_params.get("next")), status_code=303)
-    return _login_page(request, state, error=None, username="", status=200)
+    return login_page(request, state, error=None, username="", status=200)
 
 
 @router.post("/login")
 async def login(request: Request, state: StateDep) -> Response:
+    if not state.runtime.settings.oidc.passwords:
+        raise Forbidden("password sign-in is turned off here; sign in through your identity provider")
     form = await request.form()
     username, password = field(form, "username"), str(form.get("password") or "")
     token = form.get("csrf_token")
@@ -69,15 +77,22 @@ async def login(request: Request, state: StateDep) -> Response:
     try:
         user = await anyio.to_thread.run_sync(check)
     except TooManyAttempts as exc:
-        response = _login_page(request, state, error=exc.message, username=username, status=429)
+        response = login_page(request, state, error=exc.message, username=username, status=429)
         response.headers["Retry-After"] = str(math.ceil(exc.retry_after))
         return response
     except NotAuthenticated as exc:
-        return _login_page(request, state, error=exc.message, username=username, status=401)
+        return login_page(request, state, error=exc.message, username=username, status=401)
     except Forbidden as exc:  # the right password of a deactivated account
-        return _login_page(request, state, error=exc.message, username=username, status=403)
-    cookie, _session = signer_for(state).issue(username, user.password_hash, user.session_generation)
-    response = RedirectResponse(safe_next(field(form, "next")), status_code=303)
+        return login_page(request, state, error=exc.message, username=username, status=403)
+    response = signed_in(state, user, field(form, "next"))
+    response.delete_cookie(LOGIN_COOKIE, path="/login")
+    return response
+
+
+def signed_in(state: StateDep, user: User, next_path: str) -> Response:
+    """The redirect that starts a web session, whichever way the person signed in."""
+    cookie, _session = signer_for(state).issue(user.username, user.password_hash, user.session_generation)
+    response = RedirectResponse(safe_next(next_path), status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
         cookie,
@@ -87,7 +102,6 @@ async def login(request: Request, state: StateDep) -> Response:
         secure=secure_cookies(state.runtime.settings.public_url),
         path="/",
     )
-    response.delete_cookie(LOGIN_COOKIE, path="/login")
     return response
 
 

@@ -1,0 +1,33 @@
+"""All SQL about OpenID Connect links, and finding a user by e-mail for a first sign-in."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from service.oidc.models import OIDCLink
+from service.users.models import User
+
+
+class OIDCLinkRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def by_subject(self, issuer: str, subject: str) -> OIDCLink | None:
+        query = select(OIDCLink).where(OIDCLink.issuer == issuer, OIDCLink.subject == subject)
+        return self.session.exec(query).first()
+
+    def links_of(self, user_id: int) -> Sequence[OIDCLink]:
+        return self.session.exec(select(OIDCLink).where(OIDCLink.user_id == user_id)).all()
+
+    def users_with_email(self, email: str) -> Sequence[User]:
+        """Users (not deleted) whose e-mail is this one, compared without regard to case."""
+        query = select(User).where(func.lower(col(User.email)) == email.lower(), col(User.deleted_at).is_(None))
+        return self.session.exec(query).all()
+
+    def add(self, link: OIDCLink) -> OIDCLink:
+        self.session.add(link)
+        self.session.flush()
+        return link
