@@ -1,0 +1,82 @@
+"""The linking rules (service/oidc/service.py) on SQLite and PostgreSQL, given identities as a verified ID token
+would carry them; the provider's side is tests/oidc/test_sign_in.py's."""
+
+from __future__ import annotations
+
+import pytest
+from sqlmodel import Session
+
+from service.errors import Forbidden
+from service.oidc import service as linking
+from service.oidc.config import OIDCProviderSettings, RoleName
+from service.oidc.roles import role_from_groups
+from service.security import TokenHasher
+from service.users.models import Role
+from service.users.service import create_user, get_user
+
+CORP = OIDCProviderSettings(
+    issuer="https://corp.example.com",
+    client_id="airlock",
+    client_secret="secret",
+    roles={"admin": ["admins"], "approver": ["approvers"]},
+    match_verified_email=True,
+)
+OTHER = CORP.model_copy(update={"issuer": "https://other.example.com"})
+
+
+def test_the_highest_mapped_role_wins_else_the_default_else_refused() -> None:
+    mapping: dict[RoleName, list[str]] = {"admin": ["admins"], "approver": ["approvers", "leads"]}
+    assert role_from_groups(["leads", "admins"], mapping, "viewer") is Role.ADMIN
+    assert role_from_groups(["leads"], mapping, None) is Role.APPROVER
+    assert role_from_groups(["sales"], mapping, "viewer") is Role.VIEWER
+    assert role_from_groups([], mapping, None) is None
+
+
+def test_a_second_sign_in_finds_the_link_whatever_the_email_says_by_then(session: Session, hasher: TokenHasher) -> None:
+    first = linking.sign_in(
+        session, hasher, "corp", CORP, linking.Identity("s1", "kim@example.com", True, ("approvers",), "kim")
+    )
+    again = linking.sign_in(
+        session, hasher, "corp", CORP, linking.Identity("s1", "new@example.com", True, ("approvers",))
+    )
+    assert first.id == again.id and again.username == "kim"
+
+
+def test_a_new_user_takes_a_free_name_and_keeps_only_a_verified_email(session: Session, hasher: TokenHasher) -> None:
+    create_user(session, hasher, username="kim", role=Role.VIEWER, actor="test")
+    user = linking.sign_in(session, hasher, "corp", CORP, linking.Identity("s2", "kim@b.example", False, (), "kim"))
+    assert user.username == "kim-2" and user.email is None and user.role is Role.VIEWER
+
+
+def test_an_email_shared_by_two_users_links_to_neither(session: Session, hasher: TokenHasher) -> None:
+    for name in ("lee", "lee2"):
+        create_user(session, hasher, username=name, role=Role.VIEWER, actor="test", email="lee@example.com")
+    with pytest.raises(Forbidden, match="several"):
+        linking.sign_in(session, hasher, "corp", CORP, linking.Identity("s3", "lee@example.com", True))
+
+
+def test_no_takeover_of_a_linked_user_from_another_issuer(session: Session, hasher: TokenHasher) -> None:
+    create_user(session, hasher, username="ron", role=Role.ADMIN, actor="test", email="ron@example.com")
+    linking.sign_in(session, hasher, "corp", CORP, linking.Identity("s4", "ron@example.com", True, ("admins",)))
+    with pytest.raises(Forbidden, match="already linked"):
+        linking.sign_in(session, hasher, "other", OTHER, linking.Identity("x4", "ron@example.com", True, ("admins",)))
+    assert get_user(session, "ron").role is Role.ADMIN
+
+
+def test_matching_off_or_creation_off_refuses(session: Session, hasher: TokenHasher) -> None:
+    create_user(session, hasher, username="sue", role=Role.VIEWER, actor="test", email="sue@example.com")
+    no_matching = CORP.model_copy(update={"match_verified_email": False})
+    with pytest.raises(Forbidden, match="may not link"):
+        linking.sign_in(session, hasher, "corp", no_matching, linking.Identity("s5", "sue@example.com", True))
+    no_creation = CORP.model_copy(update={"create_users": False})
+    with pytest.raises(Forbidden, match="no Airlock user"):
+        linking.sign_in(session, hasher, "corp", no_creation, linking.Identity("s6", "new@example.com", True))
+
+
+def test_a_new_role_raises_the_session_generation(session: Session, hasher: TokenHasher) -> None:
+    user = linking.sign_in(session, hasher, "corp", CORP, linking.Identity("s7", None, False, ("admins",), "tia"))
+    generation = user.session_generation
+    demoted = linking.sign_in(session, hasher, "corp", CORP, linking.Identity("s7", None, False, ("approvers",)))
+    assert demoted.role is Role.APPROVER and demoted.session_generation > generation
+    same = linking.sign_in(session, hasher, "corp", CORP, linking.Identity("s7", None, False, ("approvers",)))
+    assert same.session_generation == demoted.session_generation
