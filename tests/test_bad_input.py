@@ -450,3 +450,79 @@ async def test_oauth_registration_floods_and_oversized_metadata_are_refused_and_
         with Session(gw.state.runtime.engine) as session:
             assert len(session.exec(select(OAuthClient)).all()) == 1
     assert_no_traceback(caplog)
+
+
+async def test_the_oidc_callback_refuses_forged_and_broken_answers_and_signs_no_one_in(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bad state, a missing code, the provider's own refusal, a forged code or ID token, a forged attempt cookie
+    and the nasty strings: each answered with the sign-in page and its reason, and no session begins."""
+    from joserfc import jwt
+    from joserfc.jwk import RSAKey
+
+    from service.db.engine import unit_of_work
+    from service.users.service import list_users
+    from tests.gateway.harness import free_port
+    from tests.oidc.provider import callback_of, running_provider
+
+    port = free_port()
+    with running_provider() as corp:
+        corp.setup([callback_of(f"http://127.0.0.1:{port}", "corp")], {"sub-ana": {"groups": ["airlock-admins"]}})
+        forged_token = jwt.encode(
+            {"alg": "RS256", "kid": "k"},
+            {"iss": corp.issuer, "aud": "airlock", "sub": "sub-ana", "exp": int(time.time()) + 60, "nonce": "n"},
+            RSAKey.generate_key(2048),
+        )
+        with run_gateway(
+            tmp_path,
+            database_url=f"sqlite:///{tmp_path}/airlock.db",
+            policy=fixture("airlock-demo.yaml"),
+            port=port,
+            oidc={"providers": {"corp": corp.settings()}},
+        ) as gw:
+            async with httpx2.AsyncClient(timeout=30, base_url=gw.base_url) as web:
+
+                async def started_state() -> str:
+                    """A real attempt's state (its cookie is in the jar) for the next answer to be checked against."""
+                    start = await web.get("/login/oidc/corp")
+                    assert start.status_code == 303, start.text
+                    found = re.search(r"[?&]state=([^&]+)", start.headers["location"])
+                    assert found is not None
+                    return found.group(1)
+
+                answers: list[tuple[dict[str, str] | None, tuple[int, ...]]] = [
+                    ({"state": "guessed", "code": "x"}, (401,)),
+                    ({"state": "", "code": "x"}, (401,)),
+                    (None, (400,)),  # the right state, no code
+                    ({"error": "access_denied", "error_description": "the person said no"}, (401,)),
+                    ({"code": "forged-code"}, (401,)),
+                    ({"code": "forged-code", "id_token": forged_token}, (401,)),
+                ]
+                answers += [({"state": text, "code": text}, (401,)) for text in NASTY_STRINGS]
+                answers += [({"error": text}, (401,)) for text in NASTY_STRINGS if text]
+                for query, statuses in answers:
+                    state = await started_state()
+                    params = {"state": state} | (query or {})
+                    answer = await web.get("/login/oidc/corp/callback", params=params)
+                    assert answer.status_code in statuses, (query, answer.status_code, answer.text[:300])
+                    assert SESSION_COOKIE not in answer.cookies and 'role="alert"' in answer.text
+                    assert "Traceback" not in answer.text
+                refused = await web.get("/login/oidc/corp/callback", params={"state": await started_state()})
+                assert "without a sign-in code" in refused.text
+                no_thanks = await web.get(
+                    "/login/oidc/corp/callback", params={"state": await started_state(), "error": "access_denied"}
+                )
+                assert "did not sign you in: access_denied" in no_thanks.text
+            async with httpx2.AsyncClient(timeout=30, base_url=gw.base_url) as stranger:
+                for cookie in ("", "e30.AAAA", "é" * 40, "x." + "ÿ" * 10):
+                    answer = await stranger.get(
+                        "/login/oidc/corp/callback",
+                        params={"state": "s", "code": "c"},
+                        headers={b"Cookie": f"airlock_oidc={cookie}".encode("latin-1")},
+                    )
+                    assert answer.status_code == 401 and SESSION_COOKIE not in answer.cookies, cookie
+                assert (await stranger.get("/login/oidc/nobody")).status_code == 404
+                assert (await stranger.get("/login/oidc/nobody/callback?code=x&state=y")).status_code == 404
+            with unit_of_work(gw.state.runtime.engine) as session:
+                assert [u.username for u in list_users(session)] == ["owner"]
+    assert_no_traceback(caplog)
