@@ -48,3 +48,7 @@ def gw(
         oidc=oidc,
     ) as running:
         yield running
+
+
+# Real headless Chromium, as the web UI's own browser tests drive it.
+from tests.webui.conftest import browser, page  # noqa: E402, F401
