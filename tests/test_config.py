@@ -55,6 +55,17 @@ def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.Monk
     assert settings.redis_url == "redis://other:6379/1"
 
 
+_IDP = "issuer: 'https://idp.example.com', client_id: airlock, client_secret: s3cret"
+
+
+def test_an_oidc_provider_loads_with_its_defaults(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, f"oidc: {{providers: {{corp: {{{_IDP}}}}}, passwords: false}}\n"))
+    corp = settings.oidc.providers["corp"]
+    assert corp.issuer == "https://idp.example.com" and corp.default_role == "viewer"
+    assert corp.groups_claim == "groups" and corp.create_users and not corp.match_verified_email
+    assert settings.oidc.passwords is False
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
@@ -67,6 +78,16 @@ def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.Monk
         ("colour: blue\n", "colour: unknown key"),
         ("listen: [1, 2\n", "not valid YAML"),
         ("- a\n- b\n", "top level must be a mapping"),
+        ("oidc: {passwords: false}\n", "oidc: passwords: false needs at least one provider"),
+        (f"oidc: {{providers: {{corp: {{{_IDP}, issuer: 'http://idp.example.com'}}}}}}\n", "issuer must be an https"),
+        (f"oidc: {{providers: {{corp: {{{_IDP}, default_role: owner}}}}}}\n", "oidc.providers.corp.default_role"),
+        (f"oidc: {{providers: {{corp: {{{_IDP}, roles: {{boss: [g]}}}}}}}}\n", "oidc.providers.corp.roles.boss"),
+        (f"oidc: {{providers: {{corp: {{{_IDP}, scopes: [email]}}}}}}\n", "scopes must include openid"),
+        (f"oidc: {{providers: {{corp: {{{_IDP}, client_secret: ' '}}}}}}\n", "client_secret is empty"),
+        (f"oidc: {{providers: {{corp: {{{_IDP}, colour: blue}}}}}}\n", "oidc.providers.corp.colour: unknown key"),
+        ("oidc: {providers: {corp: {issuer: 'https://idp.example.com'}}}\n", "oidc.providers.corp.client_id"),
+        (f"oidc: {{providers: {{Corp!: {{{_IDP}}}}}}}\n", "provider name 'Corp!'"),
+        (f"oidc: {{providers: {{a: {{{_IDP}}}, b: {{{_IDP}}}}}}}\n", "providers 'a' and 'b' have the same issuer"),
     ],
 )
 def test_invalid_config_names_the_key(tmp_path: Path, text: str, expected: str) -> None:
