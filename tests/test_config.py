@@ -127,3 +127,13 @@ def test_the_nested_slack_variable_wins_over_the_flat_one(tmp_path: Path, monkey
 def test_a_replay_window_of_zero_turns_replays_off(tmp_path: Path, off: object) -> None:
     settings = load_settings(write(tmp_path, f"hold: {{replay_window: {off!r}}}\n".replace("'", '"')))
     assert settings.hold.replay_window == timedelta(0)
+
+
+def test_break_glass_turns_passwords_back_on_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/sign-in.md#break-glass: the environment wins over the file, and the file's providers stay."""
+    config = write(tmp_path, f"oidc: {{providers: {{corp: {{{_IDP}}}}}, passwords: false}}\n")
+    monkeypatch.setenv("AIRLOCK_OIDC__PASSWORDS", "true")
+    settings = load_settings(config)
+    assert settings.oidc.passwords is True and list(settings.oidc.providers) == ["corp"]
