@@ -12,8 +12,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-# Real MCP clients for tests/clients, installed here because nothing downloads at test time: the MCP Inspector from
-# its lock file (--ignore-scripts: its CLI needs no install script; it asks for Node.js 22 but its CLI runs on the 20
+# Real MCP clients for tests/clients, installed here because nothing downloads at test time: the MCP Inspector (and
+# oidc-provider, the OpenID provider tests/oidc signs in through) from its lock file (--ignore-scripts: its CLI needs no install script; it asks for Node.js 22 but its CLI runs on the 20
 # that Debian ships, as the test shows, so npm's engine warnings are silenced), and the OpenAI Agents SDK in a venv
 # of its own, as it caps websockets below the 17.x the gateway runs on. Without npm the Inspector is left out, and
 # its test says so.

@@ -22,6 +22,7 @@ router = APIRouter()
 ATTEMPT_COOKIE = "airlock_oidc"
 ATTEMPT_SECONDS = 600
 _PURPOSE = "oidc-attempt"
+_ATTEMPT_FIELDS = set(SignInAttempt.__dataclass_fields__)
 
 
 def _providers(request: Request) -> Providers:
@@ -73,5 +74,3 @@ async def callback(name: str, request: Request, state: StateDep) -> Response:
     response.delete_cookie(ATTEMPT_COOKIE, path="/login/oidc")
     return response
 
-
-_ATTEMPT_FIELDS = set(SignInAttempt.__dataclass_fields__)
