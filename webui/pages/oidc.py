@@ -73,4 +73,3 @@ async def callback(name: str, request: Request, state: StateDep) -> Response:
         response = signed_in(state, user, attempt.next_path)
     response.delete_cookie(ATTEMPT_COOKIE, path="/login/oidc")
     return response
-
