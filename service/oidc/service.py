@@ -62,7 +62,7 @@ def sign_in(
         users.set_role(session, user.username, role, actor=f"oidc:{name}")  # which ends their other sessions
     elif link.groups != groups:
         # New groups are a new level of trust even when the role stays: the sessions begun under the old ones end.
-        UserRepository(session).end_sessions(user)
+        users.end_sessions_of(session, user)
     link.groups = groups
     link.last_sign_in_at = utcnow()
     session.add(link)
