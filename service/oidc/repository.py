@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sqlalchemy import func
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from service.errors import Conflict
 from service.oidc.models import OIDCLink
 from service.users.models import User
 
@@ -28,6 +30,10 @@ class OIDCLinkRepository:
         return self.session.exec(query).all()
 
     def add(self, link: OIDCLink) -> OIDCLink:
-        self.session.add(link)
-        self.session.flush()
+        """Conflict when the same (issuer, subject) was linked at the same moment by another sign-in."""
+        try:
+            with self.session.begin_nested():
+                self.session.add(link)
+        except IntegrityError:
+            raise Conflict("this sign-in was just linked by another one at the same moment; sign in again") from None
         return link

@@ -80,3 +80,16 @@ def test_a_new_role_raises_the_session_generation(session: Session, hasher: Toke
     assert demoted.role is Role.APPROVER and demoted.session_generation > generation
     same = linking.sign_in(session, hasher, "corp", CORP, linking.Identity("s7", None, False, ("approvers",)))
     assert same.session_generation == demoted.session_generation
+
+
+def test_a_subject_linked_twice_at_once_is_a_conflict_not_a_crash(session: Session, hasher: TokenHasher) -> None:
+    """Two first sign-ins of one person racing: the second insert of (issuer, subject) loses cleanly."""
+    from service.errors import Conflict
+    from service.oidc.models import OIDCLink
+    from service.oidc.repository import OIDCLinkRepository
+
+    user = linking.sign_in(session, hasher, "corp", CORP, linking.Identity("s8", None, False, (), "uma"))
+    assert user.id is not None
+    with pytest.raises(Conflict):
+        OIDCLinkRepository(session).add(OIDCLink(user_id=user.id, issuer=CORP.issuer, subject="s8"))
+    assert OIDCLinkRepository(session).by_subject(CORP.issuer, "s8") is not None
