@@ -62,8 +62,16 @@ def test_an_oidc_provider_loads_with_its_defaults(tmp_path: Path) -> None:
     settings = load_settings(write(tmp_path, f"oidc: {{providers: {{corp: {{{_IDP}}}}}, passwords: false}}\n"))
     corp = settings.oidc.providers["corp"]
     assert corp.issuer == "https://idp.example.com" and corp.default_role == "viewer"
-    assert corp.groups_claim == "groups" and corp.create_users and not corp.match_verified_email
+    assert corp.groups_claim == "groups" and not corp.create_users and not corp.match_verified_email
+    assert corp.allowed_domains == []
     assert settings.oidc.passwords is False
+
+
+def test_an_issuer_is_kept_exactly_as_configured_and_domains_are_lower_cased(tmp_path: Path) -> None:
+    text = "oidc: {providers: {auth0: {issuer: 'https://corp.eu.auth0.com/', client_id: a, client_secret: s,"
+    settings = load_settings(write(tmp_path, text + " allowed_domains: [' Corp.COM ']}}}\n"))
+    auth0 = settings.oidc.providers["auth0"]
+    assert auth0.issuer == "https://corp.eu.auth0.com/" and auth0.allowed_domains == ["corp.com"]
 
 
 @pytest.mark.parametrize(
@@ -83,6 +91,8 @@ def test_an_oidc_provider_loads_with_its_defaults(tmp_path: Path) -> None:
         (f"oidc: {{providers: {{corp: {{{_IDP}, default_role: owner}}}}}}\n", "oidc.providers.corp.default_role"),
         (f"oidc: {{providers: {{corp: {{{_IDP}, roles: {{boss: [g]}}}}}}}}\n", "oidc.providers.corp.roles.boss"),
         (f"oidc: {{providers: {{corp: {{{_IDP}, scopes: [email]}}}}}}\n", "scopes must include openid"),
+        (f"oidc: {{providers: {{corp: {{{_IDP}, allowed_domains: ['@corp.com']}}}}}}\n", "is not a domain name"),
+        (f"oidc: {{providers: {{corp: {{{_IDP}, allowed_domains: ['b\u00fccher.de']}}}}}}\n", "is not a domain name"),
         (f"oidc: {{providers: {{corp: {{{_IDP}, client_secret: ' '}}}}}}\n", "client_secret is empty"),
         (f"oidc: {{providers: {{corp: {{{_IDP}, colour: blue}}}}}}\n", "oidc.providers.corp.colour: unknown key"),
         ("oidc: {providers: {corp: {issuer: 'https://idp.example.com'}}}\n", "oidc.providers.corp.client_id"),

@@ -93,7 +93,9 @@ class ProviderClient:
         if self._discovery is not None and self._fresh(self._discovery[0]):
             return self._discovery[1]
         issuer = self.settings.issuer
-        document = await self._get_json(f"{issuer}/.well-known/openid-configuration")
+        # OpenID Connect Discovery 1.0, section 4: a terminating "/" of the issuer goes before the suffix is added;
+        # the issuer itself is still compared exactly, slash and all.
+        document = await self._get_json(f"{issuer.removesuffix('/')}/.well-known/openid-configuration")
         if document.get("issuer") != issuer:
             # OpenID Connect Discovery 1.0, section 4.3: a document for another issuer is not this provider's.
             raise Unavailable(f"the discovery document at {issuer} names another issuer ({document.get('issuer')!r})")
@@ -178,8 +180,10 @@ def identity_of(claims: dict[str, Any], groups_claim: str) -> Identity:
     groups = claims.get(groups_claim)
     email = claims.get("email")
     username = claims.get("preferred_username")
+    hosted_domain = claims.get("hd")
     return Identity(
         subject=str(claims["sub"]),
+        hosted_domain=hosted_domain if isinstance(hosted_domain, str) and hosted_domain else None,
         email=email if isinstance(email, str) and email else None,
         email_verified=claims.get("email_verified") is True,
         groups=tuple(g for g in groups if isinstance(g, str)) if isinstance(groups, list) else (),

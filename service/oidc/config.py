@@ -10,11 +10,14 @@ from pydantic import BaseModel, ConfigDict, SecretStr, field_validator, model_va
 
 RoleName = Literal["admin", "approver", "viewer"]
 _PROVIDER_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+_DOMAIN = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$")
 
 
 def public_or_loopback_url(value: str, what: str) -> str:
-    """https, or http on loopback only (the tests' provider); no query or fragment, no trailing slash."""
-    value = value.strip().rstrip("/")
+    """https, or http on loopback only (the tests' provider); no query or fragment. A trailing "/" is kept: an
+    issuer is compared exactly as its provider spells it (Auth0's ends in "/"; docs/sign-in.md, "Configuring
+    providers")."""
+    value = value.strip()
     parts = urlsplit(value)
     loopback = parts.hostname in ("127.0.0.1", "localhost", "::1")
     if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
@@ -43,8 +46,12 @@ class OIDCProviderSettings(BaseModel):
     match_verified_email: bool = False
     """At a person's first sign-in, link them to the existing user with their e-mail, when the ID token says the
     provider verified it. Off, or unverified, such a sign-in is refused (docs/sign-in.md, "Linking")."""
-    create_users: bool = True
-    """At a person's first sign-in with no user to link, create one; off, they are refused."""
+    create_users: bool = False
+    """At a person's first sign-in with no user to link, create one; off, they are refused. Off by default: on, with
+    neither `allowed_domains` nor a null `default_role`, anyone with an account at the provider gets in."""
+    allowed_domains: list[str] = []
+    """When not empty, only people of these domains sign in: the ID token's `hd` claim when it has one, else the
+    domain of its verified e-mail (docs/sign-in.md, "Allowed domains")."""
 
     @field_validator("issuer")
     @classmethod
@@ -64,6 +71,15 @@ class OIDCProviderSettings(BaseModel):
         if not value.get_secret_value().strip():
             raise ValueError("client_secret is empty")
         return value
+
+    @field_validator("allowed_domains")
+    @classmethod
+    def _allowed_domains(cls, value: list[str]) -> list[str]:
+        domains = [domain.strip().lower() for domain in value]
+        for domain in domains:
+            if not domain or not domain.isascii() or "@" in domain or not _DOMAIN.match(domain):
+                raise ValueError(f"{domain!r} is not a domain name (ASCII; IDNs in their xn-- form)")
+        return domains
 
     @field_validator("scopes")
     @classmethod

@@ -25,9 +25,14 @@ class OIDCLinkRepository:
         return self.session.exec(select(OIDCLink).where(OIDCLink.user_id == user_id)).all()
 
     def users_with_email(self, email: str) -> Sequence[User]:
-        """Users (not deleted) whose e-mail is this one, compared without regard to case."""
-        query = select(User).where(func.lower(col(User.email)) == email.lower(), col(User.deleted_at).is_(None))
-        return self.session.exec(query).all()
+        """Users (not deleted) whose e-mail is this one, compared without regard to ASCII case; a non-ASCII e-mail
+        matches nobody (docs/sign-in.md, "Linking")."""
+        if not email.isascii():
+            return []
+        wanted = email.lower()
+        query = select(User).where(func.lower(col(User.email)) == wanted, col(User.deleted_at).is_(None))
+        # SQL lower() folds more than ASCII on PostgreSQL (U+212A KELVIN SIGN to "k"): only ASCII e-mails count.
+        return [user for user in self.session.exec(query).all() if _same_ascii_email(user.email, wanted)]
 
     def add(self, link: OIDCLink) -> OIDCLink:
         """Conflict when the same (issuer, subject) was linked at the same moment by another sign-in."""
@@ -37,3 +42,7 @@ class OIDCLinkRepository:
         except IntegrityError:
             raise Conflict("this sign-in was just linked by another one at the same moment; sign in again") from None
         return link
+
+
+def _same_ascii_email(stored: str | None, wanted: str) -> bool:
+    return stored is not None and stored.isascii() and stored.lower() == wanted

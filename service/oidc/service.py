@@ -33,12 +33,16 @@ class Identity:
     email_verified: bool = False
     groups: tuple[str, ...] = ()
     preferred_username: str | None = None
+    hosted_domain: str | None = None
+    """Google's `hd` claim: the Workspace domain of the account (absent for a personal Google account)."""
 
 
 def sign_in(
     session: Session, hasher: TokenHasher, name: str, provider: OIDCProviderSettings, identity: Identity
 ) -> User:
     """The user this person signs in as, their role brought in line with their groups; Forbidden when refused."""
+    if provider.allowed_domains and _domain_of(identity) not in provider.allowed_domains:
+        raise Forbidden(f"{name} signs in only accounts of {', '.join(provider.allowed_domains)} here; ask an admin")
     links = OIDCLinkRepository(session)
     role = role_from_groups(identity.groups, provider.roles, provider.default_role)
     groups = sorted(set(identity.groups))
@@ -93,8 +97,10 @@ def _first_sign_in(
         _linked(session, name, provider, identity, user, how="email")
         return user
     if not provider.create_users:
-        raise Forbidden(f"there is no Airlock user for you at {name}; ask an admin")
-    username = _free_username(session, identity)
+        raise Forbidden(
+            f"there is no Airlock user for you at {name}, and {name} does not create new ones; ask an admin to add you"
+        )
+    username = _free_username(session, name, identity)
     # The password is random and never shown: this person signs in through the provider only.
     users.create_user(
         session,
@@ -109,9 +115,23 @@ def _first_sign_in(
     return user
 
 
-def _free_username(session: Session, identity: Identity) -> str:
+def _domain_of(identity: Identity) -> str | None:
+    """The `hd` claim when present, else the verified e-mail's domain; ASCII only, as `allowed_domains` is."""
+    if identity.hosted_domain is not None:
+        domain: str | None = identity.hosted_domain
+    elif identity.email is not None and identity.email_verified and "@" in identity.email:
+        domain = identity.email.rsplit("@", 1)[1]
+    else:
+        domain = None
+    return domain.lower() if domain is not None and domain.isascii() else None
+
+
+def _free_username(session: Session, name: str, identity: Identity) -> str:
+    """`<provider>-<name they chose at the provider>`: the prefix keeps a person from taking, before it exists, a
+    name that a policy lists among its approvers (docs/sign-in.md, "Linking")."""
     wanted = identity.preferred_username or (identity.email or "").split("@")[0] or identity.subject
-    base = _NOT_IN_USERNAMES.sub("-", wanted).strip("-._@")[:56] or "user"
+    chosen = _NOT_IN_USERNAMES.sub("-", wanted).strip("-._@")[: 55 - len(name)] or "user"
+    base = f"{name}-{chosen}"
     repo = UserRepository(session)
     candidate, number = base, 1
     while repo.by_username(candidate) is not None:  # deleted users' names included: they stay in the audit log

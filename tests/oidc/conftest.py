@@ -1,5 +1,5 @@
 """Two real OpenID providers (two issuers) on loopback for the whole module, and an Airlock that trusts both: `corp`
-(groups mapped to roles, viewer by default, links by verified e-mail) and `partner` (no default role)."""
+(groups mapped to roles, viewer by default, links by verified e-mail, creates users) and `partner` (no default role)."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def gw(
     partner.setup([callback_of(base_url, "partner")], {})
     oidc = {
         "providers": {
-            "corp": corp.settings(match_verified_email=True, display_name="Corp SSO"),
+            "corp": corp.settings(match_verified_email=True, create_users=True, display_name="Corp SSO"),
             "partner": partner.settings(match_verified_email=True, default_role=None),
         }
     } | getattr(request, "param", {})

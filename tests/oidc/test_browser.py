@@ -21,7 +21,7 @@ def test_an_approver_signs_in_through_the_provider_and_approves_a_held_call(
     page.fill("input[name=login]", "sub-ana")  # at the provider's own page
     page.click("#provider-sign-in")
     page.wait_for_url(gw.base_url + "/")
-    expect(page.locator(".user-name")).to_have_text("ana")
+    expect(page.locator(".user-name")).to_have_text("corp-ana")
     expect(page.locator(".who .role")).to_have_text("approver")
     agent = AgentCall(gw, "generate_image", DEAR).start()
     row = page.locator("tr[data-request-id]").first
@@ -34,4 +34,4 @@ def test_an_approver_signs_in_through_the_provider_and_approves_a_held_call(
     assert not result.is_error
     assert [block.type for block in result.content] == ["image", "image"]
     assert len(gw.upstream_calls("generate_image")) == 1
-    expect(page.locator(".timeline")).to_contain_text("Approved by ana")
+    expect(page.locator(".timeline")).to_contain_text("Approved by corp-ana")

@@ -14,7 +14,7 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet, OctKey, RSAKey
 
-from service.errors import NotAuthenticated
+from service.errors import NotAuthenticated, Unavailable
 from service.oidc.client import ProviderClient, SignInAttempt
 from service.oidc.config import OIDCProviderSettings
 from service.oidc.id_tokens import allowed_algorithms, verify_id_token
@@ -58,6 +58,8 @@ def test_a_good_token_passes() -> None:
         (signed(claims(iss="https://evil.example.com")), "iss"),
         (signed(claims(aud="someone-else")), "aud"),
         (signed(claims(aud=["airlock", "other"])), "azp"),
+        (signed(claims(azp="other")), "azp"),
+        (signed(claims(aud=["airlock", "other"], azp="other")), "azp"),
         (signed(claims(exp=int(NOW) - 120)), "expired"),
         (signed(claims(exp=None)), "exp"),
         (signed(claims(nonce="n-other")), "nonce"),
@@ -71,6 +73,33 @@ def test_a_good_token_passes() -> None:
 def test_a_bad_token_is_refused(token: str, why: str) -> None:
     with pytest.raises(NotAuthenticated, match=why):
         check(token)
+
+
+def test_an_azp_naming_this_client_passes_with_one_audience_or_several() -> None:
+    assert check(signed(claims(azp="airlock")))["azp"] == "airlock"
+    assert check(signed(claims(aud=["airlock", "other"], azp="airlock")))["sub"] == "s1"
+
+
+def test_an_issuer_ending_in_a_slash_is_compared_exactly() -> None:
+    """Auth0's issuer ends in "/": its discovery document lives at <issuer without the slash>/.well-known/... and
+    names the issuer with the slash (OpenID Connect Discovery 1.0, sections 4 and 4.3)."""
+    issuer = "https://corp.eu.auth0.com/"
+    asked: list[str] = []
+
+    def provider(request: httpx2.Request) -> httpx2.Response:
+        asked.append(str(request.url))
+        endpoints = {k: f"{issuer}{k}" for k in ("authorization_endpoint", "token_endpoint", "jwks_uri")}
+        return httpx2.Response(200, json={"issuer": issuer} | endpoints)
+
+    def discovered(configured: str) -> str:
+        settings = OIDCProviderSettings(issuer=configured, client_id="airlock", client_secret="secret")
+        client = ProviderClient("auth0", settings, transport=httpx2.MockTransport(provider))
+        return anyio.run(client.discovery).token_endpoint
+
+    assert discovered(issuer) == "https://corp.eu.auth0.com/token_endpoint"
+    assert asked == ["https://corp.eu.auth0.com/.well-known/openid-configuration"]
+    with pytest.raises(Unavailable, match="names another issuer"):
+        discovered("https://corp.eu.auth0.com")  # not the same string: not the same issuer
 
 
 def test_none_and_symmetric_algorithms_are_never_allowed() -> None:

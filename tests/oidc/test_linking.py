@@ -12,7 +12,7 @@ from service.oidc.config import OIDCProviderSettings, RoleName
 from service.oidc.roles import role_from_groups
 from service.security import TokenHasher
 from service.users.models import Role
-from service.users.service import create_user, get_user
+from service.users.service import create_user, get_user, list_users
 
 CORP = OIDCProviderSettings(
     issuer="https://corp.example.com",
@@ -20,6 +20,7 @@ CORP = OIDCProviderSettings(
     client_secret="secret",
     roles={"admin": ["admins"], "approver": ["approvers"]},
     match_verified_email=True,
+    create_users=True,
 )
 OTHER = CORP.model_copy(update={"issuer": "https://other.example.com"})
 
@@ -39,13 +40,82 @@ def test_a_second_sign_in_finds_the_link_whatever_the_email_says_by_then(session
     again = linking.sign_in(
         session, hasher, "corp", CORP, linking.Identity("s1", "new@example.com", True, ("approvers",))
     )
-    assert first.id == again.id and again.username == "kim"
+    assert first.id == again.id and again.username == "corp-kim"
 
 
 def test_a_new_user_takes_a_free_name_and_keeps_only_a_verified_email(session: Session, hasher: TokenHasher) -> None:
-    create_user(session, hasher, username="kim", role=Role.VIEWER, actor="test")
+    create_user(session, hasher, username="corp-kim", role=Role.VIEWER, actor="test")
     user = linking.sign_in(session, hasher, "corp", CORP, linking.Identity("s2", "kim@b.example", False, (), "kim"))
-    assert user.username == "kim-2" and user.email is None and user.role is Role.VIEWER
+    assert user.username == "corp-kim-2" and user.email is None and user.role is Role.VIEWER
+
+
+def test_a_new_user_cannot_take_a_name_that_does_not_exist_yet(session: Session, hasher: TokenHasher) -> None:
+    """A policy may list `ana` among its approvers before Ana has a user: whoever calls themselves ana at the provider
+    must not become her."""
+    user = linking.sign_in(session, hasher, "corp", CORP, linking.Identity("s9", "x@evil.example", True, (), "ana"))
+    assert user.username == "corp-ana"
+    from_email = linking.sign_in(session, hasher, "corp", CORP, linking.Identity("s10", "bo@corp.example", True))
+    assert from_email.username == "corp-bo"
+
+
+def test_a_user_matched_by_email_keeps_their_name(session: Session, hasher: TokenHasher) -> None:
+    create_user(session, hasher, username="ana", role=Role.VIEWER, actor="test", email="ana@corp.example")
+    user = linking.sign_in(session, hasher, "corp", CORP, linking.Identity("s11", "ana@corp.example", True, (), "x"))
+    assert user.username == "ana"
+
+
+def test_creating_users_is_off_unless_the_config_turns_it_on(session: Session, hasher: TokenHasher) -> None:
+    default = OIDCProviderSettings(issuer="https://corp.example.com", client_id="airlock", client_secret="secret")
+    assert default.create_users is False
+    with pytest.raises(Forbidden, match="does not create new ones"):
+        linking.sign_in(session, hasher, "corp", default, linking.Identity("s12", "new@corp.example", True))
+    assert all(user.email != "new@corp.example" for user in list_users(session))
+
+
+def test_a_non_ascii_email_never_matches_an_existing_user(session: Session, hasher: TokenHasher) -> None:
+    """U+212A KELVIN SIGN lower-cases to "k" in Python and in PostgreSQL, not in SQLite."""
+    create_user(session, hasher, username="kim", role=Role.ADMIN, actor="test", email="kim@corp.example")
+    create_user(session, hasher, username="kel", role=Role.ADMIN, actor="test", email="\u212ael@corp.example")
+    kelvin = linking.sign_in(session, hasher, "corp", CORP, linking.Identity("s13", "\u212aim@corp.example", True))
+    assert kelvin.username not in ("kim", "kel") and kelvin.role is Role.VIEWER
+    ascii_kel = linking.sign_in(session, hasher, "corp", CORP, linking.Identity("s14", "KEL@corp.example", True))
+    assert ascii_kel.username not in ("kim", "kel") and ascii_kel.role is Role.VIEWER
+    upper = linking.sign_in(session, hasher, "corp", CORP, linking.Identity("s15", "KIM@Corp.Example", True))
+    assert upper.username == "kim"
+
+
+GOOGLE = CORP.model_copy(update={"issuer": "https://accounts.google.com", "allowed_domains": ["corp.example"]})
+
+
+@pytest.mark.parametrize(
+    ("identity", "allowed"),
+    [
+        (linking.Identity("g1", "a@corp.example", True, hosted_domain="corp.example"), True),
+        (linking.Identity("g2", "a@Corp.Example", True), True),
+        (linking.Identity("g3", "a@gmail.com", True, hosted_domain="CORP.example"), True),
+        (linking.Identity("g4", "a@corp.example", False), False),
+        (linking.Identity("g5", "a@corp.example", True, hosted_domain="other.example"), False),
+        (linking.Identity("g6", "a@gmail.com", True), False),
+        (linking.Identity("g7", "a@corp.example.evil", True), False),
+        (linking.Identity("g8", None, False, hosted_domain=None), False),
+        (linking.Identity("g9", "a@\u212aorp.example", True), False),
+    ],
+)
+def test_allowed_domains_come_from_hd_else_the_verified_email(
+    session: Session, hasher: TokenHasher, identity: linking.Identity, allowed: bool
+) -> None:
+    if allowed:
+        assert linking.sign_in(session, hasher, "google", GOOGLE, identity).role is Role.VIEWER
+    else:
+        with pytest.raises(Forbidden, match=r"only accounts of corp\.example"):
+            linking.sign_in(session, hasher, "google", GOOGLE, identity)
+        assert list_users(session) == []
+
+
+def test_allowed_domains_hold_at_every_sign_in_not_only_the_first(session: Session, hasher: TokenHasher) -> None:
+    linking.sign_in(session, hasher, "google", GOOGLE, linking.Identity("g10", "a@corp.example", True))
+    with pytest.raises(Forbidden, match="only accounts of"):
+        linking.sign_in(session, hasher, "google", GOOGLE, linking.Identity("g10", "a@gmail.com", True))
 
 
 def test_an_email_shared_by_two_users_links_to_neither(session: Session, hasher: TokenHasher) -> None:

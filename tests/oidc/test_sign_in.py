@@ -66,9 +66,9 @@ def test_a_first_sign_in_creates_the_person_with_the_role_their_group_gives(
         assert 'href="/login/oidc/corp?next=/"' in login_page.text and "Sign in with Corp SSO" in login_page.text
         landed = sign_in_through(web, "corp", "sub-ana")
         assert landed.status_code == 200 and landed.url.path == "/"
-        assert who(landed) == ("ana", "approver")
+        assert who(landed) == ("corp-ana", "approver")
     with unit_of_work(gw.state.runtime.engine) as session:
-        ana = get_user(session, "ana")
+        ana = get_user(session, "corp-ana")
         assert ana.role is Role.APPROVER and ana.email == "ana@example.com"
 
 
@@ -81,7 +81,7 @@ def test_groups_map_to_the_highest_role_and_no_match_gives_the_default(
 ) -> None:
     corp.set_accounts({"sub-max": person("max@example.com", groups, username="max")})
     with browser_like(gw) as web:
-        assert who(sign_in_through(web, "corp", "sub-max")) == ("max", role)
+        assert who(sign_in_through(web, "corp", "sub-max")) == ("corp-max", role)
 
 
 def test_no_matching_group_is_refused_where_there_is_no_default_role(
@@ -92,7 +92,7 @@ def test_no_matching_group_is_refused_where_there_is_no_default_role(
         refused = sign_in_through(web, "partner", "p-sam")
         assert refused.status_code == 403 and "none of your groups" in refusal(refused)
         assert web.get("/").status_code == 303  # no session
-    assert "sam" not in usernames(gw)
+    assert "partner-sam" not in usernames(gw) and "sam" not in usernames(gw)
 
 
 def test_an_unverified_email_does_not_match_an_existing_user(gw: RunningGateway, corp: LoopbackProvider) -> None:
@@ -141,10 +141,10 @@ def test_a_changed_group_demotes_at_the_next_sign_in_and_ends_the_other_sessions
 ) -> None:
     corp.set_accounts({"sub-dana": person("dana@example.com", ["airlock-admins"], username="dana")})
     with browser_like(gw) as laptop, browser_like(gw) as phone:
-        assert who(sign_in_through(laptop, "corp", "sub-dana")) == ("dana", "admin")
+        assert who(sign_in_through(laptop, "corp", "sub-dana")) == ("corp-dana", "admin")
         assert laptop.get("/users").status_code == 200
         corp.set_accounts({"sub-dana": person("dana@example.com", ["airlock-approvers"], username="dana")})
-        assert who(sign_in_through(phone, "corp", "sub-dana")) == ("dana", "approver")
+        assert who(sign_in_through(phone, "corp", "sub-dana")) == ("corp-dana", "approver")
         assert phone.get("/users").status_code == 403
         ended = laptop.get("/users")
         assert ended.status_code == 303 and ended.headers["location"].startswith("/login")
@@ -159,7 +159,7 @@ def test_a_changed_group_with_the_same_role_still_ends_the_other_sessions(
         sign_in_through(phone, "corp", "sub-eve")
         assert laptop.get("/").status_code == 200  # the same groups: both sessions live
         corp.set_accounts({"sub-eve": person("eve@example.com", ["airlock-approvers", "ops"], username="eve")})
-        assert who(sign_in_through(phone, "corp", "sub-eve")) == ("eve", "approver")
+        assert who(sign_in_through(phone, "corp", "sub-eve")) == ("corp-eve", "approver")
         assert laptop.get("/").status_code == 303
 
 
@@ -170,7 +170,7 @@ def test_a_deactivated_user_is_refused(gw: RunningGateway, corp: LoopbackProvide
     with browser_like(gw) as web:
         sign_in_through(web, "corp", "sub-fay")
     with unit_of_work(gw.state.runtime.engine) as session:
-        departures.deactivate_user(session, "fay", actor="test")
+        departures.deactivate_user(session, "corp-fay", actor="test")
     with browser_like(gw) as web:
         refused = sign_in_through(web, "corp", "sub-fay")
         assert refused.status_code == 403 and "deactivated" in refusal(refused)
@@ -205,4 +205,4 @@ def test_with_passwords_off_the_form_is_gone_and_a_posted_password_is_refused(
         assert refused.status_code == 403
         assert web.get("/").status_code == 303
         corp.set_accounts({"sub-hal": person("hal@example.com", ["airlock-approvers"], username="hal")})
-        assert who(sign_in_through(web, "corp", "sub-hal")) == ("hal", "approver")
+        assert who(sign_in_through(web, "corp", "sub-hal")) == ("corp-hal", "approver")
