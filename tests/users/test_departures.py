@@ -188,3 +188,32 @@ def listening(listener: departures.DeactivationListener) -> Iterator[None]:
         yield
     finally:
         departures.ON_DEACTIVATED.remove(listener)
+
+
+def test_an_admin_cannot_demote_themselves_or_the_last_active_admin(
+    engine: Engine, hasher: TokenHasher, people: dict[str, str]
+) -> None:
+    with pytest.raises(Forbidden, match="cannot demote yourself"), unit_of_work(engine) as session:
+        users.set_role(session, "root", Role.APPROVER, actor=ROOT)
+    for role in (Role.APPROVER, Role.VIEWER):
+        with pytest.raises(Conflict, match="last active admin"), unit_of_work(engine) as session:
+            users.set_role(session, "root", role, actor="cli")
+    assert user_row(engine, "root").role is Role.ADMIN
+    with unit_of_work(engine) as session:
+        users.set_role(session, "ana", Role.ADMIN, actor=ROOT)
+    with unit_of_work(engine) as session:
+        users.set_role(session, "root", Role.VIEWER, actor="user:ana")  # one of two admins: ana remains
+    assert user_row(engine, "root").role is Role.VIEWER
+    with pytest.raises(Conflict, match="ana is the last active admin"), unit_of_work(engine) as session:
+        departures.deactivate_user(session, "ana", actor="cli")
+
+
+def test_a_deactivated_admin_does_not_count_as_the_admin_that_remains(
+    engine: Engine, hasher: TokenHasher, people: dict[str, str]
+) -> None:
+    """A demoted admin and a deactivated one are both gone as admins: whichever step comes second is refused."""
+    with unit_of_work(engine) as session:
+        users.create_user(session, hasher, username="ops", role=Role.ADMIN, actor="t")
+    deactivate(engine, "ops")
+    with pytest.raises(Conflict, match="root is the last active admin"), unit_of_work(engine) as session:
+        users.set_role(session, "root", Role.APPROVER, actor="user:ops")
