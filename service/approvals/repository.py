@@ -210,6 +210,22 @@ class ApprovalRepository:
         self.session.add(vote)
         self.session.flush()
 
+    def pending_votes_by(self, approver: str) -> list[tuple[ApprovalVote, ToolCallRequest]]:
+        """The person's votes on requests still pending, those requests locked (PostgreSQL) as a decision locks them:
+        a vote being counted and the same vote being withdrawn do not interleave."""
+        query = (
+            select(ApprovalVote, ToolCallRequest)
+            .join(ToolCallRequest, col(ToolCallRequest.id) == col(ApprovalVote.request_id))
+            .where(ApprovalVote.approver == approver, ToolCallRequest.status == RequestStatus.PENDING)
+            .order_by(col(ApprovalVote.id))
+            .with_for_update(of=ToolCallRequest)
+        )
+        return [(vote, request) for vote, request in self.session.exec(query).all()]
+
+    def remove_vote(self, vote: ApprovalVote) -> None:
+        self.session.delete(vote)
+        self.session.flush()
+
     def add_standing(self, standing: StandingApproval) -> StandingApproval:
         self.session.add(standing)
         self.session.flush()

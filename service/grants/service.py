@@ -70,11 +70,15 @@ def create_grant(
     if repo.by_name(name) is not None:
         raise AlreadyExists(f"a grant named {name!r} already exists")
     owner_id = None
+    suspended_at = None
     if owner is not None:
         user = UserRepository(session).by_username(owner)
-        if user is None:
+        if user is None or user.deleted_at is not None:
             raise NotFound(f"no user named {owner!r} to own this grant")
         owner_id = user.id
+        # A deactivated owner's grants are suspended (service/users/departures.py); a new one is no exception, and
+        # reactivating the owner restores it with the others.
+        suspended_at = utcnow() if user.disabled_at is not None else None
     _check_known(upstreams, known_upstreams)
     token = new_token("alk")
     try:
@@ -87,6 +91,7 @@ def create_grant(
                     upstreams=[] if unassigned else sorted(set(upstreams)) if upstreams else None,
                     token_hash=hasher.hash(token),
                     token_prefix=token_prefix(token),
+                    suspended_at=suspended_at,
                 )
             )
     except IntegrityError:
@@ -98,7 +103,12 @@ def create_grant(
             action="grant.created",
             actor=actor,
             grant_name=name,
-            details={"owner": owner, "labels": dict(labels or {}), "upstreams": list(upstreams or [])},
+            details={
+                "owner": owner,
+                "labels": dict(labels or {}),
+                "upstreams": list(upstreams or []),
+                "suspended": suspended_at is not None,
+            },
         ),
     )
     return GrantCreated(name=name, token=token)

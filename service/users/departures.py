@@ -1,10 +1,11 @@
 """People come and go: deactivating, reactivating and deleting a user, each in the caller's one transaction.
 
 Deactivation cuts the person off on every channel at once. Their web sessions end (the session generation, as a
-sign-out does), their API tokens are revoked, the standing approvals they made end, and the grants they own are
-suspended: an agent of theirs is refused saying why, and its calls that have not run are cancelled as a revocation
-cancels them. Sign-in, the REST API and Slack all refuse a deactivated user. Reactivation lifts the suspension of
-their grants, and gives back none of the sessions or tokens.
+sign-out does), their API tokens are revoked, the standing approvals they made end, their votes on requests still
+pending are withdrawn (a quorum counts only people who are still here), and the grants they own are suspended: an
+agent of theirs is refused saying why, and its calls that have not run are cancelled as a revocation cancels them.
+Sign-in, the REST API and Slack all refuse a deactivated user. Reactivation lifts the suspension of their grants, and
+gives back none of the sessions or tokens (nor the withdrawn votes).
 
 Deletion deactivates first, then revokes their grants and strips the row of every credential. The row stays, as a
 tombstone: the audit log names people by their username (never by a key that could cascade), and a deleted owner's
@@ -25,16 +26,17 @@ from sqlmodel import Session
 
 from service.approvals.cancellation import Cancellation
 from service.approvals.events import EventBus
+from service.approvals.schemas import ApprovalEvent
 from service.approvals.standing import revoke_standing_by
-from service.audit.schemas import AuditRecord, user_actor
+from service.approvals.votes import withdraw_votes_of
+from service.audit.schemas import AuditRecord
 from service.audit.service import record
 from service.db.types import utcnow
-from service.errors import Conflict, Forbidden
 from service.grants import service as grants
 from service.policy import CounterStore
-from service.users.models import Role, User
+from service.users.models import User
 from service.users.repository import UserRepository
-from service.users.service import end_sessions_of, get_user
+from service.users.service import end_sessions_of, get_user, refuse_to_lose_an_admin
 
 DeactivationListener = Callable[[Session, User, str], None]
 """(session, user, actor): ends what its package holds of the person, in the deactivating transaction."""
@@ -55,16 +57,20 @@ class Departure:
     """The grants suspended (a deactivation) or revoked (a deletion)."""
     tokens_revoked: int = 0
     standing_ended: int = 0
+    votes_withdrawn: list[ApprovalEvent] = field(default_factory=list)
+    """One event per pending request the person's vote was withdrawn from."""
     cancellation: Cancellation = field(default_factory=Cancellation)
 
     def settle(self, counters: CounterStore | None, bus: EventBus | None = None) -> None:
         self.cancellation.settle(counters, bus)
+        if bus is not None:
+            bus.publish(self.votes_withdrawn)
 
 
 def deactivate_user(session: Session, username: str, *, actor: str) -> Departure:
     """Cut the person off everywhere (see the module's docstring); deactivating twice changes nothing."""
     user = get_user(session, username)
-    _refuse_to_lose_an_admin(session, user, actor, "deactivate")
+    refuse_to_lose_an_admin(session, user, actor, "deactivate")
     if user.disabled_at is not None:
         return Departure(username)
     return _deactivate(session, user, actor)
@@ -96,7 +102,7 @@ def delete_user(session: Session, username: str, *, actor: str) -> Departure:
     """Deactivate the person (if they are not already), revoke their grants, and leave a tombstone with their name
     and no credential (see the module's docstring)."""
     user = get_user(session, username)
-    _refuse_to_lose_an_admin(session, user, actor, "delete")
+    refuse_to_lose_an_admin(session, user, actor, "delete")
     departure = _deactivate(session, user, actor) if user.disabled_at is None else Departure(username)
     assert user.id is not None
     revoked, cancellation = grants.revoke_owned(session, user.id, actor=actor)
@@ -124,6 +130,7 @@ def _deactivate(session: Session, user: User, actor: str) -> Departure:
     departure = Departure(user.username)
     departure.tokens_revoked = repo.revoke_tokens(user.id, now)
     departure.standing_ended = revoke_standing_by(session, user.username, actor=actor, now=now)
+    departure.votes_withdrawn = withdraw_votes_of(session, user.username, actor=actor)
     departure.grants, departure.cancellation = grants.suspend_owned(session, user.id, actor=actor)
     for listener in ON_DEACTIVATED:
         listener(session, user, actor)
@@ -139,17 +146,8 @@ def _deactivate(session: Session, user: User, actor: str) -> Departure:
                 "requests_cancelled": [r.id for r in departure.cancellation.cancelled],
                 "api_tokens_revoked": departure.tokens_revoked,
                 "standing_approvals_ended": departure.standing_ended,
+                "votes_withdrawn": [e.request_id for e in departure.votes_withdrawn],
             },
         ),
     )
     return departure
-
-
-def _refuse_to_lose_an_admin(session: Session, user: User, actor: str, verb: str) -> None:
-    if actor == user_actor(user.username):
-        raise Forbidden(f"you cannot {verb} yourself; ask another admin")
-    if user.role is not Role.ADMIN or user.disabled_at is not None:
-        return
-    admins = UserRepository(session).active_admins_locked()
-    if [a.id for a in admins] == [user.id]:
-        raise Conflict(f"{user.username} is the last active admin; make someone else an admin first")

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import or_, update
 from sqlmodel import Session, col, select
 
 from service.users.models import ApiToken, Role, User
@@ -39,6 +39,17 @@ class UserRepository:
             .with_for_update()
         )
         return self.session.exec(query).all()
+
+    def departed_among(self, usernames: Collection[str]) -> set[str]:
+        """Those of `usernames` who are deactivated or deleted (a name with no user row, such as the CLI's operator,
+        is not among them)."""
+        if not usernames:
+            return set()
+        query = select(User.username).where(
+            col(User.username).in_(usernames),
+            or_(col(User.disabled_at).is_not(None), col(User.deleted_at).is_not(None)),
+        )
+        return set(self.session.exec(query).all())
 
     def revoke_tokens(self, user_id: int, when: datetime) -> int:
         """Revoke every live API token of the user; how many were live."""

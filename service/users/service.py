@@ -1,4 +1,5 @@
-"""Creating users, checking passwords (throttled for the web UI) and API tokens, and ending a person's web sessions."""
+"""Creating users, checking passwords (throttled for the web UI) and API tokens, ending a person's web sessions, and
+the rule that Airlock always keeps an active admin."""
 
 from __future__ import annotations
 
@@ -9,11 +10,11 @@ from datetime import datetime, timedelta
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from service.audit.schemas import AuditRecord
+from service.audit.schemas import AuditRecord, user_actor
 from service.audit.service import record
 from service.db.notify import CHANGES, announce
 from service.db.types import utcnow
-from service.errors import AlreadyExists, Forbidden, InvalidInput, NotAuthenticated, NotFound, TooManyAttempts
+from service.errors import AlreadyExists, Conflict, Forbidden, InvalidInput, NotAuthenticated, NotFound, TooManyAttempts
 from service.security import (
     TokenHasher,
     hash_password,
@@ -210,6 +211,8 @@ def _admin_event(session: Session, action: str, actor: str, details: dict[str, o
 
 def set_role(session: Session, username: str, role: Role, *, actor: str) -> User:
     user = get_user(session, username)
+    if user.role is Role.ADMIN and role is not Role.ADMIN:
+        refuse_to_lose_an_admin(session, user, actor, "demote")
     if user.role is not role:
         previous = user.role
         user.role = role
@@ -220,6 +223,19 @@ def set_role(session: Session, username: str, role: Role, *, actor: str) -> User
             session, "user.role_changed", actor, {"username": username, "from": previous.value, "to": role.value}
         )
     return user
+
+
+def refuse_to_lose_an_admin(session: Session, user: User, actor: str, verb: str) -> None:
+    """The one home of "an admin never removes themselves, and Airlock keeps an active admin": every step that takes
+    an admin away (a role change, a deactivation, a deletion) calls it before changing anything. The active admins
+    stay locked until the transaction ends, so two such steps racing each other cannot both pass."""
+    if actor == user_actor(user.username):
+        raise Forbidden(f"you cannot {verb} yourself; ask another admin")
+    if user.role is not Role.ADMIN or user.disabled_at is not None:
+        return
+    admins = UserRepository(session).active_admins_locked()
+    if [a.id for a in admins] == [user.id]:
+        raise Conflict(f"{user.username} is the last active admin; make someone else an admin first")
 
 
 def set_slack_user_id(session: Session, username: str, slack_user_id: str | None, *, actor: str) -> User:

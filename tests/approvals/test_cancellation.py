@@ -153,7 +153,7 @@ def test_an_approval_racing_the_revocation_is_cancelled_too(engine: Engine, hash
         service.apply_verdict(session, request_id, ANA, Verdict.APPROVE)
         thread.start()  # on PostgreSQL it starts, then waits for this transaction's locks
         if engine.dialect.name == "postgresql":
-            _wait_until_a_backend_waits_for_a_lock(engine)
+            wait_until_a_backend_waits_for_a_lock(engine)
         assert not revoked.is_set()
     thread.join()
     with unit_of_work(engine) as session:
@@ -161,7 +161,7 @@ def test_an_approval_racing_the_revocation_is_cancelled_too(engine: Engine, hash
         assert service.claim(session, request_id) is False
 
 
-def _wait_until_a_backend_waits_for_a_lock(engine: Engine) -> None:
+def wait_until_a_backend_waits_for_a_lock(engine: Engine) -> None:
     query = text(
         "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
     )

@@ -6,9 +6,10 @@ from sqlmodel import Session, select
 
 from service.audit.models import AuditEvent
 from service.db.engine import unit_of_work
-from service.errors import AlreadyExists, InvalidInput, NotAuthenticated, NotFound
+from service.errors import AlreadyExists, Forbidden, InvalidInput, NotAuthenticated, NotFound
 from service.grants import service
 from service.security import TokenHasher
+from service.users import departures
 from service.users.models import Role
 from service.users.service import create_user
 
@@ -77,3 +78,26 @@ def test_labels_are_parsed_strictly() -> None:
     assert service.parse_labels(["team=design", "env=prod=1"]) == {"team": "design", "env": "prod=1"}
     with pytest.raises(InvalidInput):
         service.parse_labels(["nolabel"])
+
+
+def test_a_deleted_owner_is_refused_and_a_deactivated_owners_new_grant_is_suspended(
+    engine: Engine, hasher: TokenHasher
+) -> None:
+    with unit_of_work(engine) as session:
+        for name in ("gone", "away"):
+            create_user(session, hasher, username=name, role=Role.APPROVER, actor="test")
+    with unit_of_work(engine) as session:
+        departures.delete_user(session, "gone", actor="cli")
+        departures.deactivate_user(session, "away", actor="cli")
+    with pytest.raises(NotFound, match="no user named 'gone'"), unit_of_work(engine) as session:
+        service.create_grant(session, hasher, name="ghost", actor="test", owner="gone")
+    with unit_of_work(engine) as session:
+        token = service.create_grant(session, hasher, name="bot", actor="test", owner="away").token
+    with unit_of_work(engine) as session:
+        assert [(g.name, g.suspended) for g in service.list_grants(session, include_revoked=True)] == [("bot", True)]
+        with pytest.raises(Forbidden, match="suspended"):
+            service.authenticate(session, hasher, token)
+    with unit_of_work(engine) as session:
+        assert departures.reactivate_user(session, "away", actor="cli") == ["bot"]
+    with unit_of_work(engine) as session:
+        assert service.authenticate(session, hasher, token)[1].owner == "away"

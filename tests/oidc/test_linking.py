@@ -144,12 +144,22 @@ def test_matching_off_or_creation_off_refuses(session: Session, hasher: TokenHas
 
 
 def test_a_new_role_raises_the_session_generation(session: Session, hasher: TokenHasher) -> None:
+    linking.sign_in(session, hasher, "corp", CORP, linking.Identity("s6", None, False, ("admins",), "ray"))
     user = linking.sign_in(session, hasher, "corp", CORP, linking.Identity("s7", None, False, ("admins",), "tia"))
     generation = user.session_generation
     demoted = linking.sign_in(session, hasher, "corp", CORP, linking.Identity("s7", None, False, ("approvers",)))
     assert demoted.role is Role.APPROVER and demoted.session_generation > generation
     same = linking.sign_in(session, hasher, "corp", CORP, linking.Identity("s7", None, False, ("approvers",)))
     assert same.session_generation == demoted.session_generation
+
+
+def test_a_sign_in_does_not_demote_the_last_active_admin(session: Session, hasher: TokenHasher) -> None:
+    from service.errors import Conflict
+
+    linking.sign_in(session, hasher, "corp", CORP, linking.Identity("s9", None, False, ("admins",), "ivy"))
+    with pytest.raises(Conflict, match="ivy is the last active admin"):
+        linking.sign_in(session, hasher, "corp", CORP, linking.Identity("s9", None, False, ("approvers",)))
+    assert get_user(session, "ivy").role is Role.ADMIN
 
 
 def test_a_subject_linked_twice_at_once_is_a_conflict_not_a_crash(session: Session, hasher: TokenHasher) -> None:

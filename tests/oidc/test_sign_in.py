@@ -139,8 +139,14 @@ def test_a_linked_user_is_not_taken_over_by_email_from_a_new_subject_or_a_second
 def test_a_changed_group_demotes_at_the_next_sign_in_and_ends_the_other_sessions(
     gw: RunningGateway, corp: LoopbackProvider
 ) -> None:
-    corp.set_accounts({"sub-dana": person("dana@example.com", ["airlock-admins"], username="dana")})
-    with browser_like(gw) as laptop, browser_like(gw) as phone:
+    corp.set_accounts(
+        {
+            "sub-dana": person("dana@example.com", ["airlock-admins"], username="dana"),
+            "sub-ops": person("ops@example.com", ["airlock-admins"], username="ops"),
+        }
+    )
+    with browser_like(gw) as laptop, browser_like(gw) as phone, browser_like(gw) as ops:
+        assert who(sign_in_through(ops, "corp", "sub-ops")) == ("corp-ops", "admin")  # remains an admin after dana
         assert who(sign_in_through(laptop, "corp", "sub-dana")) == ("corp-dana", "admin")
         assert laptop.get("/users").status_code == 200
         corp.set_accounts({"sub-dana": person("dana@example.com", ["airlock-approvers"], username="dana")})

@@ -3,6 +3,7 @@ not), what deletion keeps, and who may not be removed."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -24,7 +25,7 @@ from service.users import departures
 from service.users import service as users
 from service.users.models import Role, User
 from tests.approvals.helpers import ANA, decide, held
-from tests.approvals.test_cancellation import spent
+from tests.approvals.test_cancellation import spent, wait_until_a_backend_waits_for_a_lock
 
 ROOT = "user:root"
 PEOPLE = (("root", Role.ADMIN), ("ana", Role.APPROVER))
@@ -188,3 +189,61 @@ def listening(listener: departures.DeactivationListener) -> Iterator[None]:
         yield
     finally:
         departures.ON_DEACTIVATED.remove(listener)
+
+
+def test_an_admin_cannot_demote_themselves_or_the_last_active_admin(
+    engine: Engine, hasher: TokenHasher, people: dict[str, str]
+) -> None:
+    with pytest.raises(Forbidden, match="cannot demote yourself"), unit_of_work(engine) as session:
+        users.set_role(session, "root", Role.APPROVER, actor=ROOT)
+    for role in (Role.APPROVER, Role.VIEWER):
+        with pytest.raises(Conflict, match="last active admin"), unit_of_work(engine) as session:
+            users.set_role(session, "root", role, actor="cli")
+    assert user_row(engine, "root").role is Role.ADMIN
+    with unit_of_work(engine) as session:
+        users.set_role(session, "ana", Role.ADMIN, actor=ROOT)
+    with unit_of_work(engine) as session:
+        users.set_role(session, "root", Role.VIEWER, actor="user:ana")  # one of two admins: ana remains
+    assert user_row(engine, "root").role is Role.VIEWER
+    with pytest.raises(Conflict, match="ana is the last active admin"), unit_of_work(engine) as session:
+        departures.deactivate_user(session, "ana", actor="cli")
+
+
+def test_a_demotion_racing_a_deactivation_leaves_an_admin(
+    engine: Engine, hasher: TokenHasher, people: dict[str, str]
+) -> None:
+    """ops deactivates root while root demotes ops: the demotion waits for the admins' lock, then finds ops the last
+    active admin."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time: the two never interleave")
+    with unit_of_work(engine) as session:
+        users.create_user(session, hasher, username="ops", role=Role.ADMIN, actor="t")
+    outcome: list[BaseException | None] = []
+
+    def root_demotes_ops() -> None:
+        try:
+            with unit_of_work(engine) as session:
+                users.set_role(session, "ops", Role.APPROVER, actor=ROOT)
+            outcome.append(None)
+        except Conflict as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=root_demotes_ops)
+    with unit_of_work(engine) as session:
+        departures.deactivate_user(session, "root", actor="user:ops")
+        thread.start()  # it waits for this transaction's lock on the admins
+        wait_until_a_backend_waits_for_a_lock(engine)
+    thread.join()
+    assert [str(e) for e in outcome] == ["ops is the last active admin; make someone else an admin first"]
+    assert (user_row(engine, "ops").role, user_row(engine, "ops").disabled_at) == (Role.ADMIN, None)
+
+
+def test_a_deactivated_admin_does_not_count_as_the_admin_that_remains(
+    engine: Engine, hasher: TokenHasher, people: dict[str, str]
+) -> None:
+    """A demoted admin and a deactivated one are both gone as admins: whichever step comes second is refused."""
+    with unit_of_work(engine) as session:
+        users.create_user(session, hasher, username="ops", role=Role.ADMIN, actor="t")
+    deactivate(engine, "ops")
+    with pytest.raises(Conflict, match="root is the last active admin"), unit_of_work(engine) as session:
+        users.set_role(session, "root", Role.APPROVER, actor="user:ops")
