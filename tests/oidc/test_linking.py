@@ -157,9 +157,9 @@ def test_a_sign_in_does_not_demote_the_last_active_admin(session: Session, hashe
     from service.errors import Conflict
 
     linking.sign_in(session, hasher, "corp", CORP, linking.Identity("s9", None, False, ("admins",), "ivy"))
-    with pytest.raises(Conflict, match="ivy is the last active admin"):
+    with pytest.raises(Conflict, match="corp-ivy is the last active admin"):
         linking.sign_in(session, hasher, "corp", CORP, linking.Identity("s9", None, False, ("approvers",)))
-    assert get_user(session, "ivy").role is Role.ADMIN
+    assert get_user(session, "corp-ivy").role is Role.ADMIN
 
 
 def test_a_subject_linked_twice_at_once_is_a_conflict_not_a_crash(session: Session, hasher: TokenHasher) -> None:
