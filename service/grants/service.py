@@ -211,28 +211,11 @@ def revoke_owned(session: Session, owner_id: int, *, actor: str) -> tuple[list[s
 def set_labels(session: Session, name: str, labels: Mapping[str, str], *, actor: str) -> None:
     """Labels feed the policy (`grant.labels` in conditions), so a change is audited with what it replaced and
     announced, like a revoke: every replica's cached lookups of this grant must see it at once."""
-    grant = GrantRepository(session).by_name(name)
-    if grant is None:
-        raise NotFound(f"no grant named {name!r}")
-    if grant.revoked_at is not None:
-        raise InvalidInput(f"grant {name!r} is revoked: its labels no longer matter")
+    grant = _live_by_name(session, name, "its labels no longer matter")
     before, after = dict(grant.labels or {}), dict(labels)
-    if before == after:
-        return
-    grant.labels = after
-    session.add(grant)
-    announce(session, CHANGES, {"what": "grants"})
-    record(
-        session,
-        AuditRecord(
-            kind="admin",
-            action="grant.labels_changed",
-            actor=actor,
-            grant_id=grant.id,
-            grant_name=name,
-            details={"before": before, "after": after},
-        ),
-    )
+    if before != after:
+        grant.labels = after
+        _changed(session, grant, "grant.labels_changed", actor, before, after)
 
 
 def set_upstreams(
@@ -246,26 +229,36 @@ def set_upstreams(
     """Which upstreams the grant reaches: None every one, a list only those, an empty list none (as a grant made at
     OAuth consent starts). Audited with what it replaced, and announced like a revoke so every replica's cached
     lookups see it at once."""
+    grant = _live_by_name(session, name, "it reaches nothing")
+    _check_known(upstreams, known_upstreams)
+    before, after = grant.upstreams, None if upstreams is None else sorted(set(upstreams))
+    if before != after:
+        grant.upstreams = after
+        _changed(session, grant, "grant.upstreams_changed", actor, before, after)
+
+
+def _live_by_name(session: Session, name: str, why_revoked_matters: str) -> Grant:
     grant = GrantRepository(session).by_name(name)
     if grant is None:
         raise NotFound(f"no grant named {name!r}")
     if grant.revoked_at is not None:
-        raise InvalidInput(f"grant {name!r} is revoked: it reaches nothing")
-    _check_known(upstreams, known_upstreams)
-    before, after = grant.upstreams, None if upstreams is None else sorted(set(upstreams))
-    if before == after:
-        return
-    grant.upstreams = after
+        raise InvalidInput(f"grant {name!r} is revoked: {why_revoked_matters}")
+    return grant
+
+
+def _changed(session: Session, grant: Grant, action: str, actor: str, before: object, after: object) -> None:
+    """A change the policy or the gateway reads: audited with what it replaced, and announced like a revoke, so
+    every replica's cached lookups of this grant see it at once."""
     session.add(grant)
     announce(session, CHANGES, {"what": "grants"})
     record(
         session,
         AuditRecord(
             kind="admin",
-            action="grant.upstreams_changed",
+            action=action,
             actor=actor,
             grant_id=grant.id,
-            grant_name=name,
+            grant_name=grant.name,
             details={"before": before, "after": after},
         ),
     )
